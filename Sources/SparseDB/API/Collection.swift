@@ -1,0 +1,276 @@
+import Foundation
+
+/// A named set of documents with one sparse vector each, indexed for exact top-k by dot product.
+///
+/// Obtain one from ``Database/collection(_:)`` or ``Database/collection(_:creatingWithDimensions:)``.
+/// Every mutation is one ACID write transaction: all of a batch or nothing.
+public final class Collection: @unchecked Sendable {
+    /// The collection's name.
+    public let name: String
+    let database: Database
+    let id: UInt32
+    /// Valid dimension indices are `0..<dimensions`.
+    public let dimensions: UInt32
+
+    init(database: Database, info: CollectionInfo) {
+        self.database = database
+        self.name = info.name
+        self.id = info.id
+        self.dimensions = info.dimensions
+    }
+
+    var env: LMDBEnvironment { database.env }
+
+    func info(_ txn: borrowing Transaction) throws -> CollectionInfo {
+        guard let info = try Catalog.loadInfo(txn, name: name) else {
+            throw SparseDBError(.notFound, "collection '\(name)' no longer exists")
+        }
+        return info
+    }
+
+    /// Current metadata (counts, encoder).
+    func currentInfo() throws -> CollectionInfo { try env.read { txn in try info(txn) } }
+
+    /// Number of live documents.
+    public func count() throws -> Int { Int(try currentInfo().liveDocuments) }
+
+    /// Inserts `documents`, replacing any stored document with the same id, in one transaction.
+    ///
+    /// - Throws: `.invalidInput` (nothing is written) when a document has an empty or too long id
+    ///   or a dimension outside `0..<dimensions`.
+    public func upsert(_ documents: [Document]) throws {
+        guard !documents.isEmpty else { return }
+        let codec = ZstdCodec(level: database.configuration.compressionLevel)
+        try env.write { txn in
+            var info = try info(txn)
+            try IndexWriter.upsert(txn, info: &info, documents: documents, codec: codec)
+            try Catalog.saveInfo(txn, info)
+        }
+    }
+
+    /// Deletes the documents with these ids in one transaction; returns the ids that did not exist.
+    @discardableResult
+    public func delete(ids: [String]) throws -> [String] {
+        try env.write { txn in
+            var info = try info(txn)
+            let missing = try IndexWriter.delete(txn, info: &info, ids: ids)
+            try Catalog.saveInfo(txn, info)
+            return missing
+        }
+    }
+
+    /// Removes deleted documents for good and re-packs every posting list into full blocks.
+    /// Search results do not change.
+    public func compact() throws {
+        let codec = ZstdCodec(level: database.configuration.compressionLevel)
+        try env.write { txn in
+            var info = try info(txn)
+            try IndexWriter.compact(txn, info: &info, codec: codec)
+            try Catalog.saveInfo(txn, info)
+        }
+    }
+
+    /// The stored document with external id `id`, or `nil`.
+    public func document(id: String) throws -> Document? {
+        try env.read { txn in
+            guard let doc = try IndexWriter.documentId(txn, idKey: Schema.idKey(self.id, id)) else { return nil }
+            return try self.loadDocument(txn, doc)
+        }
+    }
+
+    func loadDocument(_ txn: borrowing Transaction, _ doc: UInt32) throws -> Document {
+        let record = try txn.withValue(Schema.documentKey(id, doc), in: txn.tables.documents) { b throws in
+            guard let b else { throw SparseDBError(.corrupt, "document \(doc) of '\(name)' has no record") }
+            return try Schema.parseDocumentRecord(b)
+        }
+        let vector = try forwardVector(txn, doc)
+        return Document(id: record.id, payload: record.payload, vector: vector)
+    }
+
+    func forwardVector(_ txn: borrowing Transaction, _ doc: UInt32) throws -> SparseVector {
+        try txn.withValue(Schema.forwardKey(id, doc), in: txn.tables.forward) { b throws in
+            guard let b else { throw SparseDBError(.corrupt, "document \(doc) of '\(name)' has no forward row") }
+            return try Schema.parseForwardRecord(b)
+        }
+    }
+}
+
+/// Options of one query.
+public struct SearchOptions: Sendable {
+    /// How many hits to return.
+    public var k: Int = 10
+    /// The traversal algorithm; every exact one returns the same hits.
+    public var algorithm: SearchAlgorithm = .maxscore
+    /// Approximate: keep only this many query terms, the largest weights first.
+    public var maxQueryTerms: Int? = nil
+    /// Load the stored payload of each hit.
+    public var includePayloads: Bool = true
+
+    public init(k: Int = 10, algorithm: SearchAlgorithm = .maxscore, maxQueryTerms: Int? = nil, includePayloads: Bool = true) {
+        self.k = k
+        self.algorithm = algorithm
+        self.maxQueryTerms = maxQueryTerms
+        self.includePayloads = includePayloads
+    }
+}
+
+/// One search result.
+public struct SearchHit: Sendable, Equatable {
+    /// External document id.
+    public var id: String
+    /// Exact dot product of query and document (float weights, summed in double precision).
+    public var score: Double
+    /// The stored payload, when asked for and present.
+    public var payload: [UInt8]?
+    /// Internal document id (insertion order); ties in score are broken by the smaller one.
+    public var internalId: UInt32
+}
+
+/// The hits of one query and what the query did.
+public struct SearchResult: Sendable {
+    public var hits: [SearchHit]
+    public var statistics: SearchStatistics
+}
+
+extension Collection {
+    /// The exact top-k documents by dot product with `query` (approximate when
+    /// `options.maxQueryTerms` is set).
+    ///
+    /// ```swift
+    /// let result = try collection.search(query, options: SearchOptions(k: 10, algorithm: .bmw))
+    /// for hit in result.hits { print(hit.id, hit.score) }
+    /// ```
+    public func search(_ query: SparseVector, options: SearchOptions = SearchOptions()) throws -> SearchResult {
+        guard options.k > 0 else { return SearchResult(hits: [], statistics: SearchStatistics()) }
+        var q = query.droppingZeros()
+        if let limit = options.maxQueryTerms { q = q.keepingLargest(limit) }
+        if let last = q.dimensions.last, last >= dimensions {
+            throw SparseDBError(.invalidInput, "query dimension \(last) is out of range (collection '\(name)' has \(dimensions) dimensions)")
+        }
+        let codec = ZstdCodec()
+        return try env.read { txn in
+            let info = try info(txn)
+            var deleted = Set<UInt32>()
+            if info.deletedDocuments > 0 {
+                try txn.scan(prefix: Schema.prefix(id), in: txn.tables.tombstones) { k, _ in
+                    var r = ByteReader(k)
+                    _ = r.u32be()
+                    if let d = r.u32be() { deleted.insert(d) }
+                    return true
+                }
+            }
+            var cursors: [TermCursor] = []
+            for (term, weight) in zip(q.dimensions, q.weights) {
+                let stats = try txn.withValue(Schema.termKey(id, term), in: txn.tables.terms) { b throws in
+                    try b.map { b throws in try Schema.parseTermRecord(b) }
+                }
+                guard let stats else { continue }
+                let cursor = TermCursor(term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, codec: codec)
+                try txn.scan(prefix: Schema.termKey(id, term), in: txn.tables.postings) { k, v in
+                    var r = ByteReader(k)
+                    _ = r.u32be()
+                    _ = r.u32be()
+                    guard let first = r.u32be() else { throw SparseDBError(.corrupt, "posting key is truncated") }
+                    try cursor.addBlock(firstDocument: first, bytes: v)
+                    return true
+                }
+                cursors.append(cursor)
+            }
+            let collector = CandidateCollector(k: options.k, deleted: deleted)
+            try Traversal.run(options.algorithm, cursors: cursors, collector: collector)
+            var stats = SearchStatistics()
+            stats.terms = cursors.count
+            for c in cursors {
+                stats.postingsDecoded += c.postingsDecoded
+                stats.blocksDecoded += c.blocksDecoded
+                stats.blocksSkipped += c.blockCount - c.blocksDecoded
+            }
+            stats.documentsScored = collector.documentsScored
+            let survivors = collector.survivors()
+            stats.candidatesRescored = survivors.count
+            var scored: [(doc: UInt32, score: Double)] = []
+            scored.reserveCapacity(survivors.count)
+            for doc in survivors {
+                let s = try txn.withValue(Schema.forwardKey(id, doc), in: txn.tables.forward) { b throws -> Double in
+                    guard let b else { throw SparseDBError(.corrupt, "document \(doc) of '\(name)' has no forward row") }
+                    return try Self.dot(query: q, forwardRow: b)
+                }
+                scored.append((doc, s))
+            }
+            scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.doc < $1.doc }
+            var hits: [SearchHit] = []
+            for (doc, score) in scored.prefix(options.k) {
+                let record = try txn.withValue(Schema.documentKey(id, doc), in: txn.tables.documents) { b throws in
+                    guard let b else { throw SparseDBError(.corrupt, "document \(doc) of '\(name)' has no record") }
+                    return try Schema.parseDocumentRecord(b)
+                }
+                hits.append(SearchHit(id: record.id, score: score, payload: options.includePayloads ? record.payload : nil, internalId: doc))
+            }
+            return SearchResult(hits: hits, statistics: stats)
+        }
+    }
+
+    /// Exact dot product of `query` with a stored forward row, decoded on the fly.
+    static func dot(query: SparseVector, forwardRow bytes: UnsafeRawBufferPointer) throws -> Double {
+        var r = ByteReader(bytes)
+        guard let n32 = r.u32le(), r.u32le() != nil else { throw SparseDBError(.corrupt, "forward row is truncated") }
+        let n = Int(n32)
+        // Weights follow the n varints; find where by decoding the dimensions first.
+        var dims = [UInt32](repeating: 0, count: n)
+        var previous: UInt32 = 0
+        for i in 0..<n {
+            guard let delta = r.varint() else { throw SparseDBError(.corrupt, "forward row is truncated") }
+            previous = i == 0 ? delta : previous &+ delta
+            dims[i] = previous
+        }
+        guard r.remaining == n * 4 else { throw SparseDBError(.corrupt, "forward row has the wrong length") }
+        let weightsStart = r.offset
+        var sum = 0.0
+        var i = 0
+        var j = 0
+        let qd = query.dimensions
+        let qw = query.weights
+        while i < n && j < qd.count {
+            if dims[i] == qd[j] {
+                let w = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: weightsStart + 4 * i, as: UInt32.self)))
+                sum += Double(w) * Double(qw[j])
+                i += 1
+                j += 1
+            } else if dims[i] < qd[j] {
+                i += 1
+            } else {
+                j += 1
+            }
+        }
+        return sum
+    }
+
+    /// Counts and sizes of this collection.
+    public func statistics() throws -> CollectionStatistics {
+        try env.read { txn in
+            let info = try info(txn)
+            var terms = 0
+            var blocks = 0
+            var postingBytes = 0
+            var forwardBytes = 0
+            try txn.scan(prefix: Schema.prefix(id), in: txn.tables.terms) { _, _ in
+                terms += 1
+                return true
+            }
+            try txn.scan(prefix: Schema.prefix(id), in: txn.tables.postings) { _, v in
+                blocks += 1
+                postingBytes += v.count
+                return true
+            }
+            try txn.scan(prefix: Schema.prefix(id), in: txn.tables.forward) { _, v in
+                forwardBytes += v.count
+                return true
+            }
+            return CollectionStatistics(
+                name: name, dimensions: dimensions, documents: info.liveDocuments, deletedDocuments: info.deletedDocuments,
+                postings: info.postings, terms: terms, postingBlocks: blocks, postingBytes: postingBytes,
+                bytesPerPosting: info.postings > 0 ? Double(postingBytes) / Double(info.postings) : 0,
+                forwardBytes: forwardBytes, encoder: info.encoder?.name)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import CZstd
+
+/// Owner of a zstd compression and a decompression context, reused across blocks.
+///
+/// Not thread-safe: each writer or query owns its own codec.
+final class ZstdCodec {
+    private let cctx: OpaquePointer
+    private let dctx: OpaquePointer
+    let level: Int32
+
+    init(level: Int32 = 3) {
+        // Allocation failure of a few hundred KiB is not recoverable in any meaningful way.
+        cctx = ZSTD_createCCtx()!
+        dctx = ZSTD_createDCtx()!
+        self.level = level
+    }
+
+    deinit {
+        ZSTD_freeCCtx(cctx)
+        ZSTD_freeDCtx(dctx)
+    }
+
+    /// Compresses `input`; the result is a complete zstd frame.
+    func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { o in
+            ZSTD_compressCCtx(cctx, o.baseAddress, bound, input.baseAddress, input.count, level)
+        }
+        if ZSTD_isError(n) != 0 {
+            throw SparseDBError(.compression, "zstd compress: \(String(cString: ZSTD_getErrorName(n)))")
+        }
+        out.removeSubrange(n...)
+        return out
+    }
+
+    /// Decompresses a frame whose decoded size is known (it is stored beside the frame), into `out`.
+    /// A frame that decodes to any other size is corrupt.
+    func decompress(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws {
+        let n = ZSTD_decompressDCtx(dctx, out.baseAddress, out.count, input.baseAddress, input.count)
+        if ZSTD_isError(n) != 0 {
+            throw SparseDBError(.corrupt, "zstd decompress: \(String(cString: ZSTD_getErrorName(n)))")
+        }
+        if n != out.count {
+            throw SparseDBError(.corrupt, "zstd frame decoded to \(n) bytes, expected \(out.count)")
+        }
+    }
+}

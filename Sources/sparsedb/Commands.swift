@@ -1,0 +1,210 @@
+import ArgumentParser
+import Foundation
+import SparseDB
+
+struct Ingest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ingest precomputed vectors (--vectors) or a text corpus (--corpus) into a collection.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name (created when absent).") var collection: String = "default"
+    @Option(help: "Vector JSONL: {\"_id\": ..., \"vector\": {\"DIM\": weight}}; other fields become the payload.")
+    var vectors: String?
+    @Option(help: "BEIR corpus JSONL: {\"_id\", \"title\", \"text\"}; encoded with --model.") var corpus: String?
+    @Option(help: "Model folder, or 'default' (splade-tiny).") var model: String = "default"
+    @Option(help: "Documents per write transaction.") var batchSize: Int = 1000
+    @Option(help: "Dimensions of a new collection (vector ingest).") var dimensions: UInt32 = 30_522
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if dimensions < 1 || dimensions > 1 << 31 { throw ValidationError("--dimensions must be 1 ... 2^31") }
+    }
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            if let vectors { try ingestVectors(vectors) } else if corpus != nil { throw SparseDBError.invalidInput("text ingest arrives with the encoder") }
+        }
+    }
+
+    private func ingestVectors(_ path: String) throws {
+        let reader = try JSONLinesReader(path: path)
+        let db = try Database(path: database.db)
+        let dims = (try? db.collection(collection).dimensions) ?? dimensions
+        // First pass: check every line, so that a bad line leaves the database exactly as it was.
+        var lines = 0
+        for (line, bytes) in reader {
+            _ = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: dims)
+            lines += 1
+        }
+        guard lines > 0 else { throw SparseDBError.emptyInput(path) }
+        let coll = try db.collection(collection, creatingWithDimensions: dims)
+        let progress = Progress("ingest \(collection)", total: lines, quiet: quiet)
+        var batch: [Document] = []
+        var done = 0
+        for (line, bytes) in reader {
+            let r = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: dims)
+            batch.append(Document(id: r.id, payload: LineFormats.payload(r.rest), vector: r.vector))
+            if batch.count >= batchSize {
+                try coll.upsert(batch)
+                done += batch.count
+                batch.removeAll(keepingCapacity: true)
+                progress.update(done)
+            }
+        }
+        try coll.upsert(batch)
+        done += batch.count
+        progress.finish(done)
+    }
+}
+
+extension SparseDBError {
+    static func emptyInput(_ path: String) -> SparseDBError {
+        SparseDBError.invalidInput("\(path): the file holds no records")
+    }
+}
+
+struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Top-k search by query text or query vectors.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name.") var collection: String = "default"
+    @Option(help: "One query text.") var query: String?
+    @Option(help: "Query JSONL {\"_id\", \"text\"}.") var queries: String?
+    @Option(help: "Query vector JSONL {\"_id\", \"vector\"}.") var queryVectors: String?
+    @Option(help: "Hits per query.") var k: Int = 10
+    @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
+    @Option(help: "trec | jsonl.") var format: OutputFormat = .trec
+    @Option(help: "Model folder or 'default' for text queries (default: the collection's own encoder).") var model: String?
+    @Flag(help: "Accept a --model different from the one the collection was built with.") var allowModelMismatch = false
+    @Option(help: "Approximate: keep only this many largest query weights.") var maxQueryTerms: Int?
+    @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
+
+    enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl }
+
+    func validate() throws {
+        let given = [query != nil, queries != nil, queryVectors != nil].filter { $0 }.count
+        if given != 1 { throw ValidationError("give exactly one of --query, --queries or --query-vectors") }
+        if k < 1 { throw ValidationError("--k must be at least 1") }
+    }
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            let coll = try db.collection(collection)
+            let options = SearchOptions(k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms)
+            var latencies: [Double] = []
+            func emit(_ qid: String, _ result: SearchResult) {
+                switch format {
+                case .trec:
+                    for (rank, hit) in result.hits.enumerated() {
+                        printLine("\(qid) Q0 \(hit.id) \(rank + 1) \(String(format: "%.6f", hit.score)) \(tag)")
+                    }
+                case .jsonl:
+                    var hits: [[String: Any]] = []
+                    for (rank, hit) in result.hits.enumerated() {
+                        var h: [String: Any] = ["id": hit.id, "rank": rank + 1, "score": hit.score]
+                        if let p = hit.payload {
+                            h["payload"] = (try? JSONSerialization.jsonObject(with: Data(p))) ?? String(decoding: p, as: UTF8.self)
+                        }
+                        hits.append(h)
+                    }
+                    let s = result.statistics
+                    let object: [String: Any] = [
+                        "query_id": qid, "hits": hits,
+                        "stats": ["terms": s.terms, "postings_decoded": s.postingsDecoded, "blocks_decoded": s.blocksDecoded,
+                                  "blocks_skipped": s.blocksSkipped, "documents_scored": s.documentsScored,
+                                  "candidates_rescored": s.candidatesRescored],
+                    ]
+                    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                    printLine(String(decoding: data, as: UTF8.self))
+                }
+            }
+            if let path = queryVectors {
+                for (line, bytes) in try JSONLinesReader(path: path) {
+                    let r = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: coll.dimensions)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let result = try coll.search(r.vector, options: options)
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    emit(r.id, result)
+                }
+            } else {
+                throw SparseDBError.invalidInput("text queries arrive with the encoder")
+            }
+            if !latencies.isEmpty {
+                let sorted = latencies.sorted()
+                let mean = latencies.reduce(0, +) / Double(latencies.count)
+                stderrLine(String(format: "%d queries, %@: mean %.3f ms, p50 %.3f ms, p99 %.3f ms", latencies.count,
+                                  algorithm.rawValue, mean, sorted[sorted.count / 2], sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]))
+            }
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete documents by id (a file with one id a line).")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name.") var collection: String = "default"
+    @Option(help: "File with one external id a line.") var ids: String
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            guard let text = FileManager.default.contents(atPath: ids) else { throw SparseDBError.notFound("\(ids): no such readable file") }
+            guard let s = String(data: text, encoding: .utf8) else { throw SparseDBError.invalidInput("\(ids): not valid UTF-8") }
+            let list = s.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let db = try Database(path: database.db, configuration: .existing)
+            let missing = try db.collection(collection).delete(ids: list)
+            stderrLine("deleted \(list.count - missing.count) documents; \(missing.count) ids not found")
+        }
+    }
+}
+
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove deleted documents and re-pack posting lists.")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name (all collections when omitted).") var collection: String?
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            let db = try Database(path: database.db, configuration: .existing)
+            for name in try collection.map({ [$0] }) ?? db.collectionNames() {
+                let t0 = Date()
+                try db.collection(name).compact()
+                stderrLine("compacted \(name) in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+            }
+        }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Counts and sizes as JSON.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            printLine(String(decoding: try encoder.encode(try db.statistics()), as: UTF8.self))
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check checksums, references and counts; exit 1 on any problem.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try SparseDBCommand.guarded {
+            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            let problems = try db.verify()
+            if problems.isEmpty {
+                printLine("ok: \(try db.collectionNames().count) collections verified")
+            } else {
+                for p in problems { printLine(p) }
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@testable import SparseDB
+
+/// Runs the real `sparsedb` executable, as a user would.
+@Suite struct CLITests {
+    let sparsedb = productPath("sparsedb")
+
+    func ingest(_ db: String, _ file: String, collection: String = "c", extra: [String] = []) throws -> (status: Int32, out: String, err: String) {
+        try run(sparsedb, ["ingest", "--db", db, "--collection", collection, "--vectors", file, "--quiet"] + extra)
+    }
+
+    @Test func ingestSearchReopenDeleteCompactVerify() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let docs = referencePath("cranfield", "doc_vectors.jsonl")
+            let queries = referencePath("cranfield", "query_vectors.jsonl")
+            let r = try ingest(db, docs, extra: ["--batch-size", "500"])
+            #expect(r.status == 0, "\(r.err)")
+            // Each search is a new process reopening the database.
+            var runs: [String: String] = [:]
+            for a in SearchAlgorithm.allCases {
+                let s = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", queries, "--algorithm", a.rawValue])
+                #expect(s.status == 0, "\(s.err)")
+                runs[a.rawValue] = s.out
+            }
+            let reference = try readRun(referencePath("cranfield", "run.trec"))
+            let tmpRun = dir + "/run.trec"
+            try runs["bmw"]!.write(toFile: tmpRun, atomically: true, encoding: .utf8)
+            let got = try readRun(tmpRun)
+            for (qid, expected) in reference {
+                #expect(rankingsAgree(expected, got[qid] ?? [], tolerance: 2e-5), "query \(qid)")
+            }
+            #expect(Set(runs.values).count == 1, "all algorithms print the same run")
+
+            let stats = try run(sparsedb, ["stats", "--db", db])
+            #expect(stats.status == 0)
+            let json = try JSONSerialization.jsonObject(with: Data(stats.out.utf8)) as? [String: Any]
+            let coll = (json?["collections"] as? [[String: Any]])?.first
+            #expect(coll?["documents"] as? Int == 1400)
+            #expect(json?["formatVersion"] as? Int == 1)
+
+            // Delete the top hit of query 1, compact, and check it is gone while verify stays clean.
+            let top = got["1"]![0].0
+            try "\(top)\n".write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+            #expect(try run(sparsedb, ["delete", "--db", db, "--collection", "c", "--ids", dir + "/ids.txt"]).status == 0)
+            #expect(try run(sparsedb, ["verify", "--db", db]).status == 0)
+            let afterDelete = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", queries])
+            #expect(!afterDelete.out.contains(" \(top) "))
+            #expect(try run(sparsedb, ["compact", "--db", db]).status == 0)
+            let afterCompact = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", queries])
+            #expect(afterCompact.out == afterDelete.out)
+            let v = try run(sparsedb, ["verify", "--db", db])
+            #expect(v.status == 0, "\(v.out)")
+            // Debian's mdb_stat reads the directory.
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/mdb_stat") {
+                let m = try run("/usr/bin/mdb_stat", ["-a", db])
+                #expect(m.status == 0 && m.out.contains("postings"))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("nan", #"{"_id": "x", "vector": {"5": NaN}}"#, "malformed JSON"),
+        ("infinite", #"{"_id": "x", "vector": {"5": 1e39}}"#, "infinite"),
+        ("negative", #"{"_id": "x", "vector": {"5": -0.5}}"#, "negative"),
+        ("range", #"{"_id": "x", "vector": {"30522": 0.5}}"#, "out of range"),
+        ("duplicate", #"{"_id": "x", "vector": {"5": 0.5, "5": 0.7}}"#, "more than once"),
+        ("missing id", #"{"vector": {"5": 0.5}}"#, "missing \"_id\""),
+        ("broken", #"{"_id": "x", "vector": {"5": 0.5"#, "malformed JSON"),
+        ("not a number", #"{"_id": "x", "vector": {"5": "big"}}"#, "not a number"),
+        ("bad key", #"{"_id": "x", "vector": {"five": 1}}"#, "not a non-negative integer"),
+    ])
+    func badInputIsRefusedAndChangesNothing(name: String, line: String, message: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let good = dir + "/good.jsonl"
+            try (#"{"_id": "a", "vector": {"1": 1.0, "2": 0.5}}"# + "\n").write(toFile: good, atomically: true, encoding: .utf8)
+            #expect(try ingest(db, good).status == 0)
+            let before = try run(sparsedb, ["stats", "--db", db]).out
+            // The bad line comes third, after two good ones, in a file ingested in batches of one.
+            let bad = dir + "/bad.jsonl"
+            let text = #"{"_id": "b", "vector": {"3": 1.0}}"# + "\n" + #"{"_id": "c", "vector": {"4": 1.0}}"# + "\n" + line + "\n"
+            try text.write(toFile: bad, atomically: true, encoding: .utf8)
+            let r = try ingest(db, bad, extra: ["--batch-size", "1"])
+            #expect(r.status != 0, "\(name) was accepted")
+            #expect(r.err.contains("bad.jsonl:3"), "\(name): \(r.err)")
+            #expect(r.err.contains(message), "\(name): \(r.err)")
+            #expect(try run(sparsedb, ["stats", "--db", db]).out == before)
+        }
+    }
+
+    @Test func emptyFileAndInvalidUTF8AreRefused() throws {
+        try withTemporaryDirectory { dir in
+            let empty = dir + "/empty.jsonl"
+            FileManager.default.createFile(atPath: empty, contents: Data())
+            let r = try ingest(dir + "/db", empty)
+            #expect(r.status != 0 && r.err.contains("no records"))
+            let binary = dir + "/binary.jsonl"
+            FileManager.default.createFile(atPath: binary, contents: Data([0x7B, 0xFF, 0xFE, 0x7D, 0x0A]))
+            let b = try ingest(dir + "/db", binary)
+            #expect(b.status != 0 && b.err.contains("binary.jsonl:1") && b.err.contains("UTF-8"))
+        }
+    }
+}
