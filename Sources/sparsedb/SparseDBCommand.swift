@@ -8,8 +8,13 @@ struct SparseDBCommand: ParsableCommand {
         commandName: "sparsedb",
         abstract: "An embedded sparse-vector database: ingest, search, evaluate.",
         version: "0.1.0",
-        subcommands: [Ingest.self, Search.self, Delete.self, Compact.self, Stats.self, Verify.self]
+        subcommands: [Ingest.self, Search.self, Encode.self, Delete.self, Compact.self, Stats.self, Verify.self]
     )
+
+    static func main() {
+        BLASEnvironment.reexecIfNeeded()
+        main(nil)
+    }
 
     /// Runs a subcommand body, turning library errors into one clear line and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {

@@ -1,0 +1,188 @@
+import Foundation
+
+/// A text encoder loaded from a sentence-transformers model folder (or a plain Hugging Face
+/// `BertForMaskedLM` / `DistilBertForMaskedLM` folder, which loads as SPLADE), running natively
+/// with OpenBLAS.
+///
+/// ```swift
+/// let encoder = try TextEncoder(path: "default")          // splade-tiny from the model cache
+/// let docs = try encoder.encode(["The capital of France is Paris."], task: .document)
+/// let query = try encoder.encode(["capital of france"], task: .query)[0]
+/// ```
+///
+/// Supported: SPLADE (MLMTransformer + SpladePooling), inference-free SPLADE (Router with a
+/// SparseStaticEmbedding / IDF query route), CSR (Transformer + CLS Pooling + SparseAutoEncoder)
+/// and StaticEmbedding (dense; see ``embed(_:task:truncateDimensions:)``). Thread-safe: weights
+/// are read once and shared; `encode` parallelises over all cores.
+public final class TextEncoder: Sendable {
+    /// The family of a model.
+    public enum Kind: String, Sendable, Codable {
+        case splade
+        case inferenceFree = "inference-free"
+        case csr
+        case staticEmbedding = "static"
+    }
+
+    /// Whether texts are queries or documents (models may treat them differently).
+    public enum Task: String, Sendable {
+        case query, document
+    }
+
+    /// The family of this model.
+    public let kind: Kind
+    /// The model folder's name (e.g. `splade-tiny`).
+    public let name: String
+    /// The folder the model was loaded from.
+    public let path: String
+    /// A fingerprint of the weight and configuration files (CRC-32C, hex).
+    public let checksum: String
+    /// Output dimensions (vocabulary size, CSR hidden size, or embedding width).
+    public var dimensions: Int { documentRoute.dimensions }
+    /// Default `maxActiveDims` (CSR models: their `k`; otherwise none).
+    public let defaultMaxActiveDims: Int?
+    /// Whether outputs are sparse vectors (all but StaticEmbedding).
+    public var producesSparseVectors: Bool { kind != .staticEmbedding }
+
+    let documentRoute: any EncoderRoute
+    let queryRoute: any EncoderRoute
+    let queryPrompt: String
+    let documentPrompt: String
+
+    /// Where `default` models live: `$SPARSEDB_HOME/models`, else `~/.local/share/sparsedb/models`.
+    public static var modelCacheDirectory: String {
+        if let home = ProcessInfo.processInfo.environment["SPARSEDB_HOME"], !home.isEmpty { return home + "/models" }
+        return NSHomeDirectory() + "/.local/share/sparsedb/models"
+    }
+
+    /// The path `default` stands for: splade-tiny in the model cache.
+    public static var defaultModelPath: String { modelCacheDirectory + "/splade-tiny" }
+
+    /// Loads the model in folder `path` (`"default"` = ``defaultModelPath``).
+    ///
+    /// - Throws: `.model` naming the file and tensor when the folder is incomplete, malformed or
+    ///   of an unsupported kind.
+    public init(path: String) throws {
+        let folder = path == "default" ? Self.defaultModelPath : path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw SparseDBError(
+                .model, path == "default" ? "default model not found at \(folder); run tools/fetch-model.sh" : "\(folder): no such model folder")
+        }
+        self.path = folder
+        name = URL(fileURLWithPath: folder).lastPathComponent
+        let loaded = try ModelFolder.load(folder)
+        kind = loaded.kind
+        documentRoute = loaded.document
+        queryRoute = loaded.query
+        queryPrompt = loaded.queryPrompt
+        documentPrompt = loaded.documentPrompt
+        defaultMaxActiveDims = loaded.defaultMaxActiveDims
+        checksum = try ModelFolder.fingerprint(folder)
+    }
+
+    /// Encodes texts to sparse vectors, in parallel, in input order.
+    ///
+    /// - Parameters:
+    ///   - texts: the texts (documents: title + " " + text by convention).
+    ///   - task: `.query` or `.document`; picks the route and prompt.
+    ///   - maxActiveDims: keep only this many largest weights (`nil`: the model's default).
+    public func encode(_ texts: [String], task: Task, maxActiveDims: Int? = nil) throws -> [SparseVector] {
+        guard producesSparseVectors else {
+            throw SparseDBError(.model, "\(name) is a dense StaticEmbedding model; use embed(_:task:truncateDimensions:)")
+        }
+        return try run(texts, task: task, maxActiveDims: maxActiveDims ?? defaultMaxActiveDims).map {
+            if case .sparse(let v) = $0 { return v }
+            throw SparseDBError(.model, "\(name) produced a dense vector")
+        }
+    }
+
+    /// Dense embeddings of a StaticEmbedding model, truncated to the first `truncateDimensions`
+    /// (Matryoshka) when given.
+    public func embed(_ texts: [String], task: Task, truncateDimensions: Int? = nil) throws -> [[Float]] {
+        try run(texts, task: task, maxActiveDims: nil).map {
+            guard case .dense(let v) = $0 else { throw SparseDBError(.model, "\(name) produces sparse vectors; use encode(_:task:maxActiveDims:)") }
+            if let d = truncateDimensions, d > 0, d < v.count { return Array(v.prefix(d)) }
+            return v
+        }
+    }
+
+    /// Token ids the route for `task` feeds the model (prompt applied), for inspection.
+    public func tokenize(_ text: String, task: Task) -> [Int32] {
+        let route = task == .query ? queryRoute : documentRoute
+        return route.tokenize((task == .query ? queryPrompt : documentPrompt) + text)
+    }
+
+    /// Packs texts into token-budgeted batches of similar length and runs them on all cores.
+    private func run(_ texts: [String], task: Task, maxActiveDims: Int?) throws -> [EncodedVector] {
+        guard !texts.isEmpty else { return [] }
+        let route = task == .query ? queryRoute : documentRoute
+        let prompt = task == .query ? queryPrompt : documentPrompt
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var tokens = [[Int32]](repeating: [], count: texts.count)
+        tokens.withUnsafeMutableBufferPointer { tb in
+            nonisolated(unsafe) let out = tb
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < texts.count {
+                    out[i] = route.tokenize(prompt + texts[i])
+                    i += workers
+                }
+            }
+        }
+        // Batches of similar lengths (sorted), each at most `budget` tokens: no padding at all,
+        // large enough GEMMs for the vocabulary projection.
+        let order = texts.indices.sorted { tokens[$0].count < tokens[$1].count }
+        let budget = route.isHeavy ? 2048 : 1 << 30
+        var batches: [[Int]] = []
+        var current: [Int] = []
+        var size = 0
+        for i in order {
+            if !current.isEmpty && (size + tokens[i].count > budget || current.count >= 64) {
+                batches.append(current)
+                current = []
+                size = 0
+            }
+            current.append(i)
+            size += tokens[i].count
+        }
+        if !current.isEmpty { batches.append(current) }
+        let packed = batches
+        let tokenized = tokens
+        var results = [EncodedVector?](repeating: nil, count: texts.count)
+        let failure = LockedBox<Error?>(nil)
+        results.withUnsafeMutableBufferPointer { rb in
+            nonisolated(unsafe) let out = rb
+            let next = LockedBox(0)
+            DispatchQueue.concurrentPerform(iterations: min(workers, packed.count)) { _ in
+                while true {
+                    let b = next.withValue { v -> Int in
+                        defer { v += 1 }
+                        return v
+                    }
+                    guard b < packed.count else { return }
+                    do {
+                        let encoded = try route.encode(packed[b].map { tokenized[$0] }, maxActiveDims: maxActiveDims)
+                        for (j, i) in packed[b].enumerated() { out[i] = encoded[j] }
+                    } catch {
+                        failure.withValue { $0 = $0 ?? error }
+                        return
+                    }
+                }
+            }
+        }
+        if let error = failure.withValue({ $0 }) { throw error }
+        return results.map { $0! }
+    }
+}
+
+/// A value behind a lock, for the few counters shared by worker threads.
+final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func withValue<R>(_ body: (inout T) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
