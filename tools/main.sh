@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# The main job: set up a fresh machine, then ingest a corpus into the default database and
-# answer a few queries, printing the top hits.
+# The main job, on the embedded defaults: set up a fresh machine (apt packages, the default model,
+# a release build), turn the WordNet glosses from Debian's wordnet-base into a corpus, ingest it
+# with the default model (splade-tiny) into the default database, and answer a few queries.
+# Running it again resumes an interrupted ingest and skips what is already stored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
+home="${SPARSEDB_HOME:-$HOME/.local/share/sparsedb}"
+corpus="$home/corpora/wordnet.jsonl"
+if [ ! -s "$corpus" ]; then
+  mkdir -p "$(dirname "$corpus")"
+  python3 tools/wordnet_corpus.py > "$corpus.partial"
+  mv "$corpus.partial" "$corpus"
+fi
 bin=.build/release/sparsedb
-ref=../shared/reference/splade-tiny/scifact
-"$bin" ingest --collection scifact --vectors "$ref/doc_vectors.jsonl"
-head -n 3 "$ref/query_vectors.jsonl" > /tmp/sparsedb-main-queries.jsonl
-"$bin" search --collection scifact --query-vectors /tmp/sparsedb-main-queries.jsonl --k 5 --algorithm bmw --format trec
+"$bin" ingest --collection wordnet --corpus "$corpus" --model default --batch-size 1000
+for q in "a large animal that lives in the sea" "machine for flying through the air" "feeling very happy"; do
+  "$bin" search --collection wordnet --query "$q" --k 5 --format text | sed "s/^query 1:/query: $q/"
+done
+"$bin" stats | head -n 20

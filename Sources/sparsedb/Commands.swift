@@ -15,6 +15,10 @@ struct Ingest: ParsableCommand {
     @Option(help: "Documents per write transaction.") var batchSize: Int = 1000
     @Option(help: "Dimensions of a new collection (vector ingest).") var dimensions: UInt32 = 30_522
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Corpus ingest: re-encode and replace documents whose id is already stored (default: skip them, which resumes an interrupted ingest).")
+    var replace = false
+    @Option(help: "Corpus ingest: keep only the K largest weights of each document vector.") var maxActiveDims: Int?
+    @Flag(help: "Corpus ingest: accept a model different from the one the collection was built with.") var allowModelMismatch = false
 
     func validate() throws {
         if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
@@ -24,7 +28,34 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         try SparseDBCommand.guarded {
-            if let vectors { try ingestVectors(vectors) } else if corpus != nil { throw SparseDBError.invalidInput("text ingest arrives with the encoder") }
+            if let vectors { try ingestVectors(vectors) } else if let corpus { try ingestCorpus(corpus) }
+        }
+    }
+
+    private func ingestCorpus(_ path: String) throws {
+        let encoder = try TextEncoder(path: model)
+        guard encoder.producesSparseVectors else {
+            throw SparseDBError.invalidInput("model '\(encoder.name)' produces dense embeddings; the sparse index needs a sparse model")
+        }
+        // Check every line first, so that a malformed corpus is refused before anything is written.
+        var total = 0
+        for (line, bytes) in try JSONLinesReader(path: path) {
+            _ = try LineFormats.id(try LineFormats.object(bytes, file: path, line: line), file: path, line: line)
+            total += 1
+        }
+        guard total > 0 else { throw SparseDBError.emptyInput(path) }
+        let db = try Database(path: database.db)
+        let coll = try db.collection(collection, creatingWithDimensions: UInt32(encoder.dimensions))
+        let progress = Progress("ingest \(collection)", total: total, quiet: quiet)
+        let report = try coll.ingest(
+            try corpusDocuments(path), encoder: encoder,
+            options: IngestOptions(batchSize: batchSize, skipExisting: !replace, maxActiveDims: maxActiveDims, allowModelMismatch: allowModelMismatch)
+        ) { p in progress.update(p.committed + p.skipped) }
+        progress.finish(report.committed + report.skipped)
+        if !quiet {
+            stderrLine(String(format: "ingested %d documents (%d already present) in %.1f s: %.1f docs/s end to end; encoding %.1f s, writing %.1f s",
+                              report.committed, report.skipped, report.elapsedSeconds, Double(report.committed) / max(report.elapsedSeconds, 1e-9),
+                              report.encodeSeconds, report.writeSeconds))
         }
     }
 
@@ -75,13 +106,13 @@ struct Search: ParsableCommand {
     @Option(help: "Query vector JSONL {\"_id\", \"vector\"}.") var queryVectors: String?
     @Option(help: "Hits per query.") var k: Int = 10
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
-    @Option(help: "trec | jsonl.") var format: OutputFormat = .trec
+    @Option(help: "trec | jsonl | text (readable, with payload snippets).") var format: OutputFormat = .trec
     @Option(help: "Model folder or 'default' for text queries (default: the collection's own encoder).") var model: String?
     @Flag(help: "Accept a --model different from the one the collection was built with.") var allowModelMismatch = false
     @Option(help: "Approximate: keep only this many largest query weights.") var maxQueryTerms: Int?
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
 
-    enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl }
+    enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl, text }
 
     func validate() throws {
         let given = [query != nil, queries != nil, queryVectors != nil].filter { $0 }.count
@@ -100,6 +131,20 @@ struct Search: ParsableCommand {
                 case .trec:
                     for (rank, hit) in result.hits.enumerated() {
                         printLine("\(qid) Q0 \(hit.id) \(rank + 1) \(String(format: "%.6f", hit.score)) \(tag)")
+                    }
+                case .text:
+                    printLine("query \(qid):")
+                    for (rank, hit) in result.hits.enumerated() {
+                        var snippet = ""
+                        if let p = hit.payload, let o = (try? JSONSerialization.jsonObject(with: Data(p))) as? [String: Any] {
+                            let title = (o["title"] as? String) ?? ""
+                            let text = (o["text"] as? String) ?? ""
+                            snippet = title.isEmpty ? text : "\(title): \(text)"
+                        } else if let p = hit.payload {
+                            snippet = String(decoding: p, as: UTF8.self)
+                        }
+                        if snippet.count > 100 { snippet = String(snippet.prefix(97)) + "..." }
+                        printLine(String(format: "%3d. %8.3f  %@  %@", rank + 1, hit.score, hit.id, snippet))
                     }
                 case .jsonl:
                     var hits: [[String: Any]] = []
@@ -130,7 +175,21 @@ struct Search: ParsableCommand {
                     emit(r.id, result)
                 }
             } else {
-                throw SparseDBError.invalidInput("text queries arrive with the encoder")
+                let encoder = try coll.queryEncoder(model: model, allowMismatch: allowModelMismatch)
+                var items: [(String, String)] = []
+                if let query { items = [("1", query)] }
+                if let path = queries {
+                    for (line, bytes) in try JSONLinesReader(path: path) {
+                        let o = try LineFormats.object(bytes, file: path, line: line)
+                        items.append((try LineFormats.id(o, file: path, line: line), (o["text"] as? String) ?? ""))
+                    }
+                }
+                for (qid, text) in items {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let result = try coll.search(text: text, encoder: encoder, options: options)
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    emit(qid, result)
+                }
             }
             if !latencies.isEmpty {
                 let sorted = latencies.sorted()
@@ -207,4 +266,48 @@ struct Verify: ParsableCommand {
             }
         }
     }
+}
+
+/// Counts the lines of a file (for progress totals), reading it in chunks.
+func countLines(_ path: String) throws -> Int {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw SparseDBError.notFound("\(path): no such readable file") }
+    defer { try? handle.close() }
+    var count = 0
+    var last: UInt8 = 0x0A
+    while true {
+        let chunk = handle.readData(ofLength: 1 << 22)
+        if chunk.isEmpty { break }
+        chunk.withUnsafeBytes { b in for byte in b where byte == 0x0A { count += 1 } }
+        last = chunk.last ?? last
+    }
+    return count + (last == 0x0A ? 0 : 1)
+}
+
+/// Streams a BEIR corpus as text documents; the line's other fields become the payload.
+/// A malformed line stops the sequence with an error naming the file and line.
+func corpusDocuments(_ path: String) throws -> CorpusSequence { CorpusSequence(reader: try JSONLinesReader(path: path)) }
+
+struct CorpusSequence: Sequence {
+    let reader: JSONLinesReader
+
+    struct Iterator: IteratorProtocol {
+        var lines: JSONLinesReader.Iterator
+        let path: String
+        mutating func next() -> TextDocument? {
+            guard let (line, bytes) = lines.next() else { return nil }
+            do {
+                var o = try LineFormats.object(bytes, file: path, line: line)
+                let id = try LineFormats.id(o, file: path, line: line)
+                let text = documentText(o)
+                o["_id"] = nil
+                return TextDocument(id: id, text: text, payload: LineFormats.payload(o))
+            } catch {
+                // Sequences cannot throw: report and stop (committed batches stay committed).
+                stderrLine("sparsedb: error: \((error as? SparseDBError)?.message ?? "\(error)")")
+                Foundation.exit(1)
+            }
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(lines: reader.makeIterator(), path: reader.path) }
 }

@@ -104,3 +104,71 @@ import Testing
         }
     }
 }
+
+/// The text pipeline as a user runs it: corpus ingest with the default model, resume, text search, eval.
+@Suite struct TextPipelineTests {
+    let sparsedb = productPath("sparsedb")
+
+    @Test func ingestResumeSearchAndModelCheck() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            // The first 150 documents of cranfield, then all 300 (the first 150 are skipped, not duplicated).
+            let lines = try String(contentsOfFile: sharedDirectory + "/data/cranfield/corpus.jsonl", encoding: .utf8)
+                .split(separator: "\n").prefix(300)
+            try (lines.prefix(150).joined(separator: "\n") + "\n").write(toFile: dir + "/part.jsonl", atomically: true, encoding: .utf8)
+            try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/all.jsonl", atomically: true, encoding: .utf8)
+            var r = try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--corpus", dir + "/part.jsonl", "--batch-size", "64"])
+            #expect(r.status == 0, "\(r.err)")
+            r = try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--corpus", dir + "/all.jsonl", "--batch-size", "64"])
+            #expect(r.status == 0 && r.err.contains("ingested 150 documents (150 already present)"), "\(r.err)")
+            let stats = try run(sparsedb, ["stats", "--db", db]).out
+            #expect(stats.contains("\"documents\" : 300") && stats.contains("\"encoder\" : \"splade-tiny\""), "\(stats)")
+            #expect(try run(sparsedb, ["verify", "--db", db]).status == 0)
+
+            // Text search uses the recorded encoder; results equal searching the encoded query vector.
+            let s = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query", "boundary layer flow over a flat plate", "--format", "jsonl"])
+            #expect(s.status == 0, "\(s.err)")
+            let hit = try JSONSerialization.jsonObject(with: Data(s.out.split(separator: "\n")[0].utf8)) as! [String: Any]
+            let hits = hit["hits"] as! [[String: Any]]
+            #expect(hits.count == 10)
+            let payload = hits[0]["payload"] as? [String: Any]
+            #expect(payload?["title"] != nil, "the payload keeps the corpus line's other fields")
+            let db2 = try Database(path: db, configuration: .readOnlyExisting)
+            let coll = try db2.collection("c")
+            let encoder = try TextEncoder(path: "default")
+            let direct = try coll.search(text: "boundary layer flow over a flat plate", encoder: encoder).hits
+            #expect(direct.map(\.id) == hits.map { $0["id"] as! String })
+
+            // A different model is refused unless allowed.
+            let other = try materializeFixture("splade", in: dir)
+            let m = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query", "flow", "--model", other])
+            #expect(m.status != 0 && m.err.contains("was built with model 'splade-tiny'"), "\(m.err)")
+        }
+    }
+
+    @Test func badCorpusLineIsRefusedBeforeWriting() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.jsonl"
+            try "{\"_id\": \"a\", \"text\": \"fine\"}\n{\"text\": \"no id\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try run(sparsedb, ["ingest", "--db", dir + "/db", "--collection", "c", "--corpus", path])
+            #expect(r.status != 0 && r.err.contains("c.jsonl:2") && r.err.contains("_id"), "\(r.err)")
+        }
+    }
+
+    /// `sparsedb eval` reproduces the reference metrics of splade-tiny on cranfield within 0.003.
+    @Test func evalReproducesTheReferenceMetrics() throws {
+        let r = try run(sparsedb, ["eval", sharedDirectory + "/data/cranfield", "--quiet"])
+        #expect(r.status == 0, "\(r.err)")
+        let out = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let metrics = out["metrics"] as! [String: Double]
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: referencePath("cranfield", "summary.json")))) as! [String: Any]
+        let reference = summary["metrics"] as! [String: Double]
+        for m in ["nDCG@10", "RR@10"] {
+            #expect(abs(metrics[m]! - reference[m]!) <= 0.003, "\(m): \(metrics[m]!) vs \(reference[m]!)")
+        }
+        for m in ["R@100", "AP@100"] {
+            #expect(abs(metrics[m]! - reference[m]!) <= 0.003, "\(m): \(metrics[m]!) vs \(reference[m]!)")
+        }
+        #expect(out["documents"] as? Int == 1400)
+    }
+}

@@ -142,5 +142,7 @@ struct CollectionInfo: Codable, Equatable {
         var name: String
         var checksum: String
         var kind: String
+        /// The folder it was loaded from, to find it again for text queries.
+        var path: String?
     }
 }

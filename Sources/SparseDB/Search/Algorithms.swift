@@ -98,32 +98,48 @@ enum Traversal {
         }
     }
 
-    static func wand(_ input: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
-        var cursors = input.filter { $0.doc != TermCursor.end }
-        cursors.sort { $0.doc < $1.doc }
-        while !cursors.isEmpty {
+    static func wand(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
+        // `order` holds cursor indices sorted by current document; plain integers keep the
+        // re-sorting free of reference counting.
+        var order = cursors.indices.filter { cursors[$0].doc != TermCursor.end }
+        order.sort { cursors[$0].doc < cursors[$1].doc }
+        let maxContribution = cursors.map(\.maxContribution)
+        @inline(__always) func bubble(_ from: Int) {
+            var m = from
+            let moved = order[m]
+            let d = cursors[moved].doc
+            while m + 1 < order.count && cursors[order[m + 1]].doc < d {
+                order[m] = order[m + 1]
+                m += 1
+            }
+            order[m] = moved
+        }
+        @inline(__always) func dropExhausted() {
+            while let last = order.last, cursors[last].doc == TermCursor.end { order.removeLast() }
+        }
+        while !order.isEmpty {
             // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
             var acc: Float = 0
             var pivot = -1
-            for i in cursors.indices {
-                acc += cursors[i].maxContribution
+            for i in order.indices {
+                acc += maxContribution[order[i]]
                 if !out.isPruned(acc) {
                     pivot = i
                     break
                 }
             }
             if pivot < 0 { return }
-            let pivotDoc = cursors[pivot].doc
+            let pivotDoc = cursors[order[pivot]].doc
             if pivotDoc == TermCursor.end { return }
             // Cursors after the pivot that sit on the same document belong to it as well.
             var last = pivot
-            while last + 1 < cursors.count && cursors[last + 1].doc == pivotDoc { last += 1 }
+            while last + 1 < order.count && cursors[order[last + 1]].doc == pivotDoc { last += 1 }
 
             if blockMax {
                 var blockBound: Float = 0
                 var nextBoundary = TermCursor.end
                 for i in 0...last {
-                    if let b = cursors[i].shallowBlock(for: pivotDoc) {
+                    if let b = cursors[order[i]].shallowBlock(for: pivotDoc) {
                         blockBound += b.maxContribution
                         nextBoundary = min(nextBoundary, b.lastDocument)
                     }
@@ -131,52 +147,45 @@ enum Traversal {
                 if out.isPruned(blockBound) {
                     // No document up to the nearest block end among these lists can make it.
                     var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary + 1
-                    if last + 1 < cursors.count { target = min(target, cursors[last + 1].doc) }
+                    if last + 1 < order.count { target = min(target, cursors[order[last + 1]].doc) }
                     if target <= pivotDoc { target = pivotDoc + 1 }
                     var best = 0
-                    for i in 0...last where cursors[i].maxContribution > cursors[best].maxContribution { best = i }
-                    try cursors[best].advance(to: target)
-                    resort(&cursors, from: best)
+                    for i in 0...last where maxContribution[order[i]] > maxContribution[order[best]] { best = i }
+                    try cursors[order[best]].advance(to: target)
+                    bubble(best)
+                    dropExhausted()
                     continue
                 }
             }
 
-            if cursors[0].doc == pivotDoc {
+            if cursors[order[0]].doc == pivotDoc {
                 var u: Float = 0
                 var l: Float = 0
                 var i = 0
-                while i < cursors.count && cursors[i].doc == pivotDoc {
-                    u += cursors[i].upper
-                    l += cursors[i].lower
-                    try cursors[i].next()
+                while i < order.count, case let c = cursors[order[i]], c.doc == pivotDoc {
+                    u += c.upper
+                    l += c.lower
+                    try c.next()
                     i += 1
                 }
                 out.offer(doc: pivotDoc, upper: u, lower: l)
-                cursors.removeAll { $0.doc == TermCursor.end }
-                cursors.sort { $0.doc < $1.doc }
+                // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
+                var j = i - 1
+                while j >= 0 {
+                    bubble(j)
+                    j -= 1
+                }
+                dropExhausted()
             } else {
                 // Move the lagging list with the largest maximum up to the pivot.
                 var best = 0
-                for i in 0..<pivot where cursors[i].doc < pivotDoc && cursors[i].maxContribution > cursors[best].maxContribution {
+                for i in 0..<pivot where cursors[order[i]].doc < pivotDoc && maxContribution[order[i]] > maxContribution[order[best]] {
                     best = i
                 }
-                try cursors[best].advance(to: pivotDoc)
-                resort(&cursors, from: best)
+                try cursors[order[best]].advance(to: pivotDoc)
+                bubble(best)
+                dropExhausted()
             }
-        }
-    }
-
-    /// Restores document order after cursor `i` moved forward; drops it when exhausted.
-    @inline(__always)
-    private static func resort(_ cursors: inout [TermCursor], from i: Int) {
-        if cursors[i].doc == TermCursor.end {
-            cursors.remove(at: i)
-            return
-        }
-        var j = i
-        while j + 1 < cursors.count && cursors[j + 1].doc < cursors[j].doc {
-            cursors.swapAt(j, j + 1)
-            j += 1
         }
     }
 }
