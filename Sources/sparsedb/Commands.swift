@@ -111,6 +111,8 @@ struct Search: ParsableCommand {
     @Flag(help: "Accept a --model different from the one the collection was built with.") var allowModelMismatch = false
     @Option(help: "Approximate: keep only this many largest query weights.") var maxQueryTerms: Int?
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
+    @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
+    @Flag(help: "Run every query once before the measured run (warms the decoded-postings cache), for latency measurements.") var warmup = false
 
     enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl, text }
 
@@ -126,6 +128,7 @@ struct Search: ParsableCommand {
             let coll = try db.collection(collection)
             let options = SearchOptions(k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms)
             var latencies: [Double] = []
+            let withLatency = self.latencies
             func emit(_ qid: String, _ result: SearchResult) {
                 switch format {
                 case .trec:
@@ -156,17 +159,23 @@ struct Search: ParsableCommand {
                         hits.append(h)
                     }
                     let s = result.statistics
-                    let object: [String: Any] = [
+                    var object: [String: Any] = [
                         "query_id": qid, "hits": hits,
                         "stats": ["terms": s.terms, "postings_decoded": s.postingsDecoded, "blocks_decoded": s.blocksDecoded,
                                   "blocks_skipped": s.blocksSkipped, "documents_scored": s.documentsScored,
                                   "candidates_rescored": s.candidatesRescored],
                     ]
+                    if withLatency, let last = latencies.last { object["latency_ms"] = last }
                     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
                     printLine(String(decoding: data, as: UTF8.self))
                 }
             }
             if let path = queryVectors {
+                if warmup {
+                    for (line, bytes) in try JSONLinesReader(path: path) {
+                        _ = try coll.search(try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: coll.dimensions).vector, options: options)
+                    }
+                }
                 for (line, bytes) in try JSONLinesReader(path: path) {
                     let r = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: coll.dimensions)
                     let t0 = DispatchTime.now().uptimeNanoseconds

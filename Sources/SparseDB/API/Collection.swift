@@ -62,7 +62,7 @@ public final class Collection: @unchecked Sendable {
     /// Removes deleted documents for good and re-packs every posting list into full blocks.
     /// Search results do not change.
     public func compact() throws {
-        let codec = ZstdCodec(level: database.configuration.compressionLevel)
+        let codec = ZstdCodec(level: database.configuration.compactionCompressionLevel)
         try env.write { txn in
             var info = try info(txn)
             try IndexWriter.compact(txn, info: &info, codec: codec)
@@ -160,11 +160,23 @@ extension Collection {
                 }
             }
             var cursors: [TermCursor] = []
+            let cache = env.postingCache
+            let generation = info.generation ?? 0
             for (term, weight) in zip(q.dimensions, q.weights) {
+                if cache.isEnabled, let list = cache.list(collection: id, term: term, generation: generation) {
+                    cursors.append(TermCursor(term: term, queryWeight: weight, list: list, codec: codec))
+                    continue
+                }
                 let stats = try txn.withValue(Schema.termKey(id, term), in: txn.tables.terms) { b throws in
                     try b.map { b throws in try Schema.parseTermRecord(b) }
                 }
                 guard let stats else { continue }
+                if cache.isEnabled {
+                    let list = try decodeList(txn, term: term, termMaxWeight: stats.maxWeight, generation: generation, codec: codec)
+                    cache.insert(list, collection: id, term: term)
+                    cursors.append(TermCursor(term: term, queryWeight: weight, list: list, codec: codec))
+                    continue
+                }
                 let cursor = TermCursor(term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, codec: codec)
                 try txn.scan(prefix: Schema.termKey(id, term), in: txn.tables.postings) { k, v in
                     var r = ByteReader(k)
@@ -208,6 +220,42 @@ extension Collection {
             }
             return SearchResult(hits: hits, statistics: stats)
         }
+    }
+
+    /// Decodes every block of `term` into one list (for the posting cache).
+    func decodeList(_ txn: borrowing Transaction, term: UInt32, termMaxWeight: Float, generation: UInt64, codec: ZstdCodec) throws -> DecodedPostingList {
+        var documents: [UInt32] = []
+        var codes: [UInt8] = []
+        var starts: [Int] = []
+        var firsts: [UInt32] = []
+        var lasts: [UInt32] = []
+        var maxes: [Float] = []
+        let d = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
+        let c = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
+        defer {
+            d.deallocate()
+            c.deallocate()
+            scratch.deallocate()
+        }
+        try txn.scan(prefix: Schema.termKey(id, term), in: txn.tables.postings) { k, v in
+            var r = ByteReader(k)
+            _ = r.u32be()
+            _ = r.u32be()
+            guard let first = r.u32be() else { throw SparseDBError(.corrupt, "posting key is truncated") }
+            let h = try PostingBlock.Header(v)
+            let n = try PostingBlock.decode(v, firstDocument: first, header: h, documents: d, codes: c, scratch: scratch, codec: codec)
+            starts.append(documents.count)
+            firsts.append(first)
+            lasts.append(first &+ h.span)
+            maxes.append(h.blockMax)
+            documents.append(contentsOf: UnsafeBufferPointer(start: d, count: n))
+            codes.append(contentsOf: UnsafeBufferPointer(start: c, count: n))
+            return true
+        }
+        return DecodedPostingList(
+            documents: documents, codes: codes, blockStarts: starts, firstDocs: firsts, lastDocs: lasts, blockMaxes: maxes,
+            termMaxWeight: termMaxWeight, generation: generation)
     }
 
     /// Exact dot product of `query` with a stored forward row, decoded on the fly.

@@ -26,8 +26,13 @@ public final class Database: @unchecked Sendable {
         public var createIfMissing: Bool = true
         /// Maximum concurrent read transactions (LMDB reader slots).
         public var maxReaders: UInt32 = 126
-        /// zstd level for posting blocks.
+        /// zstd level for posting blocks written by ingest.
         public var compressionLevel: Int32 = 3
+        /// zstd level for posting blocks rewritten by compaction (offline, so it may be slower).
+        public var compactionCompressionLevel: Int32 = 19
+        /// Bytes of decoded posting lists kept in memory between queries (0 disables the cache;
+        /// every query then decodes the blocks it touches from the memory map).
+        public var postingCacheBytes: Int = 512 << 20
 
         public init() {}
 
@@ -80,6 +85,7 @@ public final class Database: @unchecked Sendable {
                 path: path, mapSize: configuration.initialMapSize, readOnly: configuration.readOnly,
                 maxReaders: configuration.maxReaders)
             try env.prepareSparseDB(create: configuration.createIfMissing && !configuration.readOnly)
+            env.postingCache = PostingCache(budget: configuration.postingCacheBytes)
             return env
         }
     }

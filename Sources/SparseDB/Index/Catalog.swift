@@ -12,7 +12,10 @@ enum Catalog {
         }
     }
 
+    /// Saves the metadata of a changed collection (bumping its generation).
     static func saveInfo(_ txn: borrowing Transaction, _ info: CollectionInfo) throws {
+        var info = info
+        info.generation = (info.generation ?? 0) &+ 1
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try txn.put(Array(try encoder.encode(info)), forKey: Schema.collectionKey(info.name), in: txn.tables.meta)

@@ -137,6 +137,8 @@ struct CollectionInfo: Codable, Equatable {
     var postings: UInt64 = 0
     /// The encoder that produced the collection's vectors, when ingested from text.
     var encoder: EncoderRecord?
+    /// Incremented by every committed change of the collection; tags decoded-postings cache entries.
+    var generation: UInt64? = 0
 
     struct EncoderRecord: Codable, Equatable {
         var name: String

@@ -40,19 +40,31 @@ enum Traversal {
         }
     }
 
+    // The loops below keep each cursor's current document in a plain array and reach the
+    // cursors through `unowned(unsafe)` references: the array `cursors` keeps them alive, and
+    // this keeps reference counting out of the per-posting path.
+
     static func exhaustive(_ cursors: [TermCursor], _ out: CandidateCollector) throws {
-        while true {
-            var d = TermCursor.end
-            for c in cursors where c.doc < d { d = c.doc }
-            if d == TermCursor.end { return }
-            var u: Float = 0
-            var l: Float = 0
-            for c in cursors where c.doc == d {
-                u += c.upper
-                l += c.lower
-                try c.next()
+        let n = cursors.count
+        var docs = cursors.map(\.doc)
+        let refs = cursors.map { Unmanaged.passUnretained($0) }
+        try withExtendedLifetime(cursors) {
+            while true {
+                var d = TermCursor.end
+                for i in 0..<n where docs[i] < d { d = docs[i] }
+                if d == TermCursor.end { return }
+                var u: Float = 0
+                var l: Float = 0
+                for i in 0..<n where docs[i] == d {
+                    try refs[i]._withUnsafeGuaranteedRef { c in
+                        u += c.upper
+                        l += c.lower
+                        try c.next()
+                        docs[i] = c.doc
+                    }
+                }
+                out.offer(doc: d, upper: u, lower: l)
             }
-            out.offer(doc: d, upper: u, lower: l)
         }
     }
 
@@ -65,126 +77,154 @@ enum Traversal {
             running += cursors[i].maxContribution
             prefix[i] = running
         }
+        var docs = cursors.map(\.doc)
+        let refs = cursors.map { Unmanaged.passUnretained($0) }
         var firstEssential = 0
-        while true {
-            while firstEssential < n && out.isPruned(prefix[firstEssential]) { firstEssential += 1 }
-            if firstEssential == n { return }
-            var d = TermCursor.end
-            for i in firstEssential..<n where cursors[i].doc < d { d = cursors[i].doc }
-            if d == TermCursor.end { return }
-            var u: Float = 0
-            var l: Float = 0
-            for i in firstEssential..<n where cursors[i].doc == d {
-                u += cursors[i].upper
-                l += cursors[i].lower
-                try cursors[i].next()
-            }
-            var pruned = false
-            var i = firstEssential - 1
-            while i >= 0 {
-                if out.isPruned(u + prefix[i]) {
-                    pruned = true
-                    break
+        try withExtendedLifetime(cursors) {
+            while true {
+                while firstEssential < n && out.isPruned(prefix[firstEssential]) { firstEssential += 1 }
+                if firstEssential == n { return }
+                var d = TermCursor.end
+                for i in firstEssential..<n where docs[i] < d { d = docs[i] }
+                if d == TermCursor.end { return }
+                var u: Float = 0
+                var l: Float = 0
+                for i in firstEssential..<n where docs[i] == d {
+                    try refs[i]._withUnsafeGuaranteedRef { c in
+                        u += c.upper
+                        l += c.lower
+                        try c.next()
+                        docs[i] = c.doc
+                    }
                 }
-                let c = cursors[i]
-                try c.advance(to: d)
-                if c.doc == d {
-                    u += c.upper
-                    l += c.lower
+                var pruned = false
+                var i = firstEssential - 1
+                while i >= 0 {
+                    if out.isPruned(u + prefix[i]) {
+                        pruned = true
+                        break
+                    }
+                    if docs[i] < d {
+                        try refs[i]._withUnsafeGuaranteedRef { c in
+                            try c.advance(to: d)
+                            docs[i] = c.doc
+                        }
+                    }
+                    if docs[i] == d {
+                        refs[i]._withUnsafeGuaranteedRef { c in
+                            u += c.upper
+                            l += c.lower
+                        }
+                    }
+                    i -= 1
                 }
-                i -= 1
+                if !pruned { out.offer(doc: d, upper: u, lower: l) }
             }
-            if !pruned { out.offer(doc: d, upper: u, lower: l) }
         }
     }
 
     static func wand(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
-        // `order` holds cursor indices sorted by current document; plain integers keep the
-        // re-sorting free of reference counting.
-        var order = cursors.indices.filter { cursors[$0].doc != TermCursor.end }
-        order.sort { cursors[$0].doc < cursors[$1].doc }
+        // `order` holds cursor indices sorted by current document; `docs` mirrors each cursor's
+        // current document, so the sorting and pivoting never touch the cursor objects.
+        let refs = cursors.map { Unmanaged.passUnretained($0) }
+        var docs = cursors.map(\.doc)
+        var order = cursors.indices.filter { docs[$0] != TermCursor.end }
+        order.sort { docs[$0] < docs[$1] }
         let maxContribution = cursors.map(\.maxContribution)
         @inline(__always) func bubble(_ from: Int) {
             var m = from
             let moved = order[m]
-            let d = cursors[moved].doc
-            while m + 1 < order.count && cursors[order[m + 1]].doc < d {
+            let d = docs[moved]
+            while m + 1 < order.count && docs[order[m + 1]] < d {
                 order[m] = order[m + 1]
                 m += 1
             }
             order[m] = moved
         }
         @inline(__always) func dropExhausted() {
-            while let last = order.last, cursors[last].doc == TermCursor.end { order.removeLast() }
+            while let last = order.last, docs[last] == TermCursor.end { order.removeLast() }
         }
-        while !order.isEmpty {
-            // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
-            var acc: Float = 0
-            var pivot = -1
-            for i in order.indices {
-                acc += maxContribution[order[i]]
-                if !out.isPruned(acc) {
-                    pivot = i
-                    break
-                }
+        @inline(__always) func advance(_ position: Int, to target: UInt32) throws {
+            let c = order[position]
+            try refs[c]._withUnsafeGuaranteedRef { cursor in
+                try cursor.advance(to: target)
+                docs[c] = cursor.doc
             }
-            if pivot < 0 { return }
-            let pivotDoc = cursors[order[pivot]].doc
-            if pivotDoc == TermCursor.end { return }
-            // Cursors after the pivot that sit on the same document belong to it as well.
-            var last = pivot
-            while last + 1 < order.count && cursors[order[last + 1]].doc == pivotDoc { last += 1 }
-
-            if blockMax {
-                var blockBound: Float = 0
-                var nextBoundary = TermCursor.end
-                for i in 0...last {
-                    if let b = cursors[order[i]].shallowBlock(for: pivotDoc) {
-                        blockBound += b.maxContribution
-                        nextBoundary = min(nextBoundary, b.lastDocument)
+        }
+        try withExtendedLifetime(cursors) {
+            while !order.isEmpty {
+                // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
+                var acc: Float = 0
+                var pivot = -1
+                for i in order.indices {
+                    acc += maxContribution[order[i]]
+                    if !out.isPruned(acc) {
+                        pivot = i
+                        break
                     }
                 }
-                if out.isPruned(blockBound) {
-                    // No document up to the nearest block end among these lists can make it.
-                    var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary + 1
-                    if last + 1 < order.count { target = min(target, cursors[order[last + 1]].doc) }
-                    if target <= pivotDoc { target = pivotDoc + 1 }
+                if pivot < 0 { return }
+                let pivotDoc = docs[order[pivot]]
+                if pivotDoc == TermCursor.end { return }
+                // Cursors after the pivot that sit on the same document belong to it as well.
+                var last = pivot
+                while last + 1 < order.count && docs[order[last + 1]] == pivotDoc { last += 1 }
+
+                if blockMax {
+                    var blockBound: Float = 0
+                    var nextBoundary = TermCursor.end
+                    for i in 0...last {
+                        if let b = refs[order[i]]._withUnsafeGuaranteedRef({ $0.shallowBlock(for: pivotDoc) }) {
+                            blockBound += b.maxContribution
+                            nextBoundary = min(nextBoundary, b.lastDocument)
+                        }
+                    }
+                    if out.isPruned(blockBound) {
+                        // No document up to the nearest block end among these lists can make it.
+                        var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary + 1
+                        if last + 1 < order.count { target = min(target, docs[order[last + 1]]) }
+                        if target <= pivotDoc { target = pivotDoc + 1 }
+                        var best = 0
+                        for i in 0...last where maxContribution[order[i]] > maxContribution[order[best]] { best = i }
+                        try advance(best, to: target)
+                        bubble(best)
+                        dropExhausted()
+                        continue
+                    }
+                }
+
+                if docs[order[0]] == pivotDoc {
+                    var u: Float = 0
+                    var l: Float = 0
+                    var i = 0
+                    while i < order.count && docs[order[i]] == pivotDoc {
+                        let c = order[i]
+                        try refs[c]._withUnsafeGuaranteedRef { cursor in
+                            u += cursor.upper
+                            l += cursor.lower
+                            try cursor.next()
+                            docs[c] = cursor.doc
+                        }
+                        i += 1
+                    }
+                    out.offer(doc: pivotDoc, upper: u, lower: l)
+                    // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
+                    var j = i - 1
+                    while j >= 0 {
+                        bubble(j)
+                        j -= 1
+                    }
+                    dropExhausted()
+                } else {
+                    // Move the lagging list with the largest maximum up to the pivot.
                     var best = 0
-                    for i in 0...last where maxContribution[order[i]] > maxContribution[order[best]] { best = i }
-                    try cursors[order[best]].advance(to: target)
+                    for i in 0..<pivot where docs[order[i]] < pivotDoc && maxContribution[order[i]] > maxContribution[order[best]] {
+                        best = i
+                    }
+                    try advance(best, to: pivotDoc)
                     bubble(best)
                     dropExhausted()
-                    continue
                 }
-            }
-
-            if cursors[order[0]].doc == pivotDoc {
-                var u: Float = 0
-                var l: Float = 0
-                var i = 0
-                while i < order.count, case let c = cursors[order[i]], c.doc == pivotDoc {
-                    u += c.upper
-                    l += c.lower
-                    try c.next()
-                    i += 1
-                }
-                out.offer(doc: pivotDoc, upper: u, lower: l)
-                // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
-                var j = i - 1
-                while j >= 0 {
-                    bubble(j)
-                    j -= 1
-                }
-                dropExhausted()
-            } else {
-                // Move the lagging list with the largest maximum up to the pivot.
-                var best = 0
-                for i in 0..<pivot where cursors[order[i]].doc < pivotDoc && maxContribution[order[i]] > maxContribution[order[best]] {
-                    best = i
-                }
-                try cursors[order[best]].advance(to: pivotDoc)
-                bubble(best)
-                dropExhausted()
             }
         }
     }

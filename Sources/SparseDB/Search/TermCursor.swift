@@ -22,8 +22,12 @@ final class TermCursor {
     private var decodedBlock = -1
     private var position = 0
     private var count = 0
-    private let documents = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
-    private let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
+    /// The current block's postings: our own decode buffers, or a slice of a cached list.
+    private var documents: UnsafeMutablePointer<UInt32>
+    private var codes: UnsafeMutablePointer<UInt8>
+    private let ownDocuments = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
+    private let ownCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
+    private var cached: DecodedPostingList?
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
     private let codec: ZstdCodec
     private var step: Float = 0
@@ -41,11 +45,22 @@ final class TermCursor {
         // A hair above the true bound so float rounding can never make it an under-estimate.
         self.maxContribution = queryWeight * termMaxWeight * (1 + 1e-6)
         self.codec = codec
+        documents = ownDocuments
+        codes = ownCodes
+    }
+
+    /// A cursor over a list already decoded (from the posting cache).
+    convenience init(term: UInt32, queryWeight: Float, list: DecodedPostingList, codec: ZstdCodec) {
+        self.init(term: term, queryWeight: queryWeight, termMaxWeight: list.termMaxWeight, codec: codec)
+        cached = list
+        firstDocs = list.firstDocs
+        lastDocs = list.lastDocs
+        steps = list.blockMaxes.map { queryWeight * $0 / 255 }
     }
 
     deinit {
-        documents.deallocate()
-        codes.deallocate()
+        ownDocuments.deallocate()
+        ownCodes.deallocate()
         scratch.deallocate()
     }
 
@@ -71,7 +86,18 @@ final class TermCursor {
     private func load(block b: Int) throws {
         block = b
         step = steps[b]
-        if decodedBlock != b {
+        if let list = cached {
+            let start = list.blockStarts[b]
+            let end = b + 1 < list.blockStarts.count ? list.blockStarts[b + 1] : list.count
+            documents = list.documents + start
+            codes = list.codes + start
+            count = end - start
+            if decodedBlock != b {
+                decodedBlock = b
+                postingsDecoded += count
+                blocksDecoded += 1
+            }
+        } else if decodedBlock != b {
             count = try PostingBlock.decode(
                 storage[b], firstDocument: firstDocs[b], header: headers[b], documents: documents, codes: codes,
                 scratch: scratch, codec: codec)

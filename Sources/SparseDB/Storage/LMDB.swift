@@ -69,6 +69,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     private let mapLock = MapLock()
     private let growthLock = NSLock()
     private(set) var mapSize: Int
+    /// Decoded posting lists shared by every query on this environment.
+    var postingCache = PostingCache(budget: 0)
 
     /// Opens (creating when asked) the environment in directory `path`.
     init(path: String, mapSize: Int, readOnly: Bool, maxReaders: UInt32 = 126) throws {
