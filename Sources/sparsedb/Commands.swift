@@ -76,7 +76,7 @@ struct Ingest: ParsableCommand {
         var done = 0
         for (line, bytes) in reader {
             let r = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: dims)
-            batch.append(Document(id: r.id, payload: LineFormats.payload(r.rest), vector: r.vector))
+            batch.append(Document(id: r.id, payload: r.payload, vector: r.vector))
             if batch.count >= batchSize {
                 try coll.upsert(batch)
                 done += batch.count

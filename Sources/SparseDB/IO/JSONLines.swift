@@ -85,69 +85,43 @@ package enum LineFormats {
     }
 
     /// A vector line: `{"_id": "d1", "vector": {"2054": 1.23, ...}, ...other fields}`.
+    /// Returns the id, the vector, and the other fields as a JSON object text (nil when none).
     package static func vectorRecord(
         _ bytes: ArraySlice<UInt8>, file: String, line: Int, dimensions: UInt32
-    ) throws -> (id: String, vector: SparseVector, rest: [String: Any]) {
-        var object = try object(bytes, file: file, line: line)
-        let id = try id(object, file: file, line: line)
-        guard let raw = object["vector"] else {
+    ) throws -> (id: String, vector: SparseVector, payload: [UInt8]?) {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw SparseDBError(.invalidInput, "\(file):\(line): line is not valid UTF-8")
+        }
+        let parsed: VectorLineParser.Parsed
+        do {
+            parsed = try bytes.withUnsafeBytes { b throws(VectorLineParser.Failure) in try VectorLineParser.parse(b) }
+        } catch let error as VectorLineParser.Failure {
+            let message = error.message.contains("UTF-8") ? "line is not valid UTF-8" : "malformed JSON (\(error.message))"
+            throw SparseDBError(.invalidInput, "\(file):\(line): \(message)")
+        }
+        guard let id = parsed.id, !id.isEmpty else {
+            throw SparseDBError(.invalidInput, "\(file):\(line): missing \"_id\" (a string)")
+        }
+        guard parsed.hasVector else {
             throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has no \"vector\" field")
         }
-        guard let map = raw as? [String: Any] else {
-            throw SparseDBError(.invalidInput, "\(file):\(line): \"vector\" of '\(id)' must be an object {\"DIM\": weight}")
+        if let problem = parsed.vectorError {
+            throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)': \(problem)")
         }
         var entries: [(UInt32, Float)] = []
-        entries.reserveCapacity(map.count)
-        for (key, value) in map {
-            guard let d = UInt32(key) else {
-                throw SparseDBError(.invalidInput, "\(file):\(line): dimension key \"\(key.prefix(30))\" of '\(id)' is not a non-negative integer")
-            }
+        entries.reserveCapacity(parsed.entries.count)
+        for (d, w) in parsed.entries {
             guard d < dimensions else {
                 throw SparseDBError(.invalidInput, "\(file):\(line): dimension \(d) of '\(id)' is out of range (0..<\(dimensions))")
             }
-            guard let n = value as? NSNumber, !(value is String) else {
-                throw SparseDBError(.invalidInput, "\(file):\(line): weight for dimension \(d) of '\(id)' is not a number")
-            }
-            entries.append((d, Float(n.doubleValue)))
-        }
-        // JSON objects may repeat a key; JSONSerialization keeps the last silently, so look
-        // for repeats in the raw text of the vector.
-        if map.count > 0, hasDuplicateKeys(bytes, expected: map.count) {
-            throw SparseDBError(.invalidInput, "\(file):\(line): a dimension of '\(id)' appears more than once")
+            entries.append((d, Float(w)))
         }
         let vector: SparseVector
         do { vector = try SparseVector(entries) } catch let e as SparseDBError {
             throw e.prefixed("\(file):\(line): document '\(id)'")
         }
-        object["_id"] = nil
-        object["vector"] = nil
-        return (id, vector, object)
-    }
-
-    /// Counts the keys inside the `"vector": {...}` object of a line and compares.
-    private static func hasDuplicateKeys(_ bytes: ArraySlice<UInt8>, expected: Int) -> Bool {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let r = text.range(of: "\"vector\"") else { return false }
-        guard let open = text[r.upperBound...].firstIndex(of: "{") else { return false }
-        guard let close = text[open...].firstIndex(of: "}") else { return false }
-        var keys = 0
-        var inString = false
-        var escaped = false
-        var sawColonAfterString = false
-        for ch in text[text.index(after: open)..<close] {
-            if inString {
-                if escaped { escaped = false } else if ch == "\\" { escaped = true } else if ch == "\"" { inString = false }
-                continue
-            }
-            if ch == "\"" {
-                inString = true
-                sawColonAfterString = false
-            } else if ch == ":" && !sawColonAfterString {
-                keys += 1
-                sawColonAfterString = true
-            }
-        }
-        return keys != expected
+        let payload = parsed.otherFields.isEmpty ? nil : Array(("{" + parsed.otherFields.joined(separator: ",") + "}").utf8)
+        return (id, vector, payload)
     }
 
     /// JSON bytes of `object` with sorted keys (the payload the CLI stores).
