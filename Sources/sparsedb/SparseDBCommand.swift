@@ -8,7 +8,7 @@ struct SparseDBCommand: ParsableCommand {
         commandName: "sparsedb",
         abstract: "An embedded sparse-vector database: ingest, search, evaluate.",
         version: "0.1.0",
-        subcommands: [Ingest.self, Search.self, Encode.self, Eval.self, Delete.self, Compact.self, Stats.self, Verify.self]
+        subcommands: [Ingest.self, Search.self, Encode.self, Eval.self, Delete.self, Compact.self, Stats.self, Verify.self, Doctor.self]
     )
 
     static func main() {
