@@ -54,6 +54,33 @@ enum TransformerLoader {
         return try loadBert(config, configPath: configPath, file: file, withHead: withHead)
     }
 
+    /// Tensor names of one layer, relative to the layer's prefix.
+    struct LayerNames {
+        var query, key, value, attentionOut, attentionNorm, intermediate, output, outputNorm: String
+
+        static let bert = LayerNames(
+            query: "attention.self.query", key: "attention.self.key", value: "attention.self.value",
+            attentionOut: "attention.output.dense", attentionNorm: "attention.output.LayerNorm",
+            intermediate: "intermediate.dense", output: "output.dense", outputNorm: "output.LayerNorm")
+        static let distilBert = LayerNames(
+            query: "attention.q_lin", key: "attention.k_lin", value: "attention.v_lin", attentionOut: "attention.out_lin",
+            attentionNorm: "sa_layer_norm", intermediate: "ffn.lin1", output: "ffn.lin2", outputNorm: "output_layer_norm")
+    }
+
+    /// Loads one layer, stacking query, key and value into a single [3H × H] projection.
+    static func loadLayer(_ file: SafeTensorsFile, prefix l: String, names: LayerNames, hidden H: Int, intermediate I: Int, eps: Float) throws -> EncoderLayer {
+        let q = try Linear(file: file, prefix: l + names.query, in: H, out: H)
+        let k = try Linear(file: file, prefix: l + names.key, in: H, out: H)
+        let v = try Linear(file: file, prefix: l + names.value, in: H, out: H)
+        return EncoderLayer(
+            qkv: Linear(weight: q.weight + k.weight + v.weight, bias: q.bias + k.bias + v.bias, in: H, out: 3 * H),
+            attentionOut: try Linear(file: file, prefix: l + names.attentionOut, in: H, out: H),
+            attentionNorm: try LayerNorm(file: file, prefix: l + names.attentionNorm, size: H, eps: eps),
+            intermediate: try Linear(file: file, prefix: l + names.intermediate, in: H, out: I),
+            output: try Linear(file: file, prefix: l + names.output, in: I, out: H),
+            outputNorm: try LayerNorm(file: file, prefix: l + names.outputNorm, size: H, eps: eps))
+    }
+
     private static func loadBert(_ config: [String: Any], configPath: String, file: SafeTensorsFile, withHead: Bool) throws -> Loaded {
         let H = try int(config, "hidden_size", configPath)
         let layersCount = try int(config, "num_hidden_layers", configPath)
@@ -73,20 +100,8 @@ enum TransformerLoader {
         let typeVocab = (config["type_vocab_size"] as? NSNumber)?.intValue ?? 2
         let types = try file.floats(p + "embeddings.token_type_embeddings.weight", shape: [typeVocab, H])
         let embNorm = try LayerNorm(file: file, prefix: p + "embeddings.LayerNorm", size: H, eps: eps)
-        var layers: [EncoderLayer] = []
-        for i in 0..<layersCount {
-            let l = "\(p)encoder.layer.\(i)."
-            let q = try Linear(file: file, prefix: l + "attention.self.query", in: H, out: H)
-            let k = try Linear(file: file, prefix: l + "attention.self.key", in: H, out: H)
-            let v = try Linear(file: file, prefix: l + "attention.self.value", in: H, out: H)
-            layers.append(
-                EncoderLayer(
-                    qkv: Linear(weight: q.weight + k.weight + v.weight, bias: q.bias + k.bias + v.bias, in: H, out: 3 * H),
-                    attentionOut: try Linear(file: file, prefix: l + "attention.output.dense", in: H, out: H),
-                    attentionNorm: try LayerNorm(file: file, prefix: l + "attention.output.LayerNorm", size: H, eps: eps),
-                    intermediate: try Linear(file: file, prefix: l + "intermediate.dense", in: H, out: I),
-                    output: try Linear(file: file, prefix: l + "output.dense", in: I, out: H),
-                    outputNorm: try LayerNorm(file: file, prefix: l + "output.LayerNorm", size: H, eps: eps)))
+        let layers = try (0..<layersCount).map { i in
+            try loadLayer(file, prefix: "\(p)encoder.layer.\(i).", names: .bert, hidden: H, intermediate: I, eps: eps)
         }
         let encoder = TransformerEncoder(
             hidden: H, heads: heads, intermediateSize: I, maxPositions: P, wordEmbeddings: word, positionEmbeddings: pos,
@@ -119,20 +134,8 @@ enum TransformerLoader {
         let word = try file.floats(p + "embeddings.word_embeddings.weight", shape: [V, H])
         let pos = try file.floats(p + "embeddings.position_embeddings.weight", shape: [P, H])
         let embNorm = try LayerNorm(file: file, prefix: p + "embeddings.LayerNorm", size: H, eps: eps)
-        var layers: [EncoderLayer] = []
-        for i in 0..<layersCount {
-            let l = "\(p)transformer.layer.\(i)."
-            let q = try Linear(file: file, prefix: l + "attention.q_lin", in: H, out: H)
-            let k = try Linear(file: file, prefix: l + "attention.k_lin", in: H, out: H)
-            let v = try Linear(file: file, prefix: l + "attention.v_lin", in: H, out: H)
-            layers.append(
-                EncoderLayer(
-                    qkv: Linear(weight: q.weight + k.weight + v.weight, bias: q.bias + k.bias + v.bias, in: H, out: 3 * H),
-                    attentionOut: try Linear(file: file, prefix: l + "attention.out_lin", in: H, out: H),
-                    attentionNorm: try LayerNorm(file: file, prefix: l + "sa_layer_norm", size: H, eps: eps),
-                    intermediate: try Linear(file: file, prefix: l + "ffn.lin1", in: H, out: I),
-                    output: try Linear(file: file, prefix: l + "ffn.lin2", in: I, out: H),
-                    outputNorm: try LayerNorm(file: file, prefix: l + "output_layer_norm", size: H, eps: eps)))
+        let layers = try (0..<layersCount).map { i in
+            try loadLayer(file, prefix: "\(p)transformer.layer.\(i).", names: .distilBert, hidden: H, intermediate: I, eps: eps)
         }
         let encoder = TransformerEncoder(
             hidden: H, heads: heads, intermediateSize: I, maxPositions: P, wordEmbeddings: word, positionEmbeddings: pos,

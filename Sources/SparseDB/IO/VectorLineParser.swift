@@ -80,17 +80,7 @@ struct VectorLineParser {
                         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[keyStart..<valueStart]), as: UTF8.self).trimmingCharacters(in: .whitespaces)
                             + String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<i]), as: UTF8.self))
                 }
-                skipSpace()
-                guard i < bytes.count else { throw fail("expected ',' or '}'") }
-                if bytes[i] == 0x2C {
-                    i += 1
-                    continue
-                }
-                if bytes[i] == 0x7D {
-                    i += 1
-                    break
-                }
-                throw fail("expected ',' or '}'")
+                if try atClose(0x7D) { break }
             }
         }
         skipSpace()
@@ -128,18 +118,23 @@ struct VectorLineParser {
                         : "weight for dimension \(key) is not a number (\(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<min(i, start + 20)]), as: UTF8.self)))"
                 }
             }
-            skipSpace()
-            guard i < bytes.count else { throw fail("expected ',' or '}'") }
-            if bytes[i] == 0x2C {
-                i += 1
-                continue
-            }
-            if bytes[i] == 0x7D {
-                i += 1
-                return
-            }
-            throw fail("expected ',' or '}'")
+            if try atClose(0x7D) { return }
         }
+    }
+
+    /// After a member: consumes ',' (false: another member follows) or `close` (true).
+    private mutating func atClose(_ close: UInt8) throws(Failure) -> Bool {
+        skipSpace()
+        guard i < bytes.count else { throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))'") }
+        if bytes[i] == 0x2C {
+            i += 1
+            return false
+        }
+        if bytes[i] == close {
+            i += 1
+            return true
+        }
+        throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))'")
     }
 
     private static func double(_ text: UnsafeRawBufferPointer) -> Double {
@@ -237,17 +232,7 @@ struct VectorLineParser {
                     try expect(0x3A, "expected ':'")
                 }
                 try skipValue(depth: depth + 1)
-                skipSpace()
-                guard i < bytes.count else { throw fail("unterminated \(isObject ? "object" : "array")") }
-                if bytes[i] == 0x2C {
-                    i += 1
-                    continue
-                }
-                if bytes[i] == close {
-                    i += 1
-                    return
-                }
-                throw fail("expected ',' or '\(isObject ? "}" : "]")'")
+                if try atClose(close) { return }
             }
         case 0x74: try literal("true")
         case 0x66: try literal("false")
