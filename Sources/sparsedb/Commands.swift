@@ -19,6 +19,16 @@ struct Ingest: ParsableCommand {
     var replace = false
     @Option(help: "Corpus ingest: keep only the K largest weights of each document vector.") var maxActiveDims: Int?
     @Flag(help: "Corpus ingest: accept a model different from the one the collection was built with.") var allowModelMismatch = false
+    @Flag(help: "Do not compact at the end even when the batches left the posting lists fragmented.") var noCompact = false
+
+    /// Re-packs the lists when many small batches fragmented them (cheap next to the ingest itself).
+    private func compactIfNeeded(_ coll: SparseDB.Collection) throws {
+        guard !noCompact else { return }
+        let t0 = Date()
+        if try coll.compactIfFragmented(), !quiet {
+            stderrLine(String(format: "compacted the posting lists in %.1f s", Date().timeIntervalSince(t0)))
+        }
+    }
 
     func validate() throws {
         if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
@@ -52,6 +62,7 @@ struct Ingest: ParsableCommand {
             options: IngestOptions(batchSize: batchSize, skipExisting: !replace, maxActiveDims: maxActiveDims, allowModelMismatch: allowModelMismatch)
         ) { p in progress.update(p.committed + p.skipped) }
         progress.finish(report.committed + report.skipped)
+        try compactIfNeeded(coll)
         if !quiet {
             stderrLine(String(format: "ingested %d documents (%d already present) in %.1f s: %.1f docs/s end to end; encoding %.1f s, writing %.1f s",
                               report.committed, report.skipped, report.elapsedSeconds, Double(report.committed) / max(report.elapsedSeconds, 1e-9),
@@ -87,6 +98,7 @@ struct Ingest: ParsableCommand {
         try coll.upsert(batch)
         done += batch.count
         progress.finish(done)
+        try compactIfNeeded(coll)
     }
 }
 

@@ -70,6 +70,31 @@ public final class Collection: @unchecked Sendable {
         }
     }
 
+    /// How fragmented the posting lists are: stored blocks divided by the blocks a compaction
+    /// would write (1 = fully packed). Each ingest batch adds a partial block to every term it
+    /// touches, so many small batches raise it; `compact()` brings it back to 1.
+    public func fragmentation() throws -> Double {
+        try env.read { txn in
+            var blocks = 0
+            var packed = 0
+            try txn.scan(prefix: Schema.prefix(id), in: txn.tables.terms) { _, v in
+                let stats = try Schema.parseTermRecord(v)
+                blocks += Int(stats.blocks)
+                packed += (Int(stats.postings) + PostingBlock.targetCount - 1) / PostingBlock.targetCount
+                return true
+            }
+            return packed == 0 ? 1 : Double(blocks) / Double(packed)
+        }
+    }
+
+    /// Compacts when ``fragmentation()`` exceeds `threshold`; returns whether it did.
+    @discardableResult
+    public func compactIfFragmented(threshold: Double = 2) throws -> Bool {
+        guard try fragmentation() > threshold else { return false }
+        try compact()
+        return true
+    }
+
     /// The stored document with external id `id`, or `nil`.
     public func document(id: String) throws -> Document? {
         try env.read { txn in
