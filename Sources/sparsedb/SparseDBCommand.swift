@@ -66,9 +66,15 @@ final class Progress {
         let rate = Double(done) / elapsed
         var text = "\(label): \(done)"
         if let total, total > 0 {
-            let pct = 100 * Double(done) / Double(total)
-            let eta = rate > 0 ? Double(total - done) / rate : 0
-            text += "/\(total) (\(String(format: "%.1f", pct))%) \(String(format: "%.0f", rate))/s ETA \(String(format: "%.0f", eta))s"
+            let fraction = min(1, Double(done) / Double(total))
+            let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
+            if tty {
+                let filled = Int(fraction * 30)
+                text = "\(label) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] \(done)/\(total)"
+            } else {
+                text += "/\(total)"
+            }
+            text += " (\(String(format: "%.1f", 100 * fraction))%) \(String(format: "%.0f", rate))/s ETA \(String(format: "%.0f", eta))s"
         } else {
             text += " \(String(format: "%.0f", rate))/s"
         }

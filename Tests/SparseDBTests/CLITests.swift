@@ -217,3 +217,24 @@ import Testing
         }
     }
 }
+
+@Suite struct EncodeCommandTests {
+    /// The acceptance command: `sparsedb encode --model default --queries scifact/queries.jsonl`
+    /// reproduces the reference query vectors.
+    @Test func encodeReproducesTheReferenceQueryVectors() throws {
+        let r = try run(productPath("sparsedb"), ["encode", "--model", "default", "--queries", sharedDirectory + "/data/scifact/queries.jsonl", "--quiet"])
+        #expect(r.status == 0, "\(r.err)")
+        let reference = Dictionary(uniqueKeysWithValues: try readVectors(referencePath("scifact", "query_vectors.jsonl")).map { ($0.id, $0.vector) })
+        var seen = 0
+        for (n, line) in r.out.split(separator: "\n").enumerated() {
+            let v = try LineFormats.vectorRecord(ArraySlice(Array(line.utf8)), file: "stdout", line: n + 1, dimensions: 30_522)
+            let want = try #require(reference[v.id])
+            let w = Dictionary(uniqueKeysWithValues: zip(want.dimensions, want.weights))
+            let g = Dictionary(uniqueKeysWithValues: zip(v.vector.dimensions, v.vector.weights))
+            let worst = Set(w.keys).union(g.keys).map { abs((w[$0] ?? 0) - (g[$0] ?? 0)) }.max() ?? 0
+            #expect(worst <= 2e-3, "query \(v.id): \(worst)")
+            seen += 1
+        }
+        #expect(seen == reference.count)
+    }
+}
