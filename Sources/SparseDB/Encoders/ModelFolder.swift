@@ -118,6 +118,7 @@ enum ModelFolder {
             guard let wName = file.firstName(["encoder.weight", "decoder.linear.weight"]) else {
                 throw SparseDBError(.model, "\(sae)/model.safetensors: tensor 'encoder.weight' (or 'decoder.linear.weight') is missing")
             }
+            try checkVocabulary(tokenizer, loaded.encoder, folder: t)
             let settings = try transformerSettings(t, tokenizer: tokenizer, encoder: loaded.encoder)
             let route = CSRRoute(
                 tokenizer: tokenizer, encoder: loaded.encoder, maxSequenceLength: settings.maxLength, lowercaseInput: settings.lowercase,
@@ -162,10 +163,19 @@ enum ModelFolder {
     static func splade(transformerFolder: String, pooling: SpladeRoute.Pooling, squash: SpladeRoute.Squash) throws -> SpladeRoute {
         let loaded = try TransformerLoader.load(folder: transformerFolder, withHead: true)
         let tokenizer = try WordPieceTokenizer(path: transformerFolder + "/tokenizer.json")
+        try checkVocabulary(tokenizer, loaded.encoder, folder: transformerFolder)
         let settings = try transformerSettings(transformerFolder, tokenizer: tokenizer, encoder: loaded.encoder)
         return SpladeRoute(
             tokenizer: tokenizer, encoder: loaded.encoder, head: loaded.head!, pooling: pooling, squash: squash,
             maxSequenceLength: settings.maxLength, lowercaseInput: settings.lowercase)
+    }
+
+    /// Every id the tokenizer can produce must have an embedding row.
+    static func checkVocabulary(_ tokenizer: WordPieceTokenizer, _ encoder: TransformerEncoder, folder: String) throws {
+        guard tokenizer.vocabularySize <= encoder.vocabularySize else {
+            throw SparseDBError(
+                .model, "\(folder)/tokenizer.json: vocabulary of \(tokenizer.vocabularySize) tokens exceeds the model's \(encoder.vocabularySize) embeddings")
+        }
     }
 
     /// CRC-32C over the folder's JSON and safetensors files (relative path and content), hex.

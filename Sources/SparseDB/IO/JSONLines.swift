@@ -4,6 +4,9 @@ import Foundation
 /// lines from 1. Blank lines are skipped.
 package struct JSONLinesReader: Sequence {
     package let path: String
+    /// Longest line accepted (64 MiB). A longer one is cut at this length plus one byte, so that
+    /// its parser reports it instead of the reader holding an unbounded line in memory.
+    package static let maxLineBytes = 64 << 20
 
     package init(path: String) throws {
         guard FileManager.default.isReadableFile(atPath: path) else {
@@ -20,15 +23,33 @@ package struct JSONLinesReader: Sequence {
         private var start = 0
         private var eof = false
         private var lineNumber = 0
+        private var scanned = 0
 
         init(path: String) { handle = FileHandle(forReadingAtPath: path) }
+
+        private mutating func skipToNewline() {
+            buffer.removeAll()
+            while true {
+                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
+                if chunk.isEmpty {
+                    eof = true
+                    return
+                }
+                if let nl = chunk.firstIndex(of: 0x0A) {
+                    buffer.append(contentsOf: chunk[(nl + 1)...])
+                    return
+                }
+            }
+        }
 
         /// (line number, bytes of the line without the newline).
         package mutating func next() -> (line: Int, bytes: ArraySlice<UInt8>)? {
             while true {
-                if let nl = buffer[start...].firstIndex(of: 0x0A) {
+                // `scanned`: bytes after `start` already known to hold no newline.
+                if let nl = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
                     let line = buffer[start..<nl]
                     start = nl + 1
+                    scanned = 0
                     lineNumber += 1
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
                     return (lineNumber, line)
@@ -43,6 +64,15 @@ package struct JSONLinesReader: Sequence {
                 }
                 buffer.removeSubrange(0..<start)
                 start = 0
+                scanned = buffer.count
+                if buffer.count > JSONLinesReader.maxLineBytes {
+                    // Hand out the oversized prefix and drop the rest of that line.
+                    let line = buffer[0...JSONLinesReader.maxLineBytes]
+                    lineNumber += 1
+                    skipToNewline()
+                    scanned = 0
+                    return (lineNumber, line)
+                }
                 let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
                 if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
             }
@@ -54,6 +84,7 @@ package struct JSONLinesReader: Sequence {
 package enum LineFormats {
     /// Parses one JSON object line; errors name the file and line.
     package static func object(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws -> [String: Any] {
+        try checkSize(bytes, file: file, line: line)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw SparseDBError(.invalidInput, "\(file):\(line): line is not valid UTF-8")
         }
@@ -74,6 +105,12 @@ package enum LineFormats {
         return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
     }
 
+    static func checkSize(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws {
+        if bytes.count > JSONLinesReader.maxLineBytes {
+            throw SparseDBError(.invalidInput, "\(file):\(line): line is longer than \(JSONLinesReader.maxLineBytes >> 20) MiB")
+        }
+    }
+
     /// The `_id` field as a string (numbers are accepted and printed as integers).
     package static func id(_ object: [String: Any], file: String, line: Int) throws -> String {
         if let s = object["_id"] as? String {
@@ -89,6 +126,7 @@ package enum LineFormats {
     package static func vectorRecord(
         _ bytes: ArraySlice<UInt8>, file: String, line: Int, dimensions: UInt32
     ) throws -> (id: String, vector: SparseVector, payload: [UInt8]?) {
+        try checkSize(bytes, file: file, line: line)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw SparseDBError(.invalidInput, "\(file):\(line): line is not valid UTF-8")
         }

@@ -17,7 +17,7 @@ final class CandidateCollector {
     init(k: Int, deleted: Set<UInt32>) {
         self.k = k
         self.deleted = deleted
-        heap.reserveCapacity(k)
+        heap.reserveCapacity(min(k, 1 << 16))
     }
 
     @inline(__always) func isPruned(_ upperBound: Float) -> Bool { upperBound < bar }
