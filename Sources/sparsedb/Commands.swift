@@ -59,10 +59,12 @@ struct Ingest: ParsableCommand {
         let progress = Progress("ingest \(collection)", total: total, quiet: quiet)
         let report = try coll.ingest(
             try corpusDocuments(path), encoder: encoder,
-            options: IngestOptions(batchSize: batchSize, skipExisting: !replace, maxActiveDims: maxActiveDims, allowModelMismatch: allowModelMismatch)
+            options: IngestOptions(
+                batchSize: batchSize, skipExisting: !replace, maxActiveDims: maxActiveDims, allowModelMismatch: allowModelMismatch,
+                compactWhenFragmented: !noCompact)
         ) { p in progress.update(p.committed + p.skipped) }
         progress.finish(report.committed + report.skipped)
-        try compactIfNeeded(coll)
+        if report.compacted && !quiet { stderrLine(String(format: "compacted the posting lists in %.1f s", report.compactSeconds)) }
         if !quiet {
             stderrLine(String(format: "ingested %d documents (%d already present) in %.1f s: %.1f docs/s end to end; encoding %.1f s, writing %.1f s",
                               report.committed, report.skipped, report.elapsedSeconds, Double(report.committed) / max(report.elapsedSeconds, 1e-9),
@@ -122,6 +124,7 @@ struct Search: ParsableCommand {
     @Option(help: "Model folder or 'default' for text queries (default: the collection's own encoder).") var model: String?
     @Flag(help: "Accept a --model different from the one the collection was built with.") var allowModelMismatch = false
     @Option(help: "Approximate: keep only this many largest query weights.") var maxQueryTerms: Int?
+    @Option(help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
     @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
     @Flag(help: "Run every query once before the measured run (warms the decoded-postings cache), for latency measurements.") var warmup = false
@@ -138,7 +141,7 @@ struct Search: ParsableCommand {
         try SparseDBCommand.guarded {
             let db = try Database(path: database.db, configuration: .readOnlyExisting)
             let coll = try db.collection(collection)
-            let options = SearchOptions(k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms)
+            let options = SearchOptions(k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, thresholdFactor: heapFactor)
             var latencies: [Double] = []
             let withLatency = self.latencies
             func emit(_ qid: String, _ result: SearchResult) {

@@ -36,7 +36,6 @@ struct Eval: ParsableCommand {
                 progress.update($0.committed + $0.skipped)
             }
             progress.finish(ingest.committed + ingest.skipped)
-            try coll.compactIfFragmented()
 
             var ids: [String] = []
             var texts: [String] = []

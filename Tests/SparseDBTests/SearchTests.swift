@@ -133,3 +133,30 @@ import Testing
         }
     }
 }
+
+@Suite struct ApproximateSearchTests {
+    /// The approximate knobs still return k hits with exact scores, and recall stays meaningful.
+    @Test func heapFactorAndQueryPruning() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            let c = try db.collection("c", creatingWithDimensions: 30_522)
+            let docs = try readVectors(referencePath("cranfield", "doc_vectors.jsonl"))
+            try c.upsert(docs.map { Document(id: $0.id, vector: $0.vector) })
+            let byId = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, $0.vector) })
+            let queries = try readVectors(referencePath("cranfield", "query_vectors.jsonl"), limit: 60)
+            var overlap = 0
+            for (_, q) in queries {
+                let exact = try c.search(q, options: SearchOptions(k: 10)).hits
+                for options in [SearchOptions(k: 10, thresholdFactor: 1.3), SearchOptions(k: 10, maxQueryTerms: 20)] {
+                    let approx = try c.search(q, options: options).hits
+                    #expect(approx.count == exact.count)
+                    let pruned = options.maxQueryTerms.map { q.keepingLargest($0) } ?? q
+                    for h in approx { #expect(abs(h.score - byId[h.id]!.dot(pruned)) < 1e-9) }
+                    overlap += Set(approx.map(\.id)).intersection(exact.map(\.id)).count
+                }
+            }
+            #expect(Double(overlap) / Double(queries.count * 20) > 0.5)
+            #expect(throws: SparseDBError.self) { try c.search(queries[0].vector, options: SearchOptions(thresholdFactor: .nan)) }
+        }
+    }
+}

@@ -28,8 +28,11 @@ public struct IngestProgress: Sendable {
     public var encodeSeconds = 0.0
     /// Seconds spent in write transactions (summed over batches).
     public var writeSeconds = 0.0
-    /// Wall-clock seconds since the start.
+    /// Wall-clock seconds since the start (compaction excluded).
     public var elapsedSeconds = 0.0
+    /// Whether the posting lists were re-packed at the end, and how long that took.
+    public var compacted = false
+    public var compactSeconds = 0.0
 }
 
 /// Options of a text ingest.
@@ -43,12 +46,19 @@ public struct IngestOptions: Sendable {
     public var maxActiveDims: Int? = nil
     /// Accept an encoder other than the one the collection was built with.
     public var allowModelMismatch = false
+    /// Re-pack the posting lists at the end when the batches left them fragmented
+    /// (see ``Collection/fragmentation()``).
+    public var compactWhenFragmented = true
 
-    public init(batchSize: Int = 256, skipExisting: Bool = true, maxActiveDims: Int? = nil, allowModelMismatch: Bool = false) {
+    public init(
+        batchSize: Int = 256, skipExisting: Bool = true, maxActiveDims: Int? = nil, allowModelMismatch: Bool = false,
+        compactWhenFragmented: Bool = true
+    ) {
         self.batchSize = batchSize
         self.skipExisting = skipExisting
         self.maxActiveDims = maxActiveDims
         self.allowModelMismatch = allowModelMismatch
+        self.compactWhenFragmented = compactWhenFragmented
     }
 }
 
@@ -147,6 +157,11 @@ extension Collection {
             state.writeSeconds += report.seconds
         }
         state.elapsedSeconds = Date().timeIntervalSince(start)
+        if options.compactWhenFragmented {
+            let t0 = Date()
+            state.compacted = try compactIfFragmented()
+            state.compactSeconds = Date().timeIntervalSince(t0)
+        }
         progress(state)
         return state
     }

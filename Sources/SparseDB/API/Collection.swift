@@ -128,13 +128,20 @@ public struct SearchOptions: Sendable {
     public var algorithm: SearchAlgorithm = .maxscore
     /// Approximate: keep only this many query terms, the largest weights first.
     public var maxQueryTerms: Int? = nil
+    /// Approximate: prune documents whose score bound is below this factor times the current
+    /// k-th score (1 = exact; 1.1–1.5 trades recall for speed, as PISA's and Seismic's heap factor).
+    public var thresholdFactor: Float = 1
     /// Load the stored payload of each hit.
     public var includePayloads: Bool = true
 
-    public init(k: Int = 10, algorithm: SearchAlgorithm = .maxscore, maxQueryTerms: Int? = nil, includePayloads: Bool = true) {
+    public init(
+        k: Int = 10, algorithm: SearchAlgorithm = .maxscore, maxQueryTerms: Int? = nil, thresholdFactor: Float = 1,
+        includePayloads: Bool = true
+    ) {
         self.k = k
         self.algorithm = algorithm
         self.maxQueryTerms = maxQueryTerms
+        self.thresholdFactor = thresholdFactor
         self.includePayloads = includePayloads
     }
 }
@@ -167,6 +174,9 @@ extension Collection {
     /// ```
     public func search(_ query: SparseVector, options: SearchOptions = SearchOptions()) throws -> SearchResult {
         guard options.k > 0 else { return SearchResult(hits: [], statistics: SearchStatistics()) }
+        guard options.thresholdFactor.isFinite, options.thresholdFactor >= 1 else {
+            throw SparseDBError(.invalidInput, "thresholdFactor must be a finite number ≥ 1, got \(options.thresholdFactor)")
+        }
         var q = query.droppingZeros()
         if let limit = options.maxQueryTerms { q = q.keepingLargest(limit) }
         if let last = q.dimensions.last, last >= dimensions {
@@ -213,7 +223,7 @@ extension Collection {
                 }
                 cursors.append(cursor)
             }
-            let collector = CandidateCollector(k: options.k, deleted: deleted)
+            let collector = CandidateCollector(k: options.k, deleted: deleted, thresholdFactor: options.thresholdFactor)
             try Traversal.run(options.algorithm, cursors: cursors, collector: collector)
             var stats = SearchStatistics()
             stats.terms = cursors.count

@@ -10,22 +10,29 @@ final class CandidateCollector {
     /// Upper bounds below `bar` are pruned: the threshold minus a small slack that absorbs float
     /// rounding in the bound sums, so pruning never drops a true top-k document.
     private(set) var bar: Float = -.infinity
+    /// `bar` without the approximation factor: decides which scored documents stay candidates.
+    private var exactBar: Float = -.infinity
     private(set) var candidates: [(doc: UInt32, upper: Float)] = []
     private let deleted: Set<UInt32>
     var documentsScored = 0
 
-    init(k: Int, deleted: Set<UInt32>) {
+    /// > 1 makes pruning approximate: documents whose upper bound is below factor × threshold are skipped.
+    let thresholdFactor: Float
+
+    init(k: Int, deleted: Set<UInt32>, thresholdFactor: Float = 1) {
         self.k = k
         self.deleted = deleted
+        self.thresholdFactor = thresholdFactor
         heap.reserveCapacity(min(k, 1 << 16))
     }
 
+    /// Whether a document (or group of documents) with this upper bound may be skipped.
     @inline(__always) func isPruned(_ upperBound: Float) -> Bool { upperBound < bar }
 
     @inline(__always)
     func offer(doc: UInt32, upper: Float, lower: Float) {
         documentsScored += 1
-        if upper < bar { return }
+        if upper < exactBar { return }
         if !deleted.isEmpty && deleted.contains(doc) { return }
         candidates.append((doc, upper))
         if heap.count < k {
@@ -40,11 +47,13 @@ final class CandidateCollector {
     }
 
     /// Candidates that survive the final threshold.
-    func survivors() -> [UInt32] { candidates.filter { $0.upper >= bar }.map(\.doc) }
+    func survivors() -> [UInt32] { candidates.filter { $0.upper >= exactBar }.map(\.doc) }
 
     private func updateBar() {
         let t = heap[0]
-        bar = t - abs(t) * 1e-5 - 1e-6
+        exactBar = t - abs(t) * 1e-5 - 1e-6
+        let boosted = t * thresholdFactor
+        bar = boosted - abs(boosted) * 1e-5 - 1e-6
     }
 
     private func siftUp(_ i0: Int) {
