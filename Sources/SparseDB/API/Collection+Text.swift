@@ -9,6 +9,7 @@ public struct TextDocument: Sendable {
     /// Opaque bytes stored with the document.
     public var payload: [UInt8]?
 
+    /// A text document with `id`, its `text` and an optional `payload`.
     public init(id: String, text: String, payload: [UInt8]? = nil) {
         self.id = id
         self.text = text
@@ -30,8 +31,9 @@ public struct IngestProgress: Sendable {
     public var writeSeconds = 0.0
     /// Wall-clock seconds since the start (compaction excluded).
     public var elapsedSeconds = 0.0
-    /// Whether the posting lists were re-packed at the end, and how long that took.
+    /// Whether the posting lists were re-packed at the end.
     public var compacted = false
+    /// Seconds the compaction took.
     public var compactSeconds = 0.0
 }
 
@@ -50,6 +52,7 @@ public struct IngestOptions: Sendable {
     /// (see ``Collection/fragmentation()``).
     public var compactWhenFragmented = true
 
+    /// Options with the given values.
     public init(
         batchSize: Int = 256, skipExisting: Bool = true, maxActiveDims: Int? = nil, allowModelMismatch: Bool = false,
         compactWhenFragmented: Bool = true

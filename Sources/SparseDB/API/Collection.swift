@@ -134,6 +134,7 @@ public struct SearchOptions: Sendable {
     /// Load the stored payload of each hit.
     public var includePayloads: Bool = true
 
+    /// Options with the given values; the defaults are an exact MaxScore top-10 with payloads.
     public init(
         k: Int = 10, algorithm: SearchAlgorithm = .maxscore, maxQueryTerms: Int? = nil, thresholdFactor: Float = 1,
         includePayloads: Bool = true
@@ -160,7 +161,9 @@ public struct SearchHit: Sendable, Equatable {
 
 /// The hits of one query and what the query did.
 public struct SearchResult: Sendable {
+    /// The top-k, best first.
     public var hits: [SearchHit]
+    /// What the query did.
     public var statistics: SearchStatistics
 }
 

@@ -150,23 +150,33 @@ public final class Database: @unchecked Sendable {
 
 /// Counts and sizes of a database (`sparsedb stats`).
 public struct DatabaseStatistics: Sendable, Codable {
+    /// The database directory.
     public var path: String
+    /// The on-disk format version (format-spec.md).
     public var formatVersion: Int
     /// Size of `data.mdb`.
     public var bytesOnDisk: Int = 0
     /// Pages in use × page size.
     public var bytesUsed: Int = 0
+    /// One entry per collection, by name.
     public var collections: [CollectionStatistics] = []
 }
 
 /// Counts and sizes of one collection.
 public struct CollectionStatistics: Sendable, Codable {
+    /// The collection's name.
     public var name: String
+    /// Valid dimension indices are 0..<dimensions.
     public var dimensions: UInt32
+    /// Live documents.
     public var documents: UInt64
+    /// Deleted documents not yet removed by compaction.
     public var deletedDocuments: UInt64
+    /// Postings stored (deleted documents' included until compaction).
     public var postings: UInt64
+    /// Terms (dimensions) with postings.
     public var terms: Int
+    /// Posting blocks stored.
     public var postingBlocks: Int
     /// Bytes of the stored posting blocks (values only, headers included).
     public var postingBytes: Int
@@ -174,6 +184,7 @@ public struct CollectionStatistics: Sendable, Codable {
     public var bytesPerPosting: Double
     /// Bytes of the forward rows (float weights for exact rescoring).
     public var forwardBytes: Int
+    /// Name of the model the collection was built with, if built from text.
     public var encoder: String?
 }
 

@@ -44,6 +44,7 @@ public struct SparseDBError: Error, CustomStringConvertible, Sendable {
         /// A collection was built with a different encoder than the one asked for.
         public static let modelMismatch = Code(.modelMismatch)
 
+        /// A short name of the code, e.g. "corrupt data".
         public var description: String {
             switch wrapped {
             case .invalidInput: "invalid input"
@@ -77,6 +78,7 @@ public struct SparseDBError: Error, CustomStringConvertible, Sendable {
         self.lmdbCode = lmdbCode
     }
 
+    /// `code: message`.
     public var description: String { "\(code): \(message)" }
 
     /// The same error with `context` put in front of its message (a file and line, a tensor name).

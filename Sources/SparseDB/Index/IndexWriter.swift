@@ -7,6 +7,7 @@ public struct Document: Sendable, Equatable {
     /// The document's vector; zero weights are not indexed.
     public var vector: SparseVector
 
+    /// A document with `id`, an optional `payload` and its `vector`.
     public init(id: String, payload: [UInt8]? = nil, vector: SparseVector) {
         self.id = id
         self.payload = payload
