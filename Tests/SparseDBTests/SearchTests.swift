@@ -3,6 +3,12 @@ import Testing
 
 @testable import SparseDB
 
+/// Spreads a small vocabulary over a huge dimension space (up to 2^24 and beyond), so that
+/// large dimension ids are exercised while documents and queries still share terms.
+func spread(_ d: UInt32, _ dims: UInt32) -> UInt32 {
+    dims <= 3000 ? d : min(dims - 1, d &* (dims / 3000) &+ d % 7)
+}
+
 @Suite struct SearchTests {
     /// Random collections shaped to hit the edge cases: one-posting lists, lists that end exactly
     /// at block boundaries, very long lists, heavy ties.
@@ -15,7 +21,7 @@ import Testing
             for _ in 0..<n {
                 // Skewed: low dimensions are frequent (long lists), high ones rare.
                 let r = Double.random(in: 0..<1, using: &rng)
-                let d = UInt32(Double(dims) * r * r * r)
+                let d = spread(UInt32(Double(min(dims, 3000)) * r * r * r), dims)
                 entries[d] = Bool.random(using: &rng) ? Float(Int.random(in: 1...4, using: &rng)) : Float.random(in: 0.01..<3, using: &rng)
             }
             if i % 3 == 0 { entries[0] = Float.random(in: 0.1..<1, using: &rng) }  // a list in every third document
@@ -29,7 +35,7 @@ import Testing
         var entries: [UInt32: Float] = [:]
         for _ in 0..<Int.random(in: 1...25, using: &rng) {
             let r = Double.random(in: 0..<1, using: &rng)
-            entries[UInt32(Double(dims) * r * r)] = Float.random(in: 0.05..<3, using: &rng)
+            entries[spread(UInt32(Double(min(dims, 3000)) * r * r), dims)] = Float.random(in: 0.05..<3, using: &rng)
         }
         return try SparseVector(entries.map { ($0.key, $0.value) })
     }
@@ -49,7 +55,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [(300, UInt32(50), UInt64(1)), (1500, UInt32(400), UInt64(2)), (4000, UInt32(2000), UInt64(3))])
+    @Test(arguments: [(300, UInt32(50), UInt64(1)), (1500, UInt32(400), UInt64(2)), (4000, UInt32(2000), UInt64(3)), (800, UInt32(1 << 24), UInt64(4))])
     func everyAlgorithmMatchesBruteForce(count: Int, dims: UInt32, seed: UInt64) throws {
         try withTemporaryDirectory { dir in
             // One case reads blocks lazily from the map (no decoded-postings cache).
