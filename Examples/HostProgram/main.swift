@@ -30,6 +30,22 @@ do {
         print("top payload: \(String(decoding: payload, as: UTF8.self))")
     }
     print("documents: \(try notes.count())")
+
+    // Text in, text out: the default model (splade-tiny, fetched by tools/fetch-model.sh) encodes
+    // documents on ingest and queries on search.
+    if let encoder = try? TextEncoder(path: "default") {
+        let articles = try db.collection("articles", creatingWithDimensions: UInt32(encoder.dimensions))
+        try articles.ingest(
+            [
+                TextDocument(id: "paris", text: "Paris is the capital and largest city of France."),
+                TextDocument(id: "solar", text: "Solar panels convert sunlight into electricity."),
+                TextDocument(id: "bread", text: "Bread is baked from flour, water and yeast."),
+            ], encoder: encoder)
+        let hits = try articles.search(text: "what is the capital of france", encoder: encoder, options: SearchOptions(k: 1)).hits
+        print("text search: \(hits.map(\.id).joined(separator: ", "))")
+    } else {
+        print("text search: skipped (no default model; run tools/fetch-model.sh)")
+    }
 } catch {
     FileHandle.standardError.write(Data("sparsedb-example: \(error)\n".utf8))
     exit(1)

@@ -147,3 +147,21 @@ import Testing
         }
     }
 }
+
+@Suite struct SafeTensorsTests {
+    /// F16 and BF16 tensors are widened to f32 exactly.
+    @Test func halfPrecisionTensors() throws {
+        try withTemporaryDirectory { dir in
+            let values: [Float] = [0, 1, -2.5, 0.333251953125, 65504, -0.0009765625]
+            let f16 = values.flatMap { v -> [UInt8] in withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { Array($0) } }
+            let bf16 = values.flatMap { v -> [UInt8] in withUnsafeBytes(of: UInt16(v.bitPattern >> 16).littleEndian) { Array($0) } }
+            let path = dir + "/t.safetensors"
+            try writeSafeTensors([("a", "F16", [2, 3], f16), ("b", "BF16", [6], bf16)], to: path)
+            let file = try SafeTensorsFile(path: path)
+            #expect(try file.floats("a", shape: [2, 3]) == values.map { Float(Float16($0)) })
+            #expect(try file.floats("b") == values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) })
+            #expect(throws: SparseDBError.self) { try file.floats("a", shape: [3, 2]) }
+            #expect(throws: SparseDBError.self) { try file.floats("missing") }
+        }
+    }
+}

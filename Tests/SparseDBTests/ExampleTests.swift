@@ -9,5 +9,6 @@ import Testing
         #expect(r.out.contains("bmw: banana 2.50, apple 2.00"))
         #expect(r.out.contains("after deleting banana: apple, carrot"))
         #expect(r.out.contains("documents: 2"))
+        #expect(r.out.contains("text search: paris"))
     }
 }
