@@ -190,11 +190,15 @@ extension Collection {
             let info = try info(txn)
             var deleted = Set<UInt32>()
             if info.deletedDocuments > 0 {
-                try txn.scan(prefix: Schema.prefix(id), in: txn.tables.tombstones) { k, _ in
-                    var r = ByteReader(k)
-                    _ = r.u32be()
-                    if let d = r.u32be() { deleted.insert(d) }
-                    return true
+                deleted = try env.postingCache.deletedDocuments(collection: id, generation: info.generation ?? 0) {
+                    var set = Set<UInt32>()
+                    try txn.scan(prefix: Schema.prefix(id), in: txn.tables.tombstones) { k, _ in
+                        var r = ByteReader(k)
+                        _ = r.u32be()
+                        if let d = r.u32be() { set.insert(d) }
+                        return true
+                    }
+                    return set
                 }
             }
             var cursors: [TermCursor] = []

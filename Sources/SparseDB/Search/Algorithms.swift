@@ -124,25 +124,43 @@ enum Traversal {
     }
 
     static func wand(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
-        // `order` holds cursor indices sorted by current document; `docs` mirrors each cursor's
-        // current document, so the sorting and pivoting never touch the cursor objects.
+        // `order[0..<live]` holds cursor indices sorted by current document; `docs` mirrors each
+        // cursor's current document, so sorting and pivoting never touch the cursor objects.
+        // Plain buffers (not arrays captured by the helpers) keep copy-on-write checks out.
+        let n = cursors.count
         let refs = cursors.map { Unmanaged.passUnretained($0) }
-        var docs = cursors.map(\.doc)
-        var order = cursors.indices.filter { docs[$0] != TermCursor.end }
-        order.sort { docs[$0] < docs[$1] }
-        let maxContribution = cursors.map(\.maxContribution)
+        let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
+        let order = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+        let maxContribution = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        defer {
+            docs.deallocate()
+            order.deallocate()
+            maxContribution.deallocate()
+        }
+        var live = 0
+        for i in 0..<n {
+            docs[i] = cursors[i].doc
+            maxContribution[i] = cursors[i].maxContribution
+            if docs[i] != TermCursor.end {
+                order[live] = i
+                live += 1
+            }
+        }
+        var initial = UnsafeMutableBufferPointer(start: order, count: live)
+        initial.sort { docs[$0] < docs[$1] }
+
         @inline(__always) func bubble(_ from: Int) {
             var m = from
             let moved = order[m]
             let d = docs[moved]
-            while m + 1 < order.count && docs[order[m + 1]] < d {
+            while m + 1 < live && docs[order[m + 1]] < d {
                 order[m] = order[m + 1]
                 m += 1
             }
             order[m] = moved
         }
         @inline(__always) func dropExhausted() {
-            while let last = order.last, docs[last] == TermCursor.end { order.removeLast() }
+            while live > 0 && docs[order[live - 1]] == TermCursor.end { live -= 1 }
         }
         @inline(__always) func advance(_ position: Int, to target: UInt32) throws {
             let c = order[position]
@@ -152,11 +170,11 @@ enum Traversal {
             }
         }
         try withExtendedLifetime(cursors) {
-            while !order.isEmpty {
+            while live > 0 {
                 // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
                 var acc: Float = 0
                 var pivot = -1
-                for i in order.indices {
+                for i in 0..<live {
                     acc += maxContribution[order[i]]
                     if !out.isPruned(acc) {
                         pivot = i
@@ -168,7 +186,7 @@ enum Traversal {
                 if pivotDoc == TermCursor.end { return }
                 // Cursors after the pivot that sit on the same document belong to it as well.
                 var last = pivot
-                while last + 1 < order.count && docs[order[last + 1]] == pivotDoc { last += 1 }
+                while last + 1 < live && docs[order[last + 1]] == pivotDoc { last += 1 }
 
                 if blockMax {
                     var blockBound: Float = 0
@@ -182,7 +200,7 @@ enum Traversal {
                     if out.isPruned(blockBound) {
                         // No document up to the nearest block end among these lists can make it.
                         var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary + 1
-                        if last + 1 < order.count { target = min(target, docs[order[last + 1]]) }
+                        if last + 1 < live { target = min(target, docs[order[last + 1]]) }
                         if target <= pivotDoc { target = pivotDoc + 1 }
                         var best = 0
                         for i in 0...last where maxContribution[order[i]] > maxContribution[order[best]] { best = i }
@@ -197,7 +215,7 @@ enum Traversal {
                     var u: Float = 0
                     var l: Float = 0
                     var i = 0
-                    while i < order.count && docs[order[i]] == pivotDoc {
+                    while i < live && docs[order[i]] == pivotDoc {
                         let c = order[i]
                         try refs[c]._withUnsafeGuaranteedRef { cursor in
                             u += cursor.upper

@@ -65,6 +65,19 @@ final class PostingCache: @unchecked Sendable {
         }
     }
 
+    private var tombstones: [UInt32: (generation: UInt64, set: Set<UInt32>)] = [:]
+
+    /// The deleted documents of a collection at `generation`, loaded by `load` on a miss, so
+    /// that queries do not re-read every tombstone.
+    func deletedDocuments(collection: UInt32, generation: UInt64, load: () throws -> Set<UInt32>) rethrows -> Set<UInt32> {
+        if let hit = lock.withLock({ tombstones[collection] }), hit.generation == generation { return hit.set }
+        let set = try load()
+        lock.withLock {
+            if (tombstones[collection]?.generation ?? 0) <= generation { tombstones[collection] = (generation, set) }
+        }
+        return set
+    }
+
     func insert(_ list: DecodedPostingList, collection: UInt32, term: UInt32) {
         guard list.bytes <= budget / 4 else { return }
         lock.withLock {
