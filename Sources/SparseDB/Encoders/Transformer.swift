@@ -85,8 +85,8 @@ enum Activation: String, Sendable {
     func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .gelu:
-            // Exact erf GELU, as transformers' "gelu".
-            for i in 0..<count { x[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
+            // erf GELU, as transformers' "gelu" (vectorisable form; see FastMath).
+            FastMath.gelu(x, count: count)
         case .relu:
             for i in 0..<count { x[i] = max(0, x[i]) }
         case .geluNew:
@@ -203,12 +203,7 @@ final class TransformerEncoder: Sendable {
                                         let row = sp + r * L
                                         var m = -Float.infinity
                                         for c in 0..<L { m = max(m, row[c]) }
-                                        var sum: Float = 0
-                                        for c in 0..<L {
-                                            let e = expf((row[c] - m) * scale)
-                                            row[c] = e
-                                            sum += e
-                                        }
+                                        let sum = FastMath.expShifted(row, count: L, shift: m, scale: scale)
                                         let inv = 1 / sum
                                         for c in 0..<L { row[c] *= inv }
                                     }
