@@ -17,7 +17,7 @@ struct Ingest: ParsableCommand {
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Corpus ingest: re-encode and replace documents whose id is already stored (default: skip them, which resumes an interrupted ingest).")
     var replace = false
-    @Option(help: "Corpus ingest: keep only the K largest weights of each document vector.") var maxActiveDims: Int?
+    @Option(help: "Keep only the K largest weights of each document vector (document-side pruning).") var maxActiveDims: Int?
     @Flag(help: "Corpus ingest: accept a model different from the one the collection was built with.") var allowModelMismatch = false
     @Flag(help: "Do not compact at the end even when the batches left the posting lists fragmented.") var noCompact = false
 
@@ -34,6 +34,7 @@ struct Ingest: ParsableCommand {
         if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if dimensions < 1 || dimensions > 1 << 31 { throw ValidationError("--dimensions must be 1 ... 2^31") }
+        if let k = maxActiveDims, k < 1 { throw ValidationError("--max-active-dims must be at least 1") }
     }
 
     func run() throws {
@@ -89,7 +90,8 @@ struct Ingest: ParsableCommand {
         var done = 0
         for (line, bytes) in reader {
             let r = try LineFormats.vectorRecord(bytes, file: path, line: line, dimensions: dims)
-            batch.append(Document(id: r.id, payload: r.payload, vector: r.vector))
+            let vector = maxActiveDims.map { r.vector.droppingZeros().keepingLargest($0) } ?? r.vector
+            batch.append(Document(id: r.id, payload: r.payload, vector: vector))
             if batch.count >= batchSize {
                 try coll.upsert(batch)
                 done += batch.count

@@ -238,3 +238,25 @@ import Testing
         #expect(seen == reference.count)
     }
 }
+
+@Suite struct IngestPipelineTests {
+    /// A failure in the write stage (here an id longer than 500 bytes in the third batch) stops
+    /// the pipeline with that error; the batches committed before it stay, nothing after it is written.
+    @Test func writerErrorsStopThePipeline() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            let c = try db.collection("c", creatingWithDimensions: 30_522)
+            let encoder = try TextEncoder(path: "default")
+            var docs = (0..<50).map { TextDocument(id: "d\($0)", text: "document number \($0) about boundary layers") }
+            docs[25].id = String(repeating: "x", count: 600)
+            let e = #expect(throws: SparseDBError.self) {
+                try c.ingest(docs, encoder: encoder, options: IngestOptions(batchSize: 10))
+            }
+            #expect(e?.code == .invalidInput && e?.message.contains("at most 500") == true)
+            #expect(try c.count() == 20)
+            #expect(try c.verify().isEmpty)
+            // The collection now remembers the encoder.
+            #expect(try c.encoderDescription()?.name == "splade-tiny")
+        }
+    }
+}
