@@ -185,7 +185,8 @@ extension Collection {
         if let last = q.dimensions.last, last >= dimensions {
             throw SparseDBError(.invalidInput, "query dimension \(last) is out of range (collection '\(name)' has \(dimensions) dimensions)")
         }
-        let codec = ZstdCodec()
+        let codec = env.codecs.checkOut()
+        defer { env.codecs.checkIn(codec) }
         return try env.read { txn in
             let info = try info(txn)
             var deleted = Set<UInt32>()
@@ -302,33 +303,27 @@ extension Collection {
 
     /// Exact dot product of `query` with a stored forward row, decoded on the fly.
     static func dot(query: SparseVector, forwardRow bytes: UnsafeRawBufferPointer) throws -> Double {
-        var r = ByteReader(bytes)
-        guard let n32 = r.u32le(), r.u32le() != nil else { throw SparseDBError(.corrupt, "forward row is truncated") }
+        var header = ByteReader(bytes)
+        guard let n32 = header.u32le(), header.u32le() != nil else { throw SparseDBError(.corrupt, "forward row is truncated") }
         let n = Int(n32)
-        // Weights follow the n varints; find where by decoding the dimensions first.
-        var dims = [UInt32](repeating: 0, count: n)
-        var previous: UInt32 = 0
-        for i in 0..<n {
-            guard let delta = r.varint() else { throw SparseDBError(.corrupt, "forward row is truncated") }
-            previous = i == 0 ? delta : previous &+ delta
-            dims[i] = previous
-        }
-        guard r.remaining == n * 4 else { throw SparseDBError(.corrupt, "forward row has the wrong length") }
-        let weightsStart = r.offset
-        var sum = 0.0
-        var i = 0
-        var j = 0
+        // Each entry takes at least 5 bytes (a varint and a weight), and the weights are the last
+        // 4·n bytes, so the dimensions can be merged with the query as they are decoded.
+        guard n <= (bytes.count - 8) / 5 else { throw SparseDBError(.corrupt, "forward row of \(bytes.count) bytes cannot hold \(n) entries") }
+        let weightsStart = bytes.count - 4 * n
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[8..<weightsStart]))
         let qd = query.dimensions
         let qw = query.weights
-        while i < n && j < qd.count {
-            if dims[i] == qd[j] {
+        var sum = 0.0
+        var j = 0
+        var dim: UInt32 = 0
+        for i in 0..<n {
+            guard j < qd.count else { break }
+            guard let delta = r.varint() else { throw SparseDBError(.corrupt, "forward row is truncated") }
+            dim = i == 0 ? delta : dim &+ delta
+            while j < qd.count && qd[j] < dim { j += 1 }
+            if j < qd.count && qd[j] == dim {
                 let w = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: weightsStart + 4 * i, as: UInt32.self)))
                 sum += Double(w) * Double(qw[j])
-                i += 1
-                j += 1
-            } else if dims[i] < qd[j] {
-                i += 1
-            } else {
                 j += 1
             }
         }

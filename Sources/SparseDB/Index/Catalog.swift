@@ -3,13 +3,24 @@ import Foundation
 
 /// Reading and writing the `meta` table: the format record and the collections' metadata.
 enum Catalog {
+    /// Decoded metadata by its exact bytes: every query reads the metadata, and decoding JSON
+    /// costs more than a cached query; the bytes change with every write (the generation).
+    private static let decoded = LockedBox<[[UInt8]: CollectionInfo]>([:])
+
     static func loadInfo(_ txn: borrowing Transaction, name: String) throws -> CollectionInfo? {
         guard let bytes = try txn.value(Schema.collectionKey(name), in: txn.tables.meta) else { return nil }
+        if let hit = decoded.withValue({ $0[bytes] }) { return hit }
+        let info: CollectionInfo
         do {
-            return try JSONDecoder().decode(CollectionInfo.self, from: Data(bytes))
+            info = try JSONDecoder().decode(CollectionInfo.self, from: Data(bytes))
         } catch {
             throw SparseDBError(.corrupt, "metadata of collection '\(name)' is not valid: \(error)")
         }
+        decoded.withValue { cache in
+            if cache.count >= 256 { cache.removeAll() }
+            cache[bytes] = info
+        }
+        return info
     }
 
     /// Saves the metadata of a changed collection (bumping its generation).

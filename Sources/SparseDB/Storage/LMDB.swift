@@ -71,6 +71,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     private(set) var mapSize: Int
     /// Decoded posting lists shared by every query on this environment.
     var postingCache = PostingCache(budget: 0)
+    /// zstd contexts reused by queries.
+    let codecs = CodecPool()
 
     /// Opens (creating when asked) the environment in directory `path`.
     init(path: String, mapSize: Int, readOnly: Bool, maxReaders: UInt32 = 126) throws {

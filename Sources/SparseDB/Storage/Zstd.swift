@@ -1,4 +1,5 @@
 import CZstd
+import Foundation
 
 /// Owner of a zstd compression and a decompression context, reused across blocks.
 ///
@@ -44,5 +45,19 @@ final class ZstdCodec {
         if n != out.count {
             throw SparseDBError(.corrupt, "zstd frame decoded to \(n) bytes, expected \(out.count)")
         }
+    }
+}
+
+/// Reusable codecs for queries: creating a zstd context costs more than a whole cached query.
+final class CodecPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [ZstdCodec] = []
+
+    func checkOut() -> ZstdCodec {
+        lock.withLock { free.popLast() } ?? ZstdCodec()
+    }
+
+    func checkIn(_ codec: ZstdCodec) {
+        lock.withLock { if free.count < 64 { free.append(codec) } }
     }
 }
