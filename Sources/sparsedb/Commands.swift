@@ -58,12 +58,16 @@ struct Ingest: ParsableCommand {
         let db = try Database(path: database.db)
         let coll = try db.collection(collection, creatingWithDimensions: UInt32(encoder.dimensions))
         let progress = Progress("ingest \(collection)", total: total, quiet: quiet)
+        let committed = InterruptNotice.install(label: "ingest")
         let report = try coll.ingest(
             try corpusDocuments(path), encoder: encoder,
             options: IngestOptions(
                 batchSize: batchSize, skipExisting: !replace, maxActiveDims: maxActiveDims, allowModelMismatch: allowModelMismatch,
                 compactWhenFragmented: !noCompact)
-        ) { p in progress.update(p.committed + p.skipped) }
+        ) { p in
+            committed.set(p.committed + p.skipped)
+            progress.update(p.committed + p.skipped)
+        }
         progress.finish(report.committed + report.skipped)
         if report.compacted && !quiet { stderrLine(String(format: "compacted the posting lists in %.1f s", report.compactSeconds)) }
         if !quiet {
@@ -336,4 +340,32 @@ struct CorpusSequence: Sequence {
     }
 
     func makeIterator() -> Iterator { Iterator(lines: reader.makeIterator(), path: reader.path) }
+}
+
+/// On Ctrl-C (SIGINT) or SIGTERM during an ingest: say how far it got and how to resume, then
+/// exit. The write transaction in flight is simply not committed; every committed batch stays.
+enum InterruptNotice {
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func set(_ v: Int) { lock.withLock { value = v } }
+        var current: Int { lock.withLock { value } }
+    }
+
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func install(label: String) -> Counter {
+        let counter = Counter()
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                stderrLine("\nsparsedb: \(label) interrupted: \(counter.current) documents are stored; run the same command again to resume")
+                _exit(130)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        return counter
+    }
 }
