@@ -57,9 +57,9 @@ enum IndexWriter {
             var idValue = ByteWriter()
             idValue.u32le(docId)
             try txn.put(idValue.bytes, forKey: idKey, in: t.ids)
-            try txn.put(Schema.documentRecord(externalId: doc.id, payload: doc.payload), forKey: Schema.documentKey(c, docId), in: t.documents)
+            try txn.putAppending(Schema.documentRecord(externalId: doc.id, payload: doc.payload), forKey: Schema.documentKey(c, docId), in: t.documents)
             let v = doc.vector.droppingZeros()
-            try txn.put(Schema.forwardRecord(v), forKey: Schema.forwardKey(c, docId), in: t.forward)
+            try txn.putAppending(Schema.forwardRecord(v), forKey: Schema.forwardKey(c, docId), in: t.forward)
             for (d, w) in zip(v.dimensions, v.weights) {
                 postings[d, default: ([], [])].docs.append(docId)
                 postings[d, default: ([], [])].weights.append(w)
@@ -91,13 +91,13 @@ enum IndexWriter {
             let end = min(start + PostingBlock.targetCount, documents.count)
             let key = Schema.postingKey(c, term, documents[start])
             let block = try PostingBlock.encode(key: key, documents: documents[start..<end], weights: weights[start..<end], codec: codec)
-            try txn.put(block, forKey: key, in: t.postings)
+            try txn.putAppending(block, forKey: key, in: t.postings)
             stats.blocks += 1
             start = end
         }
         stats.postings += UInt32(documents.count)
         stats.maxWeight = max(stats.maxWeight, weights.max() ?? 0)
-        try txn.put(Schema.termRecord(stats), forKey: termKey, in: t.terms)
+        try txn.putAppending(Schema.termRecord(stats), forKey: termKey, in: t.terms)
     }
 
     /// The internal id the id map holds for `idKey`, if any.

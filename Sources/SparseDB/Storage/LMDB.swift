@@ -227,6 +227,17 @@ struct Transaction: ~Copyable {
         try lmdbCheck(rc, "mdb_put")
     }
 
+    /// Puts a key that is usually larger than every key in the table (increasing document ids,
+    /// a compaction's ordered rewrite). `MDB_APPEND` then fills pages completely instead of
+    /// splitting them in half; when the key is not the largest, it falls back to a normal put.
+    func putAppending(_ value: [UInt8], forKey key: [UInt8], in dbi: MDB_dbi) throws {
+        do {
+            try put(value, forKey: key, in: dbi, flags: UInt32(MDB_APPEND))
+        } catch let error as SparseDBError where error.lmdbCode == MDB_KEYEXIST {
+            try put(value, forKey: key, in: dbi)
+        }
+    }
+
     /// Deletes `key`; returns whether it existed.
     @discardableResult
     func delete(_ key: [UInt8], in dbi: MDB_dbi) throws -> Bool {
