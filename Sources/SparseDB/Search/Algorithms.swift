@@ -234,13 +234,16 @@ enum Traversal {
                     }
                     dropExhausted()
                 } else {
-                    // Move the lagging list with the largest maximum up to the pivot.
-                    var best = 0
-                    for i in 0..<pivot where docs[order[i]] < pivotDoc && maxContribution[order[i]] > maxContribution[order[best]] {
-                        best = i
+                    // No document before the pivot can reach the threshold (the lists ahead of the
+                    // pivot together fall short), so every lagging list moves up to it.
+                    var j = pivot - 1
+                    while j >= 0 {
+                        if docs[order[j]] < pivotDoc {
+                            try advance(j, to: pivotDoc)
+                            bubble(j)
+                        }
+                        j -= 1
                     }
-                    try advance(best, to: pivotDoc)
-                    bubble(best)
                     dropExhausted()
                 }
             }
