@@ -129,3 +129,37 @@ final class ManagedAtomicCounter: @unchecked Sendable {
     func add() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
 }
+
+@Suite struct PostingCacheTests {
+    @Test func budgetAndGenerations() throws {
+        let cache = PostingCache(budget: 10_000)
+        func list(_ n: Int, generation: UInt64) -> DecodedPostingList {
+            DecodedPostingList(
+                documents: (0..<UInt32(n)).map { $0 }, codes: [UInt8](repeating: 1, count: n), blockStarts: [0], firstDocs: [0],
+                lastDocs: [UInt32(n - 1)], blockMaxes: [1], termMaxWeight: 1, generation: generation)
+        }
+        for term in 0..<UInt32(20) { cache.insert(list(300, generation: 1), collection: 1, term: term) }
+        // Over budget: the oldest entries are gone, the newest stay.
+        #expect(cache.list(collection: 1, term: 0, generation: 1) == nil)
+        #expect(cache.list(collection: 1, term: 19, generation: 1) != nil)
+        // Another snapshot's generation never matches.
+        #expect(cache.list(collection: 1, term: 19, generation: 2) == nil)
+        // An older generation does not replace a newer entry.
+        cache.insert(list(10, generation: 3), collection: 1, term: 5)
+        cache.insert(list(12, generation: 2), collection: 1, term: 5)
+        #expect(cache.list(collection: 1, term: 5, generation: 3)?.count == 10)
+        // Lists larger than a quarter of the budget are not cached.
+        cache.insert(list(1_000, generation: 1), collection: 2, term: 1)
+        #expect(cache.list(collection: 2, term: 1, generation: 1) == nil)
+    }
+
+    /// One environment per directory per process: once open read-only, it cannot be reopened for writing.
+    @Test func readOnlyThenWritableIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sparsedb-ro-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do { _ = try Database(path: dir) }
+        let reader = try Database(path: dir, configuration: .readOnlyExisting)
+        #expect(throws: SparseDBError.self) { try Database(path: dir) }
+        withExtendedLifetime(reader) {}
+    }
+}

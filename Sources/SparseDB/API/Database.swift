@@ -88,6 +88,9 @@ public final class Database: @unchecked Sendable {
             env.postingCache = PostingCache(budget: configuration.postingCacheBytes)
             return env
         }
+        if env.isReadOnly && !configuration.readOnly {
+            throw SparseDBError(.invalidInput, "\(path) is already open read-only in this process; close it before opening it for writing")
+        }
     }
 
     /// The names of the collections, sorted.

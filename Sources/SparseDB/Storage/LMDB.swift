@@ -65,6 +65,7 @@ struct Tables: Sendable {
 final class LMDBEnvironment: @unchecked Sendable {
     let handle: OpaquePointer
     let path: String
+    let isReadOnly: Bool
     private(set) var tables = Tables()
     private let mapLock = MapLock()
     private let growthLock = NSLock()
@@ -93,6 +94,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
         self.handle = env
         self.path = path
+        self.isReadOnly = readOnly
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
         self.mapSize = max(mapSize, info.me_mapsize)
