@@ -161,7 +161,8 @@ public final class TextEncoder: Sendable {
                     }
                     guard b < packed.count else { return }
                     do {
-                        let encoded = try route.encode(packed[b].map { tokenized[$0] }, maxActiveDims: maxActiveDims)
+                        let encoded = try route.encode(
+                            packed[b].map { tokenized[$0] }, maxActiveDims: maxActiveDims, parallelism: packed.count == 1 ? workers : 1)
                         for (j, i) in packed[b].enumerated() { out[i] = encoded[j] }
                     } catch {
                         failure.withValue { $0 = $0 ?? error }

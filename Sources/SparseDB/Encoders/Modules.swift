@@ -7,7 +7,9 @@ protocol EncoderRoute: Sendable {
     /// Token ids of one text (prompt already applied).
     func tokenize(_ text: String) -> [Int32]
     /// Encodes texts already tokenized; `maxActiveDims` as in sentence-transformers.
-    func encode(_ tokens: [[Int32]], maxActiveDims: Int?) throws -> [EncodedVector]
+    /// `parallelism` > 1 lets the route split one batch across that many threads (used when a
+    /// call has a single batch, e.g. one query, so the cores are otherwise idle).
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector]
     /// Whether the route runs a transformer (worth batching and parallelising).
     var isHeavy: Bool { get }
 }
@@ -50,12 +52,12 @@ final class SpladeRoute: EncoderRoute {
         return tokenizer.encode(s, addSpecialTokens: true, maxLength: maxSequenceLength)
     }
 
-    @inline(__always) private func activate(_ x: Float) -> Float {
+    @inline(__always) private static func activate(_ x: Float, _ squash: Squash) -> Float {
         let r = log1pf(max(0, x))
         return squash == .relu ? r : log1pf(r)
     }
 
-    func encode(_ tokens: [[Int32]], maxActiveDims: Int?) throws -> [EncodedVector] {
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         var batch = PackedBatch()
         for t in tokens { batch.append(t) }
         let hidden = encoder.forward(batch)
@@ -74,28 +76,43 @@ final class SpladeRoute: EncoderRoute {
         let n = batch.segments.count
         var pooled = [Float](repeating: pooling == .max ? -.infinity : 0, count: n * V)
         let chunk = max(256, min(4096, ((1 << 19) / max(T, 1)) & ~63))
-        var logits = [Float](repeating: 0, count: T * chunk)
+        let squash = self.squash
+        let pooling = self.pooling
         transformed.withUnsafeBufferPointer { tb in
             head.decoder.withUnsafeBufferPointer { db in
                 head.bias.withUnsafeBufferPointer { bb in
-                    logits.withUnsafeMutableBufferPointer { lb in
-                        pooled.withUnsafeMutableBufferPointer { pb in
-                            var c0 = 0
-                            while c0 < V {
-                                let w = min(chunk, V - c0)
-                                BLAS.matmulTransposedB(tb.baseAddress!, db.baseAddress! + c0 * H, lb.baseAddress!, m: T, n: w, k: H, ldc: w)
-                                for (s, seg) in batch.segments.enumerated() {
-                                    let out = pb.baseAddress! + s * V + c0
+                    pooled.withUnsafeMutableBufferPointer { pb in
+                        // Workers own disjoint column ranges of the vocabulary, so they write
+                        // disjoint parts of `pooled`.
+                        nonisolated(unsafe) let t = tb.baseAddress!
+                        nonisolated(unsafe) let d = db.baseAddress!
+                        nonisolated(unsafe) let b = bb.baseAddress!
+                        nonisolated(unsafe) let p = pb.baseAddress!
+                        let segments = batch.segments
+                        let workers = max(1, min(parallelism, V / 4096))
+                        let span = ((V + workers - 1) / workers + 63) & ~63
+                        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                            let start = worker * span
+                            let end = min(V, start + span)
+                            guard start < end else { return }
+                            let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * chunk)
+                            defer { logits.deallocate() }
+                            var c0 = start
+                            while c0 < end {
+                                let w = min(chunk, end - c0)
+                                BLAS.matmulTransposedB(t, d + c0 * H, logits, m: T, n: w, k: H, ldc: w)
+                                for (s, seg) in segments.enumerated() {
+                                    let out = p + s * V + c0
                                     for r in seg.start..<(seg.start + seg.length) {
-                                        let row = lb.baseAddress! + r * w
+                                        let row = logits + r * w
                                         if pooling == .max {
                                             for c in 0..<w { out[c] = max(out[c], row[c]) }
                                         } else {
-                                            for c in 0..<w { out[c] += activate(row[c] + bb[c0 + c]) }
+                                            for c in 0..<w { out[c] += Self.activate(row[c] + b[c0 + c], squash) }
                                         }
                                     }
                                     if pooling == .max {
-                                        for c in 0..<w { out[c] = activate(out[c] + bb[c0 + c]) }
+                                        for c in 0..<w { out[c] = Self.activate(out[c] + b[c0 + c], squash) }
                                     }
                                 }
                                 c0 += w
@@ -142,7 +159,7 @@ final class StaticSparseRoute: EncoderRoute {
 
     func tokenize(_ text: String) -> [Int32] { tokenizer.encode(text, addSpecialTokens: false, maxLength: maxLength) }
 
-    func encode(_ tokens: [[Int32]], maxActiveDims: Int?) throws -> [EncodedVector] {
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         try tokens.map { ids in
             var present = Set<Int32>()
             for id in ids {
@@ -195,7 +212,7 @@ final class CSRRoute: EncoderRoute {
         return tokenizer.encode(s, addSpecialTokens: true, maxLength: maxSequenceLength)
     }
 
-    func encode(_ tokens: [[Int32]], maxActiveDims: Int?) throws -> [EncodedVector] {
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         var batch = PackedBatch()
         for t in tokens { batch.append(t) }
         let hidden = encoder.forward(batch)
@@ -245,7 +262,7 @@ final class StaticEmbeddingRoute: EncoderRoute {
 
     func tokenize(_ text: String) -> [Int32] { tokenizer.encode(text, addSpecialTokens: false, maxLength: tokenizer.fileMaxLength) }
 
-    func encode(_ tokens: [[Int32]], maxActiveDims: Int?) throws -> [EncodedVector] {
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         let rows = table.count / width
         return try tokens.map { ids in
             var out = [Float](repeating: 0, count: width)
