@@ -192,14 +192,7 @@ extension Collection {
             var deleted = Set<UInt32>()
             if info.deletedDocuments > 0 {
                 deleted = try env.postingCache.deletedDocuments(collection: id, generation: info.generation ?? 0) {
-                    var set = Set<UInt32>()
-                    try txn.scan(prefix: Schema.prefix(id), in: txn.tables.tombstones) { k, _ in
-                        var r = ByteReader(k)
-                        _ = r.u32be()
-                        if let d = r.u32be() { set.insert(d) }
-                        return true
-                    }
-                    return set
+                    try IndexWriter.tombstones(txn, collection: id)
                 }
             }
             var cursors: [TermCursor] = []
@@ -222,10 +215,7 @@ extension Collection {
                 }
                 let cursor = TermCursor(term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, codec: codec)
                 try txn.scan(prefix: Schema.termKey(id, term), in: txn.tables.postings) { k, v in
-                    var r = ByteReader(k)
-                    _ = r.u32be()
-                    _ = r.u32be()
-                    guard let first = r.u32be() else { throw SparseDBError(.corrupt, "posting key is truncated") }
+                    guard let first = Schema.keyPart(k, 2) else { throw SparseDBError(.corrupt, "posting key is truncated") }
                     try cursor.addBlock(firstDocument: first, bytes: v)
                     return true
                 }
@@ -273,27 +263,16 @@ extension Collection {
         var firsts: [UInt32] = []
         var lasts: [UInt32] = []
         var maxes: [Float] = []
-        let d = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
-        let c = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
-        defer {
-            d.deallocate()
-            c.deallocate()
-            scratch.deallocate()
-        }
+        let decoder = BlockDecoder(codec: codec)
         try txn.scan(prefix: Schema.termKey(id, term), in: txn.tables.postings) { k, v in
-            var r = ByteReader(k)
-            _ = r.u32be()
-            _ = r.u32be()
-            guard let first = r.u32be() else { throw SparseDBError(.corrupt, "posting key is truncated") }
-            let h = try PostingBlock.Header(v)
-            let n = try PostingBlock.decode(v, firstDocument: first, header: h, documents: d, codes: c, scratch: scratch, codec: codec)
+            guard let first = Schema.keyPart(k, 2) else { throw SparseDBError(.corrupt, "posting key is truncated") }
+            let (h, n) = try decoder.decode(v, firstDocument: first)
             starts.append(documents.count)
             firsts.append(first)
             lasts.append(first &+ h.span)
             maxes.append(h.blockMax)
-            documents.append(contentsOf: UnsafeBufferPointer(start: d, count: n))
-            codes.append(contentsOf: UnsafeBufferPointer(start: c, count: n))
+            documents.append(contentsOf: UnsafeBufferPointer(start: decoder.documents, count: n))
+            codes.append(contentsOf: UnsafeBufferPointer(start: decoder.codes, count: n))
             return true
         }
         return DecodedPostingList(

@@ -47,9 +47,7 @@ final class SpladeRoute: EncoderRoute {
     }
 
     func tokenize(_ text: String) -> [Int32] {
-        var s = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if lowercaseInput { s = s.lowercased() }
-        return tokenizer.encode(s, addSpecialTokens: true, maxLength: maxSequenceLength)
+        tokenizer.transformerInput(text, lowercase: lowercaseInput, maxLength: maxSequenceLength)
     }
 
     @inline(__always) private static func activate(_ x: Float, _ squash: Squash) -> Float {
@@ -207,9 +205,7 @@ final class CSRRoute: EncoderRoute {
     }
 
     func tokenize(_ text: String) -> [Int32] {
-        var s = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if lowercaseInput { s = s.lowercased() }
-        return tokenizer.encode(s, addSpecialTokens: true, maxLength: maxSequenceLength)
+        tokenizer.transformerInput(text, lowercase: lowercaseInput, maxLength: maxSequenceLength)
     }
 
     func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {

@@ -103,6 +103,14 @@ package final class WordPieceTokenizer: Sendable {
         return ids
     }
 
+    /// Ids as sentence-transformers' (MLM)Transformer module feeds its model: the text stripped,
+    /// lowercased when the module says so, `[CLS] … [SEP]`, at most `maxLength` ids.
+    func transformerInput(_ text: String, lowercase: Bool, maxLength: Int) -> [Int32] {
+        var s = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if lowercase { s = s.lowercased() }
+        return encode(s, addSpecialTokens: true, maxLength: maxLength)
+    }
+
     /// The token string of an id (for diagnostics), or nil.
     package func token(for id: Int32) -> String? { vocabulary.first { $0.value == id }?.key }
 

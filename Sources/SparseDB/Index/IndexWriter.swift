@@ -100,6 +100,16 @@ enum IndexWriter {
         try txn.putAppending(Schema.termRecord(stats), forKey: termKey, in: t.terms)
     }
 
+    /// The deleted (tombstoned, not yet compacted) documents of collection `c`.
+    static func tombstones(_ txn: borrowing Transaction, collection c: UInt32) throws -> Set<UInt32> {
+        var set = Set<UInt32>()
+        try txn.scan(prefix: Schema.prefix(c), in: txn.tables.tombstones) { k, _ in
+            if let d = Schema.keyPart(k, 1) { set.insert(d) }
+            return true
+        }
+        return set
+    }
+
     /// The internal id the id map holds for `idKey`, if any.
     static func documentId(_ txn: borrowing Transaction, idKey: [UInt8]) throws -> UInt32? {
         try txn.withValue(idKey, in: txn.tables.ids) { b throws -> UInt32? in
@@ -142,21 +152,13 @@ enum IndexWriter {
         let t = txn.tables
         let c = info.id
         let prefix = Schema.prefix(c)
-        var deleted = Set<UInt32>()
-        try txn.scan(prefix: prefix, in: t.tombstones) { k, _ in
-            var r = ByteReader(k)
-            _ = r.u32be()
-            if let d = r.u32be() { deleted.insert(d) }
-            return true
-        }
+        let deleted = try tombstones(txn, collection: c)
         // Plan dimension ranges from the current term statistics.
         var ranges: [(lo: UInt32, hi: UInt32)] = []
         var lo: UInt32 = 0
         var inRange = 0
         try txn.scan(prefix: prefix, in: t.terms) { k, v in
-            var r = ByteReader(k)
-            _ = r.u32be()
-            let term = r.u32be() ?? 0
+            let term = Schema.keyPart(k, 1) ?? 0
             let stats = try Schema.parseTermRecord(v)
             if inRange > 0 && inRange + Int(stats.postings) > postingsPerPass {
                 ranges.append((lo, term))
@@ -173,9 +175,7 @@ enum IndexWriter {
         for range in ranges {
             var lists: [UInt32: (docs: [UInt32], weights: [Float])] = [:]
             try txn.scan(prefix: prefix, in: t.forward) { k, v in
-                var r = ByteReader(k)
-                _ = r.u32be()
-                guard let doc = r.u32be() else { throw SparseDBError(.corrupt, "forward key is truncated") }
+                guard let doc = Schema.keyPart(k, 1) else { throw SparseDBError(.corrupt, "forward key is truncated") }
                 if deleted.contains(doc) { return true }
                 let vec = try Schema.parseForwardRecord(v)
                 for (d, w) in zip(vec.dimensions, vec.weights) where d >= range.lo && d < range.hi {

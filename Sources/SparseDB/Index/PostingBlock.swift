@@ -132,3 +132,32 @@ enum PostingBlock {
         return n
     }
 }
+
+/// Decode buffers for one block at a time (documents, codes, and zstd scratch), owned by one
+/// reader: a query cursor, the cache loader or the verifier.
+final class BlockDecoder {
+    let documents = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
+    let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
+    let codec: ZstdCodec
+
+    init(codec: ZstdCodec) { self.codec = codec }
+
+    deinit {
+        documents.deallocate()
+        codes.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Decodes `bytes` (a stored block whose key holds `firstDocument`) into `documents` and
+    /// `codes`; returns its header and posting count.
+    func decode(_ bytes: UnsafeRawBufferPointer, firstDocument: UInt32) throws -> (header: PostingBlock.Header, count: Int) {
+        let header = try PostingBlock.Header(bytes)
+        return (header, try decode(bytes, firstDocument: firstDocument, header: header))
+    }
+
+    /// Decodes with a header already parsed.
+    func decode(_ bytes: UnsafeRawBufferPointer, firstDocument: UInt32, header: PostingBlock.Header) throws -> Int {
+        try PostingBlock.decode(bytes, firstDocument: firstDocument, header: header, documents: documents, codes: codes, scratch: scratch, codec: codec)
+    }
+}

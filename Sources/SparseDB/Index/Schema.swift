@@ -25,6 +25,13 @@ enum Schema {
     }
     static func prefix(_ c: UInt32) -> [UInt8] { [UInt8](bigEndianKey: c) }
 
+    /// The `index`-th big-endian 32-bit part of a key (0 is the collection id), or nil when the
+    /// key is too short.
+    static func keyPart(_ key: UnsafeRawBufferPointer, _ index: Int) -> UInt32? {
+        guard key.count >= 4 * (index + 1) else { return nil }
+        return UInt32(bigEndian: key.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self))
+    }
+
     static func formatRecord() -> [UInt8] {
         var w = ByteWriter()
         w.append(magic)

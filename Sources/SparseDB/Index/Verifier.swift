@@ -14,9 +14,7 @@ extension Collection {
             var documents = Set<UInt32>()
             var postingsPerDoc: [UInt32: Int] = [:]
             try txn.scan(prefix: prefix, in: txn.tables.documents) { k, v in
-                var r = ByteReader(k)
-                _ = r.u32be()
-                guard let d = r.u32be(), r.isAtEnd else {
+                guard k.count == 8, let d = Schema.keyPart(k, 1) else {
                     problem("malformed document key")
                     return true
                 }
@@ -24,16 +22,8 @@ extension Collection {
                 do { _ = try Schema.parseDocumentRecord(v) } catch { problem("document \(d): \(error)") }
                 return true
             }
-            var tombstones = Set<UInt32>()
-            try txn.scan(prefix: prefix, in: txn.tables.tombstones) { k, _ in
-                var r = ByteReader(k)
-                _ = r.u32be()
-                if let d = r.u32be() {
-                    tombstones.insert(d)
-                    if !documents.contains(d) { problem("tombstone for unknown document \(d)") }
-                }
-                return true
-            }
+            let tombstones = try IndexWriter.tombstones(txn, collection: id)
+            for d in tombstones where !documents.contains(d) { problem("tombstone for unknown document \(d)") }
             var mapped = 0
             try txn.scan(prefix: prefix, in: txn.tables.ids) { k, v in
                 mapped += 1
@@ -49,9 +39,7 @@ extension Collection {
             }
             var forwardNonZeros: [UInt32: Int] = [:]
             try txn.scan(prefix: prefix, in: txn.tables.forward) { k, v in
-                var r = ByteReader(k)
-                _ = r.u32be()
-                guard let d = r.u32be() else { return true }
+                guard let d = Schema.keyPart(k, 1) else { return true }
                 if !documents.contains(d) { problem("forward row for unknown document \(d)") }
                 do {
                     let vec = try Schema.parseForwardRecord(v, verifyChecksum: true)
@@ -73,20 +61,11 @@ extension Collection {
             // Posting blocks, term by term.
             var termTotals: [UInt32: Schema.TermStats] = [:]
             var totalPostings: UInt64 = 0
-            let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
-            let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
-            defer {
-                docs.deallocate()
-                codes.deallocate()
-                scratch.deallocate()
-            }
+            let decoder = BlockDecoder(codec: codec)
             var previousTerm: UInt32? = nil
             var previousLast: UInt32 = 0
             try txn.scan(prefix: prefix, in: txn.tables.postings) { k, v in
-                var r = ByteReader(k)
-                _ = r.u32be()
-                guard let term = r.u32be(), let first = r.u32be(), r.isAtEnd else {
+                guard k.count == 12, let term = Schema.keyPart(k, 1), let first = Schema.keyPart(k, 2) else {
                     problem("malformed posting key")
                     return true
                 }
@@ -94,7 +73,8 @@ extension Collection {
                     let h = try PostingBlock.Header(v)
                     let crc = PostingBlock.checksum(key: Array(k), header: Array(v.prefix(12)), payload: Array(v[PostingBlock.headerSize...]))
                     if crc != h.crc { problem("term \(term) block at document \(first): checksum mismatch") }
-                    let n = try PostingBlock.decode(v, firstDocument: first, header: h, documents: docs, codes: codes, scratch: scratch, codec: codec)
+                    let n = try decoder.decode(v, firstDocument: first, header: h)
+                    let docs = decoder.documents
                     if previousTerm == term && first <= previousLast {
                         problem("term \(term): block at document \(first) overlaps the previous block")
                     }
@@ -116,9 +96,7 @@ extension Collection {
             var termsSeen = 0
             try txn.scan(prefix: prefix, in: txn.tables.terms) { k, v in
                 termsSeen += 1
-                var r = ByteReader(k)
-                _ = r.u32be()
-                guard let term = r.u32be() else { return true }
+                guard let term = Schema.keyPart(k, 1) else { return true }
                 do {
                     let s = try Schema.parseTermRecord(v)
                     guard let t = termTotals[term] else {

@@ -25,11 +25,8 @@ final class TermCursor {
     /// The current block's postings: our own decode buffers, or a slice of a cached list.
     private var documents: UnsafeMutablePointer<UInt32>
     private var codes: UnsafeMutablePointer<UInt8>
-    private let ownDocuments = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
-    private let ownCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
+    private let decoder: BlockDecoder
     private var cached: DecodedPostingList?
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)
-    private let codec: ZstdCodec
     private var step: Float = 0
 
     /// The current document, or ``end``.
@@ -44,9 +41,9 @@ final class TermCursor {
         self.queryWeight = queryWeight
         // A hair above the true bound so float rounding can never make it an under-estimate.
         self.maxContribution = queryWeight * termMaxWeight * (1 + 1e-6)
-        self.codec = codec
-        documents = ownDocuments
-        codes = ownCodes
+        decoder = BlockDecoder(codec: codec)
+        documents = decoder.documents
+        codes = decoder.codes
     }
 
     /// A cursor over a list already decoded (from the posting cache).
@@ -58,11 +55,6 @@ final class TermCursor {
         steps = list.blockMaxes.map { queryWeight * $0 / 255 }
     }
 
-    deinit {
-        ownDocuments.deallocate()
-        ownCodes.deallocate()
-        scratch.deallocate()
-    }
 
     func addBlock(firstDocument: UInt32, bytes: UnsafeRawBufferPointer) throws {
         let h = try PostingBlock.Header(bytes)
@@ -98,9 +90,7 @@ final class TermCursor {
                 blocksDecoded += 1
             }
         } else if decodedBlock != b {
-            count = try PostingBlock.decode(
-                storage[b], firstDocument: firstDocs[b], header: headers[b], documents: documents, codes: codes,
-                scratch: scratch, codec: codec)
+            count = try decoder.decode(storage[b], firstDocument: firstDocs[b], header: headers[b])
             decodedBlock = b
             postingsDecoded += count
             blocksDecoded += 1
