@@ -9,7 +9,7 @@ import Testing
         let bytes = try PostingBlock.encode(key: key, documents: docs[...], weights: weights[...], codec: codec)
         return try bytes.withUnsafeBytes { b in
             let h = try PostingBlock.Header(b)
-            #expect(PostingBlock.checksum(key: key, header: Array(b.prefix(12)), payload: Array(b[16...])) == h.crc)
+            #expect(key.withUnsafeBytes { PostingBlock.checksum(key: $0, block: b) } == h.crc)
             let d = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingBlock.maxCount)
             let c = UnsafeMutablePointer<UInt8>.allocate(capacity: PostingBlock.maxCount)
             let s = UnsafeMutableRawBufferPointer.allocate(byteCount: PostingBlock.maxCount * 6, alignment: 8)

@@ -85,20 +85,7 @@ extension Collection {
     public func upsert(_ documents: [TextDocument], encoder: TextEncoder, maxActiveDims: Int? = nil, allowModelMismatch: Bool = false) throws {
         try checkEncoder(try currentInfo(), encoder, allowMismatch: allowModelMismatch)
         let vectors = try encoder.encode(documents.map(\.text), task: .document, maxActiveDims: maxActiveDims)
-        try write(zip(documents, vectors).map { Document(id: $0.id, payload: $0.payload, vector: $1) }, encoder: encoder, allowMismatch: allowModelMismatch)
-    }
-
-    func write(_ documents: [Document], encoder: TextEncoder, allowMismatch: Bool) throws {
-        let codec = ZstdCodec(level: database.configuration.compressionLevel)
-        try env.write { txn in
-            var info = try info(txn)
-            try checkEncoder(info, encoder, allowMismatch: allowMismatch)
-            if info.encoder == nil {
-                info.encoder = .init(name: encoder.name, checksum: encoder.checksum, kind: encoder.kind.rawValue, path: encoder.path)
-            }
-            try IndexWriter.upsert(txn, info: &info, documents: documents, codec: codec)
-            try Catalog.saveInfo(txn, info)
-        }
+        try commit(zip(documents, vectors).map { Document(id: $0.id, payload: $0.payload, vector: $1) }, encoder: encoder, allowMismatch: allowModelMismatch)
     }
 
     /// Which of `ids` are already stored.
@@ -235,7 +222,7 @@ final class BatchWriter: @unchecked Sendable {
             }
             let t0 = Date()
             do {
-                try self.collection.write(documents, encoder: self.encoder, allowMismatch: self.allowMismatch)
+                try self.collection.commit(documents, encoder: self.encoder, allowMismatch: self.allowMismatch)
                 let r = Report(count: documents.count, seconds: Date().timeIntervalSince(t0))
                 self.lock.withLock { self.reports.append(r) }
             } catch {

@@ -40,9 +40,21 @@ public final class Collection: @unchecked Sendable {
     ///   or a dimension outside `0..<dimensions`.
     public func upsert(_ documents: [Document]) throws {
         guard !documents.isEmpty else { return }
+        try commit(documents, encoder: nil, allowMismatch: false)
+    }
+
+    /// The one write path of upserts: a transaction that inserts `documents` and, when they
+    /// come from `encoder`, checks it against the collection's and records it on first use.
+    func commit(_ documents: [Document], encoder: TextEncoder?, allowMismatch: Bool) throws {
         let codec = ZstdCodec(level: database.configuration.compressionLevel)
         try env.write { txn in
             var info = try info(txn)
+            if let encoder {
+                try checkEncoder(info, encoder, allowMismatch: allowMismatch)
+                if info.encoder == nil {
+                    info.encoder = .init(name: encoder.name, checksum: encoder.checksum, kind: encoder.kind.rawValue, path: encoder.path)
+                }
+            }
             try IndexWriter.upsert(txn, info: &info, documents: documents, codec: codec)
             try Catalog.saveInfo(txn, info)
         }

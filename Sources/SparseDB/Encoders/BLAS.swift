@@ -3,8 +3,8 @@ import Foundation
 
 /// Thin, checked wrappers over OpenBLAS sgemm (row-major).
 enum BLAS {
-    /// Call once before any BLAS use: one BLAS thread (parallelism comes from Swift), and the
-    /// AVX-512 kernels when the CPU has them but OpenBLAS 0.3.21 failed to pick them.
+    /// Touch once before any BLAS use: one BLAS thread, since parallelism comes from Swift. (The
+    /// kernel choice happens when the library loads; the CLI sets it up before that.)
     static let configure: Void = {
         openblas_set_num_threads(1)
     }()

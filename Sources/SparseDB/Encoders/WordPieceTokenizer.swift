@@ -111,9 +111,6 @@ package final class WordPieceTokenizer: Sendable {
         return encode(s, addSpecialTokens: true, maxLength: maxLength)
     }
 
-    /// The token string of an id (for diagnostics), or nil.
-    package func token(for id: Int32) -> String? { vocabulary.first { $0.value == id }?.key }
-
     private enum Segment {
         case text([Unicode.Scalar])
         case special(Int32)

@@ -38,7 +38,7 @@ enum IndexWriter {
     ) throws {
         let t = txn.tables
         let c = info.id
-        var postings: [UInt32: (docs: [UInt32], weights: [Float])] = [:]
+        var postings: [UInt32: PendingList] = [:]
         var assigned: [String: UInt32] = [:]
         for doc in documents {
             try validate(doc, in: info)
@@ -60,17 +60,34 @@ enum IndexWriter {
             try txn.putAppending(Schema.documentRecord(externalId: doc.id, payload: doc.payload), forKey: Schema.documentKey(c, docId), in: t.documents)
             let v = doc.vector.droppingZeros()
             try txn.putAppending(Schema.forwardRecord(v), forKey: Schema.forwardKey(c, docId), in: t.forward)
-            for (d, w) in zip(v.dimensions, v.weights) {
-                postings[d, default: ([], [])].docs.append(docId)
-                postings[d, default: ([], [])].weights.append(w)
-            }
+            for (d, w) in zip(v.dimensions, v.weights) { postings[d, default: PendingList()].append(docId, w) }
             info.liveDocuments += 1
             info.postings += UInt64(v.count)
         }
-        for term in postings.keys.sorted() {
-            let (docs, weights) = postings[term]!
-            try appendPostings(txn, collection: c, term: term, documents: docs, weights: weights, codec: codec)
+        try writeLists(txn, collection: c, postings, codec: codec)
+    }
+
+    /// Postings of one term gathered in memory before they are written as blocks.
+    struct PendingList {
+        var documents: [UInt32] = []
+        var weights: [Float] = []
+
+        mutating func append(_ document: UInt32, _ weight: Float) {
+            documents.append(document)
+            weights.append(weight)
         }
+    }
+
+    /// Writes gathered lists in term order; returns the number of postings written.
+    @discardableResult
+    static func writeLists(_ txn: borrowing Transaction, collection c: UInt32, _ lists: [UInt32: PendingList], codec: ZstdCodec) throws -> UInt64 {
+        var total: UInt64 = 0
+        for term in lists.keys.sorted() {
+            let list = lists[term]!
+            total += UInt64(list.documents.count)
+            try appendPostings(txn, collection: c, term: term, documents: list.documents, weights: list.weights, codec: codec)
+        }
+        return total
     }
 
     /// Writes new blocks for `term`. New document ids are larger than every stored one, so new
@@ -173,22 +190,17 @@ enum IndexWriter {
         try txn.deleteAll(prefix: prefix, in: t.terms)
         var total: UInt64 = 0
         for range in ranges {
-            var lists: [UInt32: (docs: [UInt32], weights: [Float])] = [:]
+            var lists: [UInt32: PendingList] = [:]
             try txn.scan(prefix: prefix, in: t.forward) { k, v in
                 guard let doc = Schema.keyPart(k, 1) else { throw SparseDBError(.corrupt, "forward key is truncated") }
                 if deleted.contains(doc) { return true }
                 let vec = try Schema.parseForwardRecord(v)
                 for (d, w) in zip(vec.dimensions, vec.weights) where d >= range.lo && d < range.hi {
-                    lists[d, default: ([], [])].docs.append(doc)
-                    lists[d, default: ([], [])].weights.append(w)
+                    lists[d, default: PendingList()].append(doc, w)
                 }
                 return true
             }
-            for term in lists.keys.sorted() {
-                let (docs, weights) = lists[term]!
-                total += UInt64(docs.count)
-                try appendPostings(txn, collection: c, term: term, documents: docs, weights: weights, codec: codec)
-            }
+            total += try writeLists(txn, collection: c, lists, codec: codec)
         }
         for doc in deleted {
             try txn.delete(Schema.documentKey(c, doc), in: t.documents)

@@ -55,16 +55,19 @@ enum PostingBlock {
         out.u16le(UInt16(payload.bytes.count))
         out.u32le(last &- first)
         out.f32le(blockMax)
-        let crc = checksum(key: key, header: out.bytes, payload: stored)
-        out.u32le(crc)
+        out.u32le(0)  // the checksum, filled in below
         out.append(stored)
-        return out.bytes
+        var bytes = out.bytes
+        let crc = key.withUnsafeBytes { k in bytes.withUnsafeBytes { b in checksum(key: k, block: b) } }
+        withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(12..<16, with: $0) }
+        return bytes
     }
 
-    static func checksum(key: [UInt8], header: some Swift.Collection<UInt8>, payload: some Swift.Collection<UInt8>) -> UInt32 {
+    /// The CRC-32C a block's header stores: over its key, header bytes 0..<12 and stored payload.
+    static func checksum(key: UnsafeRawBufferPointer, block: UnsafeRawBufferPointer) -> UInt32 {
         var c = CRC32C.checksum(key)
-        c = CRC32C.checksum(Array(header.prefix(12)), seed: c)
-        return CRC32C.checksum(Array(payload), seed: c)
+        c = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: block[0..<12]), seed: c)
+        return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: block[headerSize...]), seed: c)
     }
 
     /// The uncompressed header of a stored block.

@@ -71,7 +71,7 @@ extension Collection {
                 }
                 do {
                     let h = try PostingBlock.Header(v)
-                    let crc = PostingBlock.checksum(key: Array(k), header: Array(v.prefix(12)), payload: Array(v[PostingBlock.headerSize...]))
+                    let crc = PostingBlock.checksum(key: k, block: v)
                     if crc != h.crc { problem("term \(term) block at document \(first): checksum mismatch") }
                     let n = try decoder.decode(v, firstDocument: first, header: h)
                     let docs = decoder.documents

@@ -8,7 +8,6 @@ struct ByteWriter {
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16le(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func u32le(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64le(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func u32be(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     mutating func f32le(_ v: Float) { u32le(v.bitPattern) }
     mutating func varint(_ value: UInt32) {
@@ -40,7 +39,6 @@ struct ByteReader {
     }
     mutating func u16le() -> UInt16? { fixed(UInt16.self).map { UInt16(littleEndian: $0) } }
     mutating func u32le() -> UInt32? { fixed(UInt32.self).map { UInt32(littleEndian: $0) } }
-    mutating func u64le() -> UInt64? { fixed(UInt64.self).map { UInt64(littleEndian: $0) } }
     mutating func u32be() -> UInt32? { fixed(UInt32.self).map { UInt32(bigEndian: $0) } }
     mutating func f32le() -> Float? { u32le().map { Float(bitPattern: $0) } }
 

@@ -190,7 +190,6 @@ final class LMDBEnvironment: @unchecked Sendable {
         return (info.me_last_pgno + 1) * Int(stat.ms_psize)
     }
 
-    func sync() throws { try lmdbCheck(mdb_env_sync(handle, 1), "mdb_env_sync") }
 }
 
 /// A transaction handle lent to a ``LMDBEnvironment/read(_:)`` or ``LMDBEnvironment/write(_:)``
