@@ -1,6 +1,21 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Layers, each a target that depends only on the ones below it (ARCHITECTURE.md):
+//
+//   sparsedb (CLI) ─ SparseDBTools ─┐
+//                                   SparseDB (public facade, ingestion pipeline)
+//                          ┌────────┴─────────┐
+//                    SparseDBSearch     SparseDBEncoders ─ COpenBLAS
+//                          │                  │
+//                    SparseDBIndex            │
+//                          │                  │
+//                    SparseDBStorage ─ CLMDB, CZstd
+//                          │                  │
+//                    SparseDBCore ────────────┘ ─ CSparseDBKernels
+//
+// No target uses unsafe flags: release builds keep Swift's bounds checks, and hot loops use
+// local unsafe buffer scopes instead.
 let package = Package(
     name: "SparseDB",
     products: [
@@ -16,19 +31,37 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(
-            name: "SparseDB",
-            dependencies: ["CLMDB", "CZstd", "COpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-        ),
+        // Our own C: the CPU's CRC-32C instruction, which Swift cannot emit.
+        .target(name: "CSparseDBKernels"),
+
+        // Errors, vectors, byte coding, checksums, locks: what every layer shares.
+        .target(name: "SparseDBCore", dependencies: ["CSparseDBKernels"]),
+        // LMDB environments and transactions, zstd, the table registry.
+        .target(name: "SparseDBStorage", dependencies: ["SparseDBCore", "CSparseDBKernels", "CLMDB", "CZstd"]),
+        // Record and block formats, the catalog and schema, writers, verifier, format upgrades.
+        .target(name: "SparseDBIndex", dependencies: ["SparseDBStorage"]),
+        // Posting caches, cursors, top-k algorithms, flat scans, the query executor, fusion.
+        .target(name: "SparseDBSearch", dependencies: ["SparseDBIndex", "COpenBLAS"]),
+        // Tokenizer, safetensors, transformers, encoder routes, BLAS kernels.
+        .target(name: "SparseDBEncoders", dependencies: ["SparseDBCore", "COpenBLAS"]),
+        // The public API: Database, VectorCollection, TextEncoder, the ingestion pipeline.
+        .target(name: "SparseDB", dependencies: ["SparseDBSearch", "SparseDBEncoders"]),
+        // File formats of the command line (JSON Lines, BEIR, TREC), metrics, latency summaries.
+        .target(name: "SparseDBTools", dependencies: ["SparseDB"]),
         .executableTarget(
             name: "sparsedb",
             dependencies: [
-                "SparseDB",
+                "SparseDB", "SparseDBTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "SparseDBExample", dependencies: ["SparseDB"], path: "Examples/HostProgram"),
-        .testTarget(name: "SparseDBTests", dependencies: ["SparseDB"]),
+
+        // Shared test helpers: brute-force oracles, seeded data, fixtures, running the CLI.
+        .target(name: "SparseDBTestSupport", dependencies: ["SparseDB", "SparseDBTools"], path: "Tests/SparseDBTestSupport"),
+        // Fast, self-contained: no ../shared, no model.
+        .testTarget(name: "SparseDBUnitTests", dependencies: ["SparseDBTestSupport"]),
+        // Real data from ../shared, the default model, the CLI and the example program.
+        .testTarget(name: "SparseDBIntegrationTests", dependencies: ["SparseDBTestSupport"]),
     ]
 )

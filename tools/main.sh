@@ -14,6 +14,8 @@ if [ ! -s "$corpus" ]; then
   mv "$corpus.partial" "$corpus"
 fi
 bin=.build/release/sparsedb
+# A database left by an older SparseDB is converted first (a no-op when it is current).
+if [ -f "$home/db/data.mdb" ]; then "$bin" upgrade --db "$home/db"; fi
 "$bin" ingest --collection wordnet --corpus "$corpus" --model default --batch-size 1000
 for q in "a large animal that lives in the sea" "machine for flying through the air" "feeling very happy"; do
   "$bin" search --collection wordnet --query "$q" --k 5 --format text | sed "s/^query 1:/query: $q/"

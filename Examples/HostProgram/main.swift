@@ -5,6 +5,12 @@
 import Foundation
 import SparseDB
 
+/// A host program's own generic code over Swift's `Collection` protocol compiles next to
+/// `import SparseDB`: the library's collection type is `VectorCollection`, which shadows nothing.
+func describe<C: Collection>(_ items: C) -> String where C.Element: CustomStringConvertible {
+    items.map(\.description).joined(separator: ", ")
+}
+
 let path = CommandLine.arguments.dropFirst().first
     ?? FileManager.default.temporaryDirectory.appendingPathComponent("sparsedb-example-\(getpid())").path
 defer { if CommandLine.arguments.count < 2 { try? FileManager.default.removeItem(atPath: path) } }
@@ -25,7 +31,7 @@ do {
     }
     try notes.delete(ids: ["banana"])
     let after = try notes.search(query, options: SearchOptions(k: 2))
-    print("after deleting banana: \(after.hits.map(\.id).joined(separator: ", "))")
+    print("after deleting banana: \(describe(after.hits.map(\.id)))")
     if let first = after.hits.first, let payload = first.payload {
         print("top payload: \(String(decoding: payload, as: UTF8.self))")
     }
@@ -42,10 +48,11 @@ do {
                 TextDocument(id: "bread", text: "Bread is baked from flour, water and yeast."),
             ], encoder: encoder)
         let hits = try articles.search(text: "what is the capital of france", encoder: encoder, options: SearchOptions(k: 1)).hits
-        print("text search: \(hits.map(\.id).joined(separator: ", "))")
+        print("text search: \(describe(hits.map(\.id)))")
     } else {
         print("text search: skipped (no default model; run tools/fetch-model.sh)")
     }
+    db.close()
 } catch {
     FileHandle.standardError.write(Data("sparsedb-example: \(error)\n".utf8))
     exit(1)

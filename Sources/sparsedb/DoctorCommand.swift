@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import SparseDB
 
-struct Doctor: ParsableCommand {
+struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Print the libraries, BLAS kernel and settings in use, and the machine's sgemm speed (JSON).")
 
     func run() throws {

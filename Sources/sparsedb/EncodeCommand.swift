@@ -1,64 +1,31 @@
 import ArgumentParser
 import Foundation
 import SparseDB
+import SparseDBTools
 
-/// Text of a corpus or query line: BEIR's title + " " + text (text alone when the title is empty).
-func documentText(_ object: [String: Any]) -> String {
-    let title = (object["title"] as? String) ?? ""
-    let text = (object["text"] as? String) ?? ""
-    return title.isEmpty ? text : title + " " + text
-}
-
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-        switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-        }
-    }
-    return out + "\""
-}
-
-func vectorLine(id: String, _ v: SparseVector) -> String {
-    var s = "{\"_id\":\(jsonString(id)),\"vector\":{"
-    for i in 0..<v.count {
-        if i > 0 { s += "," }
-        s += "\"\(v.dimensions[i])\":\(v.weights[i])"
-    }
-    return s + "}}"
-}
-
-func embeddingLine(id: String, _ e: [Float]) -> String {
-    "{\"_id\":\(jsonString(id)),\"embedding\":[" + e.map { "\($0)" }.joined(separator: ",") + "]}"
-}
-
-struct Encode: ParsableCommand {
+struct EncodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "encode",
         abstract: "Encode documents or queries (JSONL with _id, title, text) to vector JSONL on stdout.")
 
     @Option(help: "Model folder, or 'default' (splade-tiny).") var model: String = "default"
     @Flag(help: "Input lines are documents (title + text).") var documents = false
     @Flag(help: "Input lines are queries (text).") var queries = false
-    @Argument(help: "Input JSONL file.") var file: String
-    @Option(help: "Keep only the K largest weights of each vector.") var maxActiveDims: Int?
-    @Option(help: "Dense models: keep the first D dimensions (Matryoshka).") var truncateDimensions: Int?
-    @Option(help: "Texts encoded per call (memory bound).") var chunkSize: Int = 512
+    @Argument(help: "Input JSONL file ('-' = stdin).") var file: String
+    @Option(parsing: .unconditional, help: "Keep only the K largest weights of each vector.") var maxActiveDims: Int?
+    @Option(parsing: .unconditional, help: "Dense models: keep the first D dimensions (Matryoshka).") var truncateDimensions: Int?
+    @Option(parsing: .unconditional, help: "Texts encoded per call (memory bound).") var chunkSize: Int = 512
     @Flag(help: "No progress output.") var quiet = false
 
     func validate() throws {
         if documents == queries { throw ValidationError("give exactly one of --documents or --queries") }
         if let k = maxActiveDims, k < 1 { throw ValidationError("--max-active-dims must be at least 1") }
+        if let d = truncateDimensions, d < 1 { throw ValidationError("--truncate-dimensions must be at least 1") }
+        if chunkSize < 1 { throw ValidationError("--chunk-size must be at least 1") }
     }
 
     func run() throws {
-        try SparseDBCommand.guarded {
+        try reportingErrors {
             let encoder = try TextEncoder(path: model)
             let task: TextEncoder.Task = queries ? .query : .document
             let progress = Progress("encode", quiet: quiet)
@@ -81,9 +48,11 @@ struct Encode: ParsableCommand {
                 ids.removeAll(keepingCapacity: true)
                 texts.removeAll(keepingCapacity: true)
             }
-            for (line, bytes) in try JSONLinesReader(path: file) {
-                let o = try LineFormats.object(bytes, file: file, line: line)
-                ids.append(try LineFormats.id(o, file: file, line: line))
+            let input = try InputFile(path: file)
+            let reader = try input.lines()
+            while let (line, bytes) = try reader.next() {
+                let o = try LineFormats.object(bytes, file: input.displayName, line: line)
+                ids.append(try LineFormats.id(o, file: input.displayName, line: line))
                 texts.append(queries ? ((o["text"] as? String) ?? "") : documentText(o))
                 if ids.count >= chunkSize { try flush() }
             }

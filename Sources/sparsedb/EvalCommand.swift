@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import SparseDB
+import SparseDBTools
 
-struct Eval: ParsableCommand {
+struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "eval",
         abstract: "Ingest a BEIR dataset (or reuse --db), search its test queries, print metrics and timings as JSON.")
 
     @Argument(help: "Dataset directory: corpus.jsonl, queries.jsonl, qrels/test.tsv.") var dataset: String
@@ -12,12 +14,12 @@ struct Eval: ParsableCommand {
     @Option(help: "Collection name (default: the dataset folder's name).") var collection: String?
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
     @Option(name: .customLong("run"), help: "Write the TREC run here.") var runFile: String?
-    @Option(help: "Run depth.") var k: Int = 100
-    @Option(help: "Documents per write transaction.") var batchSize: Int = 256
+    @Option(parsing: .unconditional, help: "Run depth.") var k: Int = 100
+    @Option(parsing: .unconditional, help: "Documents per write transaction.") var batchSize: Int = 256
     @Flag(help: "No progress output.") var quiet = false
 
     func run() throws {
-        try SparseDBCommand.guarded {
+        try reportingErrors {
             let dir = dataset.hasSuffix("/") ? String(dataset.dropLast()) : dataset
             let corpus = dir + "/corpus.jsonl"
             let queriesPath = dir + "/queries.jsonl"
@@ -30,16 +32,18 @@ struct Eval: ParsableCommand {
             let encoder = try TextEncoder(path: model)
             let database = try Database(path: dbPath)
             let coll = try database.collection(name, creatingWithDimensions: UInt32(encoder.dimensions))
-            let total = try countLines(corpus)
-            let progress = Progress("ingest \(name)", total: total, quiet: quiet)
-            let ingest = try coll.ingest(try corpusDocuments(corpus), encoder: encoder, options: IngestOptions(batchSize: batchSize)) {
+            let progress = Progress("ingest \(name)", quiet: quiet)
+            var source = try CorpusSource(try InputFile(path: corpus))
+            let field = coll.schema.fields.count == 1 ? coll.schema.fields[0].name : VectorField.defaultName
+            let ingest = try coll.ingest(&source, encoders: [field: encoder], options: IngestOptions(batchSize: batchSize)) {
                 progress.update($0.committed + $0.skipped)
             }
             progress.finish(ingest.committed + ingest.skipped)
 
             var ids: [String] = []
             var texts: [String] = []
-            for (line, bytes) in try JSONLinesReader(path: queriesPath) {
+            let queryReader = try JSONLinesReader(path: queriesPath)
+            while let (line, bytes) = try queryReader.next() {
                 let o = try LineFormats.object(bytes, file: queriesPath, line: line)
                 ids.append(try LineFormats.id(o, file: queriesPath, line: line))
                 texts.append((o["text"] as? String) ?? "")
@@ -69,11 +73,7 @@ struct Eval: ParsableCommand {
             if let runFile { try (runLines.joined(separator: "\n") + "\n").write(toFile: runFile, atomically: true, encoding: .utf8) }
             let scores = Metrics.evaluate(run: results, judgments: judgments)
             let stats = try coll.statistics()
-            func summary(_ xs: [Double]) -> [String: Double] {
-                let s = xs.sorted()
-                guard !s.isEmpty else { return [:] }
-                return ["mean": xs.reduce(0, +) / Double(xs.count), "p50": s[s.count / 2], "p99": s[min(s.count - 1, Int(Double(s.count) * 0.99))]]
-            }
+            func summary(_ xs: [Double]) -> [String: Double] { LatencySummary(xs).dictionary }
             let out: [String: Any] = [
                 "dataset": name, "model": encoder.name, "algorithm": algorithm.rawValue,
                 "documents": stats.documents, "queries": ids.count,

@@ -1,0 +1,226 @@
+import SparseDBCore
+import SparseDBStorage
+
+/// Value encodings of the per-document and per-term tables (format-spec.md §5–§8). Every record
+/// carries a CRC-32C over its key and its bytes, so a damaged byte — or a record that ended up
+/// under the wrong key — is a typed `.corrupt` error wherever it is read, never a wrong answer.
+package enum Records {
+    // MARK: checksums
+
+    /// CRC-32C of `key ‖ bytes`.
+    @inline(__always)
+    package static func checksum(key: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        CRC32C.checksum(bytes, seed: CRC32C.checksum(key))
+    }
+
+    package static func checksum(key: [UInt8], _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        key.withUnsafeBytes { checksum(key: $0, bytes) }
+    }
+
+    /// Checks a record laid out as `crc u32le ‖ body`, where crc = CRC-32C(key ‖ body); returns the body.
+    package static func checkedBody(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws
+        -> UnsafeRawBufferPointer
+    {
+        guard value.count >= 4 else { throw SparseDBError(.corrupt, "\(what()) is truncated (\(value.count) bytes)") }
+        let stored = UInt32(littleEndian: value.loadUnaligned(as: UInt32.self))
+        let body = UnsafeRawBufferPointer(rebasing: value[4...])
+        guard checksum(key: key, body) == stored else { throw SparseDBError(.corrupt, "\(what()) fails its checksum") }
+        return body
+    }
+
+    /// `crc u32le ‖ body` for `key`.
+    package static func sealed(key: [UInt8], body: [UInt8]) -> [UInt8] {
+        var out = ByteWriter(capacity: body.count + 4)
+        out.u32le(body.withUnsafeBytes { checksum(key: key, $0) })
+        out.append(body)
+        return out.bytes
+    }
+
+    // MARK: documents (§5)
+
+    package struct StoredDocument {
+        package var id: String
+        package var payload: [UInt8]?
+    }
+
+    private static let flagPayload: UInt8 = 1
+
+    /// `crc ‖ flags u8 ‖ id length u16le ‖ id ‖ payload (the rest, when flag 1)`.
+    package static func document(key: [UInt8], externalId: String, payload: [UInt8]?) -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + externalId.utf8.count + (payload?.count ?? 0))
+        let id = Array(externalId.utf8)
+        w.u8(payload == nil ? 0 : flagPayload)
+        w.u16le(UInt16(id.count))
+        w.append(id)
+        if let payload { w.append(payload) }
+        return sealed(key: key, body: w.bytes)
+    }
+
+    package static func parseDocument(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, includePayload: Bool = true) throws
+        -> StoredDocument
+    {
+        let body = try checkedBody(key: key, value, what: "document record \(Keys.part(key, 1).map(String.init) ?? "?")")
+        var r = ByteReader(body)
+        guard let flags = r.u8(), flags & ~flagPayload == 0, let n = r.u16le(), let idBytes = r.bytes(Int(n)) else {
+            throw SparseDBError(.corrupt, "document record \(Keys.part(key, 1).map(String.init) ?? "?") is malformed")
+        }
+        guard let id = String(validating: idBytes, as: UTF8.self) else {
+            throw SparseDBError(.corrupt, "document record \(Keys.part(key, 1).map(String.init) ?? "?") has an id that is not UTF-8")
+        }
+        let payload = flags & flagPayload != 0 && includePayload ? Array(r.rest()) : nil
+        return StoredDocument(id: id, payload: payload)
+    }
+
+    // MARK: external ids (§6)
+
+    /// `doc u32le ‖ crc u32le` where crc = CRC-32C(key ‖ doc bytes).
+    package static func externalId(key: [UInt8], document: UInt32) -> [UInt8] {
+        var w = ByteWriter(capacity: 8)
+        w.u32le(document)
+        let crc = w.bytes.withUnsafeBytes { checksum(key: key, $0) }
+        w.u32le(crc)
+        return w.bytes
+    }
+
+    package static func parseExternalId(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> UInt32 {
+        guard value.count == 8 else { throw SparseDBError(.corrupt, "id map entry has \(value.count) bytes, expected 8") }
+        let stored = UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard checksum(key: key, UnsafeRawBufferPointer(rebasing: value[0..<4])) == stored else {
+            throw SparseDBError(.corrupt, "id map entry '\(String(decoding: key.dropFirst(4), as: UTF8.self))' fails its checksum")
+        }
+        return UInt32(littleEndian: value.loadUnaligned(as: UInt32.self))
+    }
+
+    // MARK: term statistics (§7)
+
+    package struct TermStats: Equatable, Sendable {
+        /// ≥ every block-max of the term (an upper bound after deletions).
+        package var maxWeight: Float
+        package var postings: UInt32
+        package var blocks: UInt32
+
+        package init(maxWeight: Float, postings: UInt32, blocks: UInt32) {
+            self.maxWeight = maxWeight
+            self.postings = postings
+            self.blocks = blocks
+        }
+    }
+
+    /// `max weight f32le ‖ postings u32le ‖ blocks u32le ‖ crc u32le` (crc over key ‖ first 12 bytes).
+    package static func term(key: [UInt8], _ s: TermStats) -> [UInt8] {
+        var w = ByteWriter(capacity: 16)
+        w.f32le(s.maxWeight)
+        w.u32le(s.postings)
+        w.u32le(s.blocks)
+        let crc = w.bytes.withUnsafeBytes { checksum(key: key, $0) }
+        w.u32le(crc)
+        return w.bytes
+    }
+
+    package static func parseTerm(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> TermStats {
+        var r = ByteReader(value)
+        guard value.count == 16, let m = r.f32le(), let p = r.u32le(), let b = r.u32le(), let crc = r.u32le() else {
+            throw SparseDBError(.corrupt, "term record has \(value.count) bytes, expected 16")
+        }
+        guard checksum(key: key, UnsafeRawBufferPointer(rebasing: value[0..<12])) == crc else {
+            throw SparseDBError(.corrupt, "term \(Keys.part(key, 2).map(String.init) ?? "?") statistics fail their checksum")
+        }
+        guard m.isFinite, m > 0, m <= SparseVector.maxWeight, b > 0, p >= b else {
+            throw SparseDBError(.corrupt, "term \(Keys.part(key, 2).map(String.init) ?? "?") statistics are out of range")
+        }
+        return TermStats(maxWeight: m, postings: p, blocks: b)
+    }
+
+    // MARK: forward rows (§8)
+
+    /// Encoding 0: varint dimension gaps, then little-endian f32 weights.
+    private static let forwardEncodingPlain: UInt8 = 0
+
+    /// `crc ‖ encoding u8 (0) ‖ count varint ‖ count varint gaps ‖ count f32le weights`.
+    package static func forwardRow(key: [UInt8], _ v: SparseVector) -> [UInt8] {
+        var w = ByteWriter(capacity: v.count * 6 + 8)
+        w.u8(forwardEncodingPlain)
+        w.varint(UInt32(v.count))
+        var previous: UInt32 = 0
+        for (i, d) in v.dimensions.enumerated() {
+            w.varint(i == 0 ? d : d - previous)
+            previous = d
+        }
+        for x in v.weights { w.f32le(x) }
+        return sealed(key: key, body: w.bytes)
+    }
+
+    /// A checked forward row, ready to be walked without copying.
+    package struct ForwardRow {
+        /// Varint dimension gaps.
+        package let gaps: UnsafeRawBufferPointer
+        /// `count` little-endian f32 weights.
+        package let weights: UnsafeRawBufferPointer
+        package let count: Int
+
+        @inline(__always)
+        package func weight(_ i: Int) -> Float {
+            Float(bitPattern: UInt32(littleEndian: weights.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
+    }
+
+    package static func checkedForwardRow(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> ForwardRow {
+        let body = try checkedBody(key: key, value, what: "forward row of document \(Keys.part(key, 2).map(String.init) ?? "?")")
+        var r = ByteReader(body)
+        guard let encoding = r.u8(), encoding == forwardEncodingPlain, let n32 = r.varint() else {
+            throw SparseDBError(.corrupt, "forward row of document \(Keys.part(key, 2).map(String.init) ?? "?") is malformed")
+        }
+        let n = Int(n32)
+        // Each entry takes at least 5 bytes (a varint and a weight); the weights are the last 4·n.
+        guard n <= r.remaining / 5 else {
+            throw SparseDBError(.corrupt, "forward row of \(body.count) bytes cannot hold \(n) entries")
+        }
+        let weightsStart = body.count - 4 * n
+        return ForwardRow(
+            gaps: UnsafeRawBufferPointer(rebasing: body[r.offset..<weightsStart]),
+            weights: UnsafeRawBufferPointer(rebasing: body[weightsStart...]), count: n)
+    }
+
+    /// Decodes a forward row into a vector (checked: sorted, in range of `dimensions`).
+    package static func parseForwardRow(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, dimensions: UInt32) throws
+        -> SparseVector
+    {
+        let row = try checkedForwardRow(key: key, value)
+        var r = ByteReader(row.gaps)
+        var dims = [UInt32](repeating: 0, count: row.count)
+        var weights = [Float](repeating: 0, count: row.count)
+        var previous: UInt32 = 0
+        for i in 0..<row.count {
+            guard let gap = r.varint(), i == 0 || gap > 0 else { throw SparseDBError(.corrupt, "forward row has a bad dimension gap") }
+            let (d, overflow) = previous.addingReportingOverflow(gap)
+            guard !overflow, d < dimensions else { throw SparseDBError(.corrupt, "forward row has dimension out of range") }
+            previous = d
+            dims[i] = d
+            weights[i] = row.weight(i)
+        }
+        guard r.isAtEnd else { throw SparseDBError(.corrupt, "forward row has trailing bytes") }
+        return SparseVector(unchecked: dims, weights: weights)
+    }
+
+    /// Exact dot product of `query` (sorted dimensions) with a checked forward row, merging while
+    /// decoding; summed in double precision in increasing dimension order.
+    package static func dot(queryDimensions qd: UnsafeBufferPointer<UInt32>, queryWeights qw: UnsafeBufferPointer<Float>, row: ForwardRow)
+        throws -> Double
+    {
+        var r = ByteReader(row.gaps)
+        var sum = 0.0
+        var j = 0
+        var dim: UInt32 = 0
+        for i in 0..<row.count {
+            guard j < qd.count else { break }
+            guard let gap = r.varint() else { throw SparseDBError(.corrupt, "forward row is truncated") }
+            dim = i == 0 ? gap : dim &+ gap
+            while j < qd.count && qd[j] < dim { j += 1 }
+            if j < qd.count && qd[j] == dim {
+                sum += Double(row.weight(i)) * Double(qw[j])
+                j += 1
+            }
+        }
+        return sum
+    }
+}

@@ -1,0 +1,195 @@
+import SparseDBCore
+import SparseDBIndex
+import SparseDBStorage
+
+/// Where one term's blocks are, from their (checked) headers: what the traversals need to skip
+/// blocks without decoding them. Immutable; a longer one replaces it when ingest appends blocks.
+package struct TermDirectory: Sendable {
+    package var firstDocs: [UInt32] = []
+    package var lastDocs: [UInt32] = []
+    package var blockMaxes: [Float] = []
+
+    package init() {}
+
+    package var count: Int { firstDocs.count }
+
+    mutating func append(first: UInt32, header: PostingBlock.Header) {
+        firstDocs.append(first)
+        lastDocs.append(first &+ header.span)
+        blockMaxes.append(header.blockMax)
+    }
+
+    var bytes: Int { count * 12 }
+}
+
+/// One decoded block: documents and impact codes. Immutable and shared by concurrent queries.
+///
+/// `@unchecked Sendable`: the two buffers are allocated and filled in `init`, never written
+/// again, and freed in `deinit`; cursors read them through raw pointers while holding the block.
+package final class DecodedBlock: @unchecked Sendable {
+    let count: Int
+    let documentsPointer: UnsafePointer<UInt32>
+    let codesPointer: UnsafePointer<UInt8>
+
+    init(documents: UnsafeMutablePointer<UInt32>, codes: UnsafeMutablePointer<UInt8>, count: Int) {
+        self.count = count
+        let d = UnsafeMutablePointer<UInt32>.allocate(capacity: max(count, 1))
+        d.initialize(from: documents, count: count)
+        let c = UnsafeMutablePointer<UInt8>.allocate(capacity: max(count, 1))
+        c.initialize(from: codes, count: count)
+        documentsPointer = UnsafePointer(d)
+        codesPointer = UnsafePointer(c)
+    }
+
+    deinit {
+        UnsafeMutablePointer(mutating: documentsPointer).deallocate()
+        UnsafeMutablePointer(mutating: codesPointer).deallocate()
+    }
+
+    var bytes: Int { count * 5 + 64 }
+}
+
+/// The cached state of one term of one field: its block directory and the blocks decoded so
+/// far. Shared by every snapshot of the same field epoch, because between two compactions a
+/// term's blocks only ever get appended (format-spec.md §9): an older snapshot sees a prefix of
+/// the directory a newer one sees, and a block, once decoded, is valid for both.
+package final class TermEntry: Sendable {
+    private struct State {
+        var directory = TermDirectory()
+        var blocks: [DecodedBlock?] = []
+        var bytes = 0
+        /// Set when the cache drops the entry: queries holding it still use it, but its bytes no
+        /// longer count against the budget.
+        var evicted = false
+    }
+
+    private let state = Locked(State())
+
+    /// The directory as far as it is known.
+    package var directory: TermDirectory { state.withLock { $0.directory } }
+
+    /// Replaces the directory with `longer` (which extends it), when it is longer; returns the
+    /// change in bytes.
+    func extend(to longer: TermDirectory) -> Int {
+        state.withLock { s in
+            guard longer.count > s.directory.count else { return 0 }
+            let added = longer.bytes - s.directory.bytes
+            s.directory = longer
+            s.blocks.append(contentsOf: repeatElement(nil, count: longer.count - s.blocks.count))
+            s.bytes += added
+            return s.evicted ? 0 : added
+        }
+    }
+
+    func block(_ index: Int) -> DecodedBlock? {
+        state.withLock { s in index < s.blocks.count ? s.blocks[index] : nil }
+    }
+
+    /// Publishes a decoded block; returns the change in bytes.
+    func publish(_ block: DecodedBlock, at index: Int) -> Int {
+        state.withLock { s in
+            guard index < s.blocks.count, s.blocks[index] == nil else { return 0 }
+            s.blocks[index] = block
+            s.bytes += block.bytes
+            return s.evicted ? 0 : block.bytes
+        }
+    }
+
+    /// Marks the entry dropped from the cache; returns the bytes it held.
+    func evict() -> Int {
+        state.withLock { s in
+            s.evicted = true
+            return s.bytes
+        }
+    }
+}
+
+/// Decoded posting data kept in memory between queries, per environment: each term's block
+/// directory and its decoded blocks, keyed by (collection, field, field epoch, term).
+///
+/// Ingest never invalidates an entry: it only appends blocks, which a query finds by extending
+/// the directory from where it stopped. Compaction bumps the field's epoch, so queries on newer
+/// snapshots use new entries while older snapshots keep theirs until evicted. Blocks are decoded
+/// lazily, one at a time, so a block the traversal skips is never decompressed. Bounded by a
+/// byte budget; whole entries are evicted oldest first.
+package final class PostingCache: Sendable {
+    package struct Key: Hashable, Sendable {
+        var collection: UInt32
+        var field: UInt32
+        var epoch: UInt64
+        var term: UInt32
+    }
+
+    private struct State {
+        var entries: [Key: TermEntry] = [:]
+        var order: [Key] = []
+        var orderHead = 0
+        var used = 0
+    }
+
+    package let budget: Int
+    private let state = Locked(State())
+
+    package init(budget: Int) { self.budget = budget }
+
+    package var isEnabled: Bool { budget > 0 }
+
+    /// The entry for `key`, created when absent (a private, uncached one when the cache is off).
+    func entry(_ key: Key) -> TermEntry {
+        guard isEnabled else { return TermEntry() }
+        return state.withLock { s in
+            if let e = s.entries[key] { return e }
+            let e = TermEntry()
+            s.entries[key] = e
+            s.order.append(key)
+            return e
+        }
+    }
+
+    /// Accounts `delta` more bytes, evicting the oldest entries when over budget.
+    func account(_ delta: Int) {
+        guard isEnabled, delta != 0 else { return }
+        state.withLock { s in
+            s.used += delta
+            while s.used > budget && s.orderHead < s.order.count {
+                let victim = s.order[s.orderHead]
+                s.orderHead += 1
+                if let e = s.entries.removeValue(forKey: victim) { s.used -= e.evict() }
+            }
+            if s.orderHead > 4096 && s.orderHead * 2 > s.order.count {
+                s.order.removeFirst(s.orderHead)
+                s.orderHead = 0
+            }
+        }
+    }
+
+    /// Bytes held (for statistics and tests).
+    package var usedBytes: Int { state.withLock { $0.used } }
+
+    /// Number of term entries held.
+    package var entryCount: Int { state.withLock { $0.entries.count } }
+
+    /// Drops everything (the benchmark's cold mode).
+    package func removeAll() {
+        state.withLock { s in s = State() }
+    }
+
+    // MARK: deleted-document sets
+
+    private struct DeletedSets {
+        var byCollection: [UInt32: (generation: UInt64, set: DocumentBitmap)] = [:]
+    }
+
+    private let deleted = Locked(DeletedSets())
+
+    /// The deleted documents of a collection at `generation`, loaded by `load` on a miss, so that
+    /// queries do not re-read every tombstone.
+    package func deletedDocuments(collection: UInt32, generation: UInt64, load: () throws -> DocumentBitmap) rethrows -> DocumentBitmap {
+        if let hit = deleted.withLock({ $0.byCollection[collection] }), hit.generation == generation { return hit.set }
+        let set = try load()
+        deleted.withLock { d in
+            if (d.byCollection[collection]?.generation ?? 0) <= generation { d.byCollection[collection] = (generation, set) }
+        }
+        return set
+    }
+}

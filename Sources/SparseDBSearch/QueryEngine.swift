@@ -1,0 +1,168 @@
+import SparseDBCore
+import SparseDBIndex
+import SparseDBStorage
+
+/// What one query did.
+package struct QueryStatistics: Sendable, Equatable {
+    /// Query terms that have postings.
+    package var terms = 0
+    /// Postings in the blocks the traversal entered.
+    package var postingsVisited = 0
+    /// Blocks the traversal entered.
+    package var blocksVisited = 0
+    /// Blocks never entered (skipped by pruning).
+    package var blocksSkipped = 0
+    /// Blocks decompressed and decoded by this query (the rest came from the posting cache).
+    package var blocksDecoded = 0
+    /// Documents whose score bounds were fully evaluated.
+    package var documentsScored = 0
+    /// Candidates rescored exactly from the forward rows.
+    package var candidatesRescored = 0
+
+    package init() {}
+}
+
+/// A document and its exact score.
+package struct ScoredDocument: Sendable, Equatable {
+    package var document: UInt32
+    package var score: Double
+
+    package init(document: UInt32, score: Double) {
+        self.document = document
+        self.score = score
+    }
+
+    /// Best first; ties broken by the smaller internal id (insertion order).
+    @inline(__always)
+    package static func ranksBefore(_ a: ScoredDocument, _ b: ScoredDocument) -> Bool {
+        a.score != b.score ? a.score > b.score : a.document < b.document
+    }
+}
+
+/// One top-k query on a sparse field.
+package struct SparseQuery: Sendable {
+    package var vector: SparseVector
+    package var k: Int
+    package var algorithm: TraversalAlgorithm
+    /// > 1 makes pruning approximate (see ``CandidateCollector``).
+    package var heapFactor: Float
+
+    package init(vector: SparseVector, k: Int, algorithm: TraversalAlgorithm, heapFactor: Float = 1) {
+        self.vector = vector
+        self.k = k
+        self.algorithm = algorithm
+        self.heapFactor = heapFactor
+    }
+}
+
+/// Runs queries on snapshots of one environment: owns the posting cache and the zstd contexts
+/// queries reuse. Thread-safe; one per open database.
+package final class QueryEngine: Sendable {
+    package let cache: PostingCache
+    package let codecs = CodecPool()
+
+    package init(cacheBytes: Int) { cache = PostingCache(budget: cacheBytes) }
+
+    /// The deleted documents of `record`'s snapshot (cached per generation).
+    package func deletedDocuments(_ txn: borrowing Transaction, record: CollectionRecord) throws -> DocumentBitmap {
+        guard record.deletedDocuments > 0 else { return DocumentBitmap() }
+        return try cache.deletedDocuments(collection: record.id, generation: record.generation) {
+            try IndexWriter.tombstones(txn, collection: record.id, capacity: record.nextDocument)
+        }
+    }
+
+    /// The exact top-k of `query` on sparse field `field`, best first, with exact float scores.
+    package func searchSparse(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: SparseQuery, deleted: DocumentBitmap
+    ) throws -> (hits: [ScoredDocument], statistics: QueryStatistics) {
+        let q = query.vector
+        guard query.k > 0, q.count > 0 else { return ([], QueryStatistics()) }
+        let c = record.id
+        let f = field.id
+        let codec = codecs.checkOut()
+        defer { codecs.checkIn(codec) }
+        let source = BlockSource(lender: txn.lender(txn.table(.postingBlock)), collection: c, field: f, codec: codec, cache: cache)
+        var cursors: [TermCursor] = []
+        cursors.reserveCapacity(q.count)
+        for (term, weight) in zip(q.dimensions, q.weights) where weight > 0 {
+            let termKey = Keys.term(c, f, term)
+            let stats = try termKey.withUnsafeBytes { k in
+                try txn.withValue(termKey, in: txn.table(.term)) { b throws in try b.map { try Records.parseTerm(key: k, $0) } }
+            }
+            guard let stats else { continue }
+            let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
+            let blocks = Int(stats.blocks)
+            let directory = try self.directory(txn, collection: c, field: f, term: term, blocks: blocks, entry: entry)
+            cursors.append(
+                TermCursor(
+                    term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, directory: directory, blockCount: blocks, entry: entry,
+                    source: source))
+        }
+        let collector = CandidateCollector(k: query.k, deleted: deleted, thresholdFactor: query.heapFactor)
+        try Traversal.run(query.algorithm, cursors: cursors, collector: collector)
+        var stats = QueryStatistics()
+        stats.terms = cursors.count
+        for cursor in cursors {
+            stats.postingsVisited += cursor.postingsDecoded
+            stats.blocksVisited += cursor.blocksDecoded
+            stats.blocksSkipped += cursor.blockCount - cursor.blocksDecoded
+        }
+        stats.blocksDecoded = source.decoded
+        stats.documentsScored = collector.documentsScored
+        let survivors = collector.survivors()
+        stats.candidatesRescored = survivors.count
+        let scored = try rescore(txn, collection: c, field: f, query: q, documents: survivors)
+        return (Array(scored.prefix(query.k)), stats)
+    }
+
+    /// Exact scores of `documents` from their forward rows (checksums checked), best first.
+    package func rescore(
+        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32]
+    ) throws -> [ScoredDocument] {
+        var scored: [ScoredDocument] = []
+        scored.reserveCapacity(documents.count)
+        let rows = txn.table(.forwardRow)
+        try q.dimensions.withUnsafeBufferPointer { qd in
+            try q.weights.withUnsafeBufferPointer { qw in
+                for doc in documents {
+                    let key = Keys.forwardRow(c, f, doc)
+                    let s = try key.withUnsafeBytes { k in
+                        try txn.withValue(key, in: rows) { b throws -> Double in
+                            guard let b else { throw SparseDBError(.corrupt, "document \(doc) has no forward row") }
+                            return try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b))
+                        }
+                    }
+                    scored.append(ScoredDocument(document: doc, score: s))
+                }
+            }
+        }
+        scored.sort(by: ScoredDocument.ranksBefore)
+        return scored
+    }
+
+    /// The first `blocks` entries of `term`'s block directory: from the cache, extended from the
+    /// snapshot when this snapshot has more blocks than the cache knows (headers checked).
+    private func directory(
+        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, term: UInt32, blocks: Int, entry: TermEntry
+    ) throws -> TermDirectory {
+        var directory = entry.directory
+        if directory.count >= blocks { return directory }
+        let prefix = Keys.term(c, f, term)
+        let start = directory.count == 0 ? prefix : Keys.postingBlock(c, f, term, directory.firstDocs[directory.count - 1] &+ 1)
+        try txn.scan(prefix: prefix, from: start, in: txn.table(.postingBlock)) { k, v in
+            guard k.count == 16, let first = Keys.part(k, 3) else { throw SparseDBError(.corrupt, "term \(term): posting key is malformed") }
+            let header = try PostingBlock.Header(key: k, v)
+            if let last = directory.lastDocs.last, first <= last {
+                throw SparseDBError(.corrupt, "term \(term): block at document \(first) overlaps the previous block")
+            }
+            directory.append(first: first, header: header)
+            return directory.count < blocks
+        }
+        guard directory.count >= blocks else {
+            throw SparseDBError(.corrupt, "term \(term): statistics say \(blocks) blocks, \(directory.count) are stored")
+        }
+        cache.account(entry.extend(to: directory))
+        return directory
+    }
+}
+

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import SparseDB
+import SparseDBTools
+
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Top-k search by query text or query vectors.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name.") var collection: String = "default"
+    @Option(help: "One query text.") var query: String?
+    @Option(help: "Query JSONL {\"_id\", \"text\"} ('-' = stdin).") var queries: String?
+    @Option(help: "Query vector JSONL {\"_id\", \"vector\"} ('-' = stdin).") var queryVectors: String?
+    @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
+    @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
+    @Option(help: "The field to search (default: the collection's only field).") var field: String?
+    @Option(help: "trec | jsonl | text (readable, with payload snippets).") var format: OutputFormat = .trec
+    @Option(help: "Model folder or 'default' for text queries (default: the field's own encoder).") var model: String?
+    @Flag(help: "Accept a --model different from the one the field was built with.") var allowModelMismatch = false
+    @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
+    @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
+    @Flag(help: "Run every query once before the measured run (warms the posting cache), for latency measurements.") var warmup = false
+
+    enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl, text }
+
+    func validate() throws {
+        let given = [query != nil, queries != nil, queryVectors != nil].filter { $0 }.count
+        if given != 1 { throw ValidationError("give exactly one of --query, --queries or --query-vectors") }
+        if k < 1 { throw ValidationError("--k must be at least 1, got \(k)") }
+        if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
+        if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
+        if tag.contains(where: \.isWhitespace) || tag.isEmpty { throw ValidationError("--tag must be one word") }
+        if let query, query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--query is empty") }
+    }
+
+    var options: SearchOptions {
+        SearchOptions(k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            let coll = try db.collection(collection)
+            let output = ResultWriter(format: format, tag: tag, withLatency: latencies)
+            var measured: [Double] = []
+            if let path = queryVectors {
+                let input = try InputFile(path: path)
+                let dims = try dimensionsOfSearchedField(coll)
+                var queries: [(String, SparseVector)] = []
+                let reader = try input.lines()
+                while let (line, bytes) = try reader.next() {
+                    let r = try LineFormats.vectorRecord(bytes, file: input.displayName, line: line, dimensions: dims)
+                    queries.append((r.id, r.vector))
+                }
+                if warmup { for (_, q) in queries { _ = try coll.search(q, options: options) } }
+                for (qid, q) in queries {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let result = try coll.search(q, options: options)
+                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                    measured.append(ms)
+                    try output.emit(qid, result, latency: ms)
+                }
+            } else {
+                let encoder = try coll.queryEncoder(model: model, field: field, allowMismatch: allowModelMismatch)
+                var items: [(String, String)] = []
+                if let query { items = [("1", query)] }
+                if let path = queries {
+                    let input = try InputFile(path: path)
+                    let reader = try input.lines()
+                    while let (line, bytes) = try reader.next() {
+                        let o = try LineFormats.object(bytes, file: input.displayName, line: line)
+                        let id = try LineFormats.id(o, file: input.displayName, line: line)
+                        guard let text = o["text"] as? String, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                            throw SparseDBError.invalidInput("\(input.displayName):\(line): query '\(id)' has no \"text\"")
+                        }
+                        items.append((id, text))
+                    }
+                }
+                if warmup { for (_, text) in items { _ = try coll.search(text: text, encoder: encoder, options: options) } }
+                for (qid, text) in items {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let result = try coll.search(text: text, encoder: encoder, options: options)
+                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                    measured.append(ms)
+                    try output.emit(qid, result, latency: ms)
+                }
+            }
+            if !measured.isEmpty {
+                let s = LatencySummary(measured)
+                stderrLine(String(format: "%d queries, %@: mean %.3f ms, p50 %.3f ms, p99 %.3f ms", s.count, algorithm.rawValue, s.mean, s.p50, s.p99))
+            }
+        }
+    }
+
+    private func dimensionsOfSearchedField(_ coll: VectorCollection) throws -> UInt32 {
+        if let field {
+            guard let f = coll.schema.fields.first(where: { $0.name == field }) else {
+                throw SparseDBError.invalidInput("collection '\(coll.name)' has no field '\(field)'")
+            }
+            return f.dimensions
+        }
+        return coll.dimensions
+    }
+}
+
+/// Writes results in the chosen format on stdout.
+struct ResultWriter {
+    let format: SearchCommand.OutputFormat
+    let tag: String
+    let withLatency: Bool
+
+    func emit(_ qid: String, _ result: SearchResult, latency: Double) throws {
+        switch format {
+        case .trec:
+            // TREC runs are whitespace-separated: an id with a space cannot be written unambiguously.
+            for id in [qid] + result.hits.map(\.id) where id.contains(where: \.isWhitespace) {
+                throw SparseDBError.invalidInput("id '\(id)' contains white space, which a TREC run cannot hold; use --format jsonl")
+            }
+            var out = ""
+            for (rank, hit) in result.hits.enumerated() {
+                out += "\(qid) Q0 \(hit.id) \(rank + 1) \(String(format: "%.6f", hit.score)) \(tag)\n"
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        case .text:
+            printLine("query \(qid):")
+            for (rank, hit) in result.hits.enumerated() {
+                var snippet = ""
+                if let p = hit.payload, let o = (try? JSONSerialization.jsonObject(with: Data(p))) as? [String: Any] {
+                    let title = (o["title"] as? String) ?? ""
+                    let text = (o["text"] as? String) ?? ""
+                    snippet = title.isEmpty ? text : "\(title): \(text)"
+                } else if let p = hit.payload {
+                    snippet = String(decoding: p, as: UTF8.self)
+                }
+                snippet = String(snippet.map { $0.isNewline ? " " : $0 })
+                if snippet.count > 100 { snippet = String(snippet.prefix(97)) + "..." }
+                printLine(String(format: "%3d. %8.3f  %@  %@", rank + 1, hit.score, hit.id, snippet))
+            }
+        case .jsonl:
+            var hits: [[String: Any]] = []
+            for (rank, hit) in result.hits.enumerated() {
+                var h: [String: Any] = ["id": hit.id, "rank": rank + 1, "score": hit.score]
+                if let p = hit.payload {
+                    h["payload"] = (try? JSONSerialization.jsonObject(with: Data(p))) ?? String(decoding: p, as: UTF8.self)
+                }
+                hits.append(h)
+            }
+            let s = result.statistics
+            var object: [String: Any] = [
+                "query_id": qid, "hits": hits,
+                "stats": [
+                    "terms": s.terms, "postings_decoded": s.postingsDecoded, "blocks_decoded": s.blocksDecoded, "blocks_skipped": s.blocksSkipped,
+                    "blocks_decompressed": s.blocksDecompressed, "documents_scored": s.documentsScored, "candidates_rescored": s.candidatesRescored,
+                ],
+            ]
+            if withLatency { object["latency_ms"] = latency }
+            printLine(try jsonText(object))
+        }
+    }
+}

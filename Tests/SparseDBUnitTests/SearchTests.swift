@@ -1,0 +1,154 @@
+import Foundation
+import SparseDB
+import SparseDBTestSupport
+import Testing
+
+/// Every algorithm against the brute-force oracle on seeded random collections.
+@Suite struct SearchTests {
+    func checkAllAlgorithms(
+        _ collection: VectorCollection, _ live: [(id: String, vector: SparseVector)], dims: UInt32, seed: UInt64, queries: Int = 40
+    ) throws {
+        var rng = SplitMix64(seed: seed)
+        let oracle = BruteForce(live)
+        for _ in 0..<queries {
+            let q = try randomQuery(&rng, dims: dims)
+            let k = [1, 3, 10, 50][Int.random(in: 0..<4, using: &rng)]
+            let ranking = oracle.ranking(q)
+            for algorithm in SearchAlgorithm.allCases {
+                let got = try collection.search(q, options: SearchOptions(k: k, algorithm: algorithm)).hits.map { ($0.id, $0.score) }
+                let problem = oracle.mismatch(got, query: q, k: k, ranking: ranking)
+                #expect(problem == nil, "\(algorithm) k=\(k): \(problem ?? "")")
+            }
+        }
+    }
+
+    /// Uneven batches (so lists have partial blocks in the middle), dimension spaces from 50 to
+    /// 2^24, one case without the posting cache.
+    @Test(arguments: [(300, UInt32(50), UInt64(1)), (1500, UInt32(400), UInt64(2)), (4000, UInt32(2000), UInt64(3)), (800, UInt32(1 << 24), UInt64(4))])
+    func everyAlgorithmMatchesBruteForce(count: Int, dims: UInt32, seed: UInt64) throws {
+        try withTemporaryDirectory { dir in
+            var config = Database.Configuration()
+            if seed == 2 { config.postingCacheBytes = 0 }
+            let db = try Database(path: dir + "/db", configuration: config)
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: dims)
+            let docs = try randomDocuments(count: count, dims: dims, seed: seed)
+            var i = 0
+            var size = 1
+            while i < docs.count {
+                try c.upsert(docs[i..<min(docs.count, i + size)].map { Document(id: $0.id, vector: $0.vector) })
+                i += size
+                size = size * 3 + 7
+            }
+            try checkAllAlgorithms(c, docs, dims: dims, seed: seed + 100)
+            #expect(try c.verify().isEmpty)
+        }
+    }
+
+    @Test func deletesUpsertsCompactionAndReopening() throws {
+        try withTemporaryDirectory { dir in
+            let dims: UInt32 = 300
+            var docs = try randomDocuments(count: 2000, dims: dims, seed: 9)
+            var live: [(id: String, vector: SparseVector)] = []
+            do {
+                let db = try Database(path: dir + "/db")
+                defer { db.close() }
+                let c = try db.collection("c", creatingWithDimensions: dims)
+                try c.upsert(docs.map { Document(id: $0.id, vector: $0.vector) })
+                // Delete every 7th document, replace every 11th with a new vector.
+                var rng = SplitMix64(seed: 10)
+                let deleted = stride(from: 0, to: docs.count, by: 7).map { docs[$0].id }
+                #expect(try c.delete(ids: deleted + ["no-such-id"]) == ["no-such-id"])
+                var replacements: [Document] = []
+                for i in stride(from: 0, to: docs.count, by: 11) where i % 7 != 0 {
+                    let v = try randomQuery(&rng, dims: dims)
+                    replacements.append(Document(id: docs[i].id, vector: v))
+                    docs[i].vector = v
+                }
+                try c.upsert(replacements)
+                let deletedSet = Set(deleted)
+                live = docs.filter { !deletedSet.contains($0.id) }
+                #expect(try c.count() == live.count)
+                #expect(try c.document(id: deleted[0]) == nil)
+                #expect(try c.document(id: replacements[0].id)?.vector == replacements[0].vector!.droppingZeros())
+                try checkAllAlgorithms(c, live, dims: dims, seed: 11)
+                #expect(try c.verify().isEmpty)
+                try c.compact()
+                #expect(try c.verify().isEmpty)
+                let stats = try c.statistics()
+                #expect(stats.deletedDocuments == 0)
+                #expect(stats.postings == UInt64(live.reduce(0) { $0 + $1.vector.activeCount }))
+                try checkAllAlgorithms(c, live, dims: dims, seed: 12)
+            }
+            // A new process's view: reopened from disk.
+            let db = try Database(path: dir + "/db", configuration: .readOnlyExisting)
+            defer { db.close() }
+            try checkAllAlgorithms(try db.collection("c"), live, dims: dims, seed: 13)
+        }
+    }
+
+    /// A batch that holds an id twice is refused whole, whatever its size.
+    @Test func duplicateIdsInOneBatchAreRefused() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            let a = Document(id: "x", vector: try SparseVector([(1, 1)]))
+            let b = Document(id: "x", vector: try SparseVector([(2, 1)]))
+            let e = #expect(throws: SparseDBError.self) { try c.upsert([a, b]) }
+            #expect(e?.code == .invalidInput && e?.message.contains("more than once") == true)
+            #expect(try c.count() == 0)
+        }
+    }
+
+    @Test func badQueriesAreRefused() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            try c.upsert([Document(id: "a", vector: try SparseVector([(1, 1)]))])
+            let q = try SparseVector([(1, 1)])
+            for options in [SearchOptions(k: 0), SearchOptions(k: -5), SearchOptions(maxQueryTerms: 0), SearchOptions(heapFactor: .nan), SearchOptions(heapFactor: 0.5)] {
+                let e = #expect(throws: SparseDBError.self) { try c.search(q, options: options) }
+                #expect(e?.code == .invalidInput)
+            }
+            #expect(throws: SparseDBError.self) { try c.search(try SparseVector([(10, 1)])) }
+            #expect(throws: SparseDBError.self) { try c.search(q, options: SearchOptions(field: "nope")) }
+        }
+    }
+}
+
+@Suite struct ApproximateSearchTests {
+    /// The heap factor's guarantee: every hit carries its exact score, and the k-th score
+    /// returned is at least the true k-th score divided by the factor. maxQueryTerms searches the
+    /// pruned query exactly.
+    @Test func heapFactorAndQueryPruningKeepTheirGuarantees() throws {
+        try withTemporaryDirectory { dir in
+            let dims: UInt32 = 800
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: dims)
+            let docs = try randomDocuments(count: 3000, dims: dims, seed: 21)
+            try c.upsert(docs.map { Document(id: $0.id, vector: $0.vector) })
+            let byId = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, $0.vector) })
+            var rng = SplitMix64(seed: 22)
+            for _ in 0..<40 {
+                let q = try randomQuery(&rng, dims: dims)
+                let exact = bruteForce(docs, q, k: 10)
+                for factor: Float in [1.1, 1.5, 3] {
+                    for algorithm in SearchAlgorithm.allCases {
+                        let hits = try c.search(q, options: SearchOptions(k: 10, algorithm: algorithm, heapFactor: factor)).hits
+                        #expect(hits.count == min(10, exact.count))
+                        for h in hits { #expect(abs(h.score - byId[h.id]!.dot(q)) <= 1e-9 * max(1, h.score)) }
+                        if let last = hits.last, exact.count >= 10 {
+                            #expect(last.score * Double(factor) >= exact[9].score * (1 - 1e-6), "\(algorithm) ×\(factor)")
+                        }
+                    }
+                }
+                let pruned = q.keepingLargest(3)
+                let got = try c.search(q, options: SearchOptions(k: 10, maxQueryTerms: 3)).hits.map { ($0.id, $0.score) }
+                #expect(topKMismatch(got, docs: docs, query: pruned, k: 10) == nil)
+            }
+        }
+    }
+}

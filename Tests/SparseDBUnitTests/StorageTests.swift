@@ -1,0 +1,214 @@
+import CLMDB
+import Foundation
+import SparseDB
+import SparseDBCore
+import SparseDBIndex
+import SparseDBStorage
+import SparseDBTestSupport
+import Testing
+
+@Suite struct StorageTests {
+    @Test func invalidBatchLeavesNothingBehind() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 100)
+            try c.upsert([Document(id: "a", vector: try SparseVector([(1, 1), (2, 0.5)]))])
+            let before = try c.statistics()
+            let bad = [
+                Document(id: "b", vector: try SparseVector([(3, 1)])),
+                Document(id: "c", vector: try SparseVector([(100, 1)])),  // out of range
+            ]
+            #expect(throws: SparseDBError.self) { try c.upsert(bad) }
+            #expect(throws: SparseDBError.self) { try c.upsert([Document(id: "", vector: SparseVector())]) }
+            #expect(throws: SparseDBError.self) { try c.upsert([Document(id: String(repeating: "x", count: 501), vector: SparseVector())]) }
+            #expect(throws: SparseDBError.self) { try c.upsert([Document(id: "d", vectors: ["nope": .sparse(SparseVector())])]) }
+            let after = try c.statistics()
+            #expect(after.documents == before.documents && after.postings == before.postings)
+            #expect(after.fields[0].postingBytes == before.fields[0].postingBytes)
+            #expect(try c.document(id: "b") == nil)
+        }
+    }
+
+    /// Weights are bounded so that no accepted input can overflow a score or a bound.
+    @Test func vectorsRejectBadWeights() {
+        for w: Float in [.nan, .infinity, -1, 1.0000001e9, 3e38] {
+            #expect(throws: SparseDBError.self, "\(w)") { try SparseVector([(UInt32(1), w)]) }
+        }
+        #expect(throws: SparseDBError.self) { try SparseVector([(UInt32(1), Float(1)), (UInt32(1), Float(2))]) }
+        #expect((try? SparseVector([(UInt32(1), SparseVector.maxWeight)])) != nil)
+    }
+
+    /// The largest accepted weights, in documents and queries, give finite, exact top-k scores.
+    @Test func largestWeightsDoNotOverflow() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 64)
+            var docs: [(id: String, vector: SparseVector)] = []
+            var rng = SplitMix64(seed: 5)
+            for i in 0..<300 {
+                let entries = (0..<64).map { d in (UInt32(d), Float.random(in: 0.5...1, using: &rng) * SparseVector.maxWeight) }
+                docs.append(("d\(i)", try SparseVector(entries)))
+            }
+            try c.upsert(docs.map { Document(id: $0.id, vector: $0.vector) })
+            let q = try SparseVector((0..<64).map { (UInt32($0), SparseVector.maxWeight) })
+            for a in SearchAlgorithm.allCases {
+                let hits = try c.search(q, options: SearchOptions(k: 10, algorithm: a)).hits
+                #expect(hits.allSatisfy { $0.score.isFinite })
+                #expect(topKMismatch(hits.map { ($0.id, $0.score) }, docs: docs, query: q, k: 10) == nil, "\(a)")
+            }
+        }
+    }
+
+    @Test func foreignEnvironmentsAreRefused() throws {
+        // A plain LMDB environment with someone else's table in it.
+        try withTemporaryDirectory { dir in
+            let env = try LMDBEnvironment(path: dir, mapSize: 1 << 20, readOnly: false, maxReaders: 8)
+            try env.write { txn in
+                let dbi = try txn.openTable("theirs", create: true)
+                try txn.put([1], forKey: [1], in: TableRef(name: "theirs", dbi: dbi))
+            }
+            env.close()
+            let error = #expect(throws: SparseDBError.self) { try Database(path: dir) }
+            #expect(error?.code == .foreignFormat)
+            // Nothing was written into it.
+            let again = try LMDBEnvironment(path: dir, mapSize: 1 << 20, readOnly: true, maxReaders: 8)
+            #expect(try again.read { try $0.tableNames() } == ["theirs"])
+            again.close()
+        }
+        // A file that is not LMDB at all.
+        try withTemporaryDirectory { dir in
+            try Data("not an lmdb file at all".utf8).write(to: URL(fileURLWithPath: dir + "/data.mdb"))
+            let error = #expect(throws: SparseDBError.self) { try Database(path: dir) }
+            #expect(error?.code == .corrupt || error?.code == .foreignFormat)
+        }
+        // A directory with other files in it is not made a database.
+        try withTemporaryDirectory { dir in
+            try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+            let error = #expect(throws: SparseDBError.self) { try Database(path: dir) }
+            #expect(error?.code == .foreignFormat)
+            #expect(!FileManager.default.fileExists(atPath: dir + "/data.mdb"))
+        }
+        // A file where the directory should be.
+        try withTemporaryDirectory { dir in
+            try Data().write(to: URL(fileURLWithPath: dir + "/file"))
+            #expect(throws: SparseDBError.self) { try Database(path: dir + "/file") }
+        }
+    }
+
+    @Test func newerFormatIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let db = try Database(path: dir + "/db")
+                try db.env.write { txn in
+                    try txn.put(Catalog.formatRecord(version: Catalog.formatVersion + 1), forKey: Catalog.formatKey, in: txn.table(.meta))
+                }
+                db.close()
+            }
+            let error = #expect(throws: SparseDBError.self) { try Database(path: dir + "/db") }
+            #expect(error?.code == .newerFormat)
+            #expect(error?.message.contains("newer") == true)
+        }
+    }
+
+    /// Tables come from a registry: a table added by a later SparseDB does not make an older
+    /// database unopenable, and a table this SparseDB does not know is handled by its flags.
+    @Test func tableRegistry() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/db"
+            // An "older" database: one table (and its registry entry) missing.
+            do {
+                let db = try Database(path: path)
+                try db.collection("c", creatingWithDimensions: 10).upsert([Document(id: "a", vector: try SparseVector([(1, 1)]))])
+                try db.env.write { txn in
+                    try txn.dropTable(txn.table(.tombstone))
+                    try txn.delete(TableRegistry.key(Table.tombstone.name), in: txn.table(.meta))
+                }
+                db.close()
+            }
+            // Read-only: the missing table reads as empty.
+            do {
+                let db = try Database(path: path, configuration: .readOnlyExisting)
+                #expect(db.env.table(named: Table.tombstone.name).dbi == nil)
+                #expect(try db.collection("c").search(try SparseVector([(1, 1)])).hits.map(\.id) == ["a"])
+                db.close()
+            }
+            // Writable: created and registered again.
+            do {
+                let db = try Database(path: path)
+                #expect(db.env.table(named: Table.tombstone.name).dbi != nil)
+                #expect(try db.collection("c").delete(ids: ["a"]).isEmpty)
+                #expect(try db.env.read { try $0.value(TableRegistry.key(Table.tombstone.name), in: $0.table(.meta)) } != nil)
+                db.close()
+            }
+            // Tables of a "newer" SparseDB.
+            func addTable(_ name: String, flags: UInt8?) throws {
+                let env = try LMDBEnvironment(path: path, mapSize: 1 << 30, readOnly: false, maxReaders: 8)
+                defer { env.close() }
+                try env.write { txn in
+                    _ = try txn.openTable(name, create: true)
+                    if let flags {
+                        try txn.put([flags], forKey: TableRegistry.key(name), in: TableRef(name: "meta", dbi: try txn.openTable("meta", create: false)))
+                    }
+                }
+            }
+            try addTable("optional-new", flags: 0)
+            try Database(path: path).close()  // an optional unknown table is ignored
+            try addTable("write-new", flags: TableRegistry.writersMustKnow)
+            #expect((try? Database(path: path, configuration: .readOnlyExisting))?.close() != nil)
+            #expect(try #require(#expect(throws: SparseDBError.self) { try Database(path: path) }).code == .newerFormat)
+            try addTable("read-new", flags: TableRegistry.readersMustKnow)
+            #expect(try #require(#expect(throws: SparseDBError.self) { try Database(path: path, configuration: .readOnlyExisting) }).code == .newerFormat)
+            try addTable("unregistered", flags: nil)
+        }
+    }
+
+    @Test func closedDatabaseThrows() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            db.close()
+            db.close()
+            let e = #expect(throws: SparseDBError.self) { try c.count() }
+            #expect(e?.code == .closed)
+            // The directory can be opened again afterwards.
+            let again = try Database(path: dir + "/db")
+            #expect(try again.collection("c").count() == 0)
+            again.close()
+        }
+    }
+
+    /// One environment per directory per process: once open read-only, it cannot be reopened for writing.
+    @Test func readOnlyThenWritableIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            try Database(path: dir + "/db").close()
+            let reader = try Database(path: dir + "/db", configuration: .readOnlyExisting)
+            #expect(throws: SparseDBError.self) { try Database(path: dir + "/db") }
+            reader.close()
+        }
+    }
+
+    @Test func collectionsAreCreatedDroppedAndNamedSafely() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let a = try db.createCollection("a", schema: .sparse(dimensions: 10))
+            try a.upsert([Document(id: "x", vector: try SparseVector([(1, 1)]))])
+            #expect(try #require(#expect(throws: SparseDBError.self) { try db.createCollection("a", schema: .sparse(dimensions: 10)) }).code == .alreadyExists)
+            #expect(throws: SparseDBError.self) { try db.collection("a", creatingWith: .sparse(dimensions: 11)) }
+            for bad in ["", String(repeating: "n", count: 201), "tab\there"] {
+                #expect(throws: SparseDBError.self) { try db.createCollection(bad, schema: .sparse(dimensions: 10)) }
+            }
+            #expect(throws: SparseDBError.self) { try db.createCollection("two", schema: CollectionSchema(fields: [.sparse("f", dimensions: 3), .sparse("f", dimensions: 3)])) }
+            try db.dropCollection("a")
+            #expect(try db.collectionNames().isEmpty)
+            #expect(try #require(#expect(throws: SparseDBError.self) { try a.count() }).code == .notFound)
+            // A new collection with the same name is a different one (ids are never reused).
+            let again = try db.createCollection("a", schema: .sparse(dimensions: 10))
+            #expect(try again.count() == 0)
+            #expect(try #require(#expect(throws: SparseDBError.self) { try a.count() }).code == .notFound)
+            #expect(try db.env.read { txn in try txn.tableStats(txn.table(.postingBlock)).entries } == 0)
+        }
+    }
+}
