@@ -204,7 +204,13 @@ extension VectorCollection {
     }
 
     /// Encodes `text` with the query route of `encoder` and searches.
+    ///
+    /// - Throws: `.invalidInput` for an empty (or all white-space) text, which has no meaning to
+    ///   search for (the model would still produce a vector from its special tokens).
     public func search(text: String, encoder: TextEncoder, options: SearchOptions = SearchOptions(), maxActiveDims: Int? = nil) throws -> SearchResult {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw SparseDBError(.invalidInput, "the query text is empty")
+        }
         let q = try encoder.encode([text], task: .query, maxActiveDims: maxActiveDims)[0]
         return try search(q, options: options)
     }

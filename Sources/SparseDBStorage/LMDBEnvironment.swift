@@ -26,9 +26,13 @@ package func lmdbError(_ rc: Int32, _ operation: String) -> SparseDBError {
             lmdbCode: rc)
     case ENOENT:
         return SparseDBError(.notFound, "\(operation): \(text)", lmdbCode: rc)
-    case ENOSPC, EDQUOT:
+    case ENOSPC, EDQUOT, EFBIG:
         return SparseDBError(
             .diskFull, "\(operation): \(text); nothing of this write was stored, committed data is intact: free some space and run it again",
+            lmdbCode: rc)
+    case MDB_PANIC:
+        return SparseDBError(
+            .storage, "\(operation): \(text); LMDB stopped this environment after a failed write: close the database and open it again",
             lmdbCode: rc)
     case MDB_READERS_FULL:
         return SparseDBError(
@@ -122,6 +126,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
             // NOTLS: read transactions are not bound to an OS thread, so Swift tasks may hop threads.
             var flags = UInt32(MDB_NOTLS)
             if readOnly { flags |= UInt32(MDB_RDONLY) }
+            if existingSize == 0 {
+                throw SparseDBError(
+                    .corrupt,
+                    "\(dataFile) is empty (0 bytes): the file was truncated, or creating the database was interrupted; restore it from a copy, or remove the directory to start anew")
+            }
             if let existingSize, existingSize > 0, existingSize < 2 * 4096 {
                 throw SparseDBError(
                     .corrupt, "\(dataFile) is only \(existingSize) bytes, shorter than LMDB's two meta pages: the file was truncated; restore it from a copy")
@@ -265,6 +274,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
                     mdb_env_info(handle, &info)
                     throw MapFull(mapSize: info.me_mapsize)
                 }
+                if commit == EIO && outOfSpace() {
+                    // LMDB reports a short write as EIO; that is what a full disk (or a file-size
+                    // limit) looks like mid-commit.
+                    throw lmdbError(ENOSPC, "committing the transaction")
+                }
                 try lmdbCheck(commit, "committing the transaction")
                 return .done(result)
             }
@@ -315,6 +329,20 @@ package final class LMDBEnvironment: @unchecked Sendable {
             guard !closed else { throw SparseDBError(.closed, "\(path): the database is closed") }
             try lmdbCheck(mdb_env_copy2(handle, target, UInt32(MDB_CP_COMPACT)), "writing a compacted copy to \(target)")
         }
+    }
+
+    /// Whether the data file's file system is (nearly) full, or the file is at the process's
+    /// file-size limit: the likely cause of a failed write.
+    private func outOfSpace() -> Bool {
+        var fs = statvfs()
+        if statvfs(path, &fs) == 0, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 64 << 20 { return true }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
+            let size = Self.fileSize(path + "/data.mdb"), UInt64(size) + (64 << 20) > UInt64(limit.rlim_cur)
+        {
+            return true
+        }
+        return false
     }
 
     package static func fileSize(_ path: String) -> Int? {

@@ -2,6 +2,10 @@ import ArgumentParser
 import Foundation
 import SparseDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct SparseDBCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +20,9 @@ struct SparseDBCommand: ParsableCommand {
 
     static func main() {
         BLASEnvironment.reexecIfNeeded()
+        // Past a file-size limit (ulimit -f) a write should fail with EFBIG, which the library
+        // reports as a full disk, rather than kill the process in the middle of a commit.
+        signal(SIGXFSZ, SIG_IGN)
         main(nil)
     }
 }

@@ -1,0 +1,171 @@
+import Foundation
+import SparseDB
+import SparseDBTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The failures a careful adversarial user found with the release build, each as a user meets it
+/// through the `sparsedb` command (a crash shows as a signal, which these tests would report).
+@Suite struct ReliabilityTests {
+    let sparsedb = productPath("sparsedb")
+
+    func vectorsFile(_ dir: String, lines: Int, name: String = "v.jsonl", from start: Int = 0) throws -> String {
+        let all = try String(contentsOfFile: referencePath("cranfield", "doc_vectors.jsonl"), encoding: .utf8).split(separator: "\n")
+        let path = dir + "/" + name
+        try (all[start..<(start + lines)].joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func documents(_ db: String, collection: String = "c") throws -> Int? {
+        let s = try run(sparsedb, ["stats", "--db", db])
+        guard s.status == 0, let json = try JSONSerialization.jsonObject(with: Data(s.out.utf8)) as? [String: Any] else { return nil }
+        return ((json["collections"] as? [[String: Any]])?.first { $0["name"] as? String == collection })?["documents"] as? Int
+    }
+
+    /// A full file system (here: a file-size limit, which fails writes the same way without
+    /// needing root to mount a small tmpfs): a clean typed error, not `double free or
+    /// corruption`; committed data stays; the next ingest with room works.
+    @Test func fullDiskIsACleanErrorAndCommittedDataStays() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let first = try vectorsFile(dir, lines: 100, name: "a.jsonl")
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", first, "--quiet"]).status == 0)
+            let size = try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! Int
+            let more = try vectorsFile(dir, lines: 1200, name: "b.jsonl", from: 100)
+            // ulimit -f counts 1024-byte blocks: allow a little growth, far less than the batch needs.
+            let limited = try run(
+                "/bin/bash",
+                ["-c", "ulimit -f \(size / 1024 + 64); exec \"$0\" ingest --db \"$1\" --collection c --vectors \"$2\" --batch-size 1200 --quiet", sparsedb, db, more])
+            #expect(limited.status == 1, "status \(limited.status): \(limited.err)")
+            #expect(limited.err.contains("free some space"), "\(limited.err)")
+            #expect(!limited.err.contains("double free"))
+            #expect(try documents(db) == 100)
+            #expect(try run(sparsedb, ["verify", "--db", db]).status == 0)
+            let again = try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", more, "--quiet"])
+            #expect(again.status == 0, "\(again.err)")
+            #expect(try documents(db) == 1300)
+        }
+    }
+
+    /// Reader slots of killed processes are reclaimed: after far more SIGKILLed readers than
+    /// there are slots, while this process keeps the database open, searches still work.
+    @Test func staleReaderSlotsAreReclaimed() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/db"
+            var config = Database.Configuration()
+            config.maxReaders = 8
+            let db = try Database(path: path, configuration: config)
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            try c.upsert([Document(id: "a", vector: try SparseVector([(1, 1)]))])
+            let holder = repositoryDirectory + "/tools/reliability/hold_reader.py"
+            for round in 0..<40 {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                p.arguments = ["python3", holder, path]
+                let out = Pipe()
+                p.standardOutput = out
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                let ready = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+                #expect(ready.contains("ready"), "round \(round): the holder could not get a reader slot")
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                #expect(try c.search(try SparseVector([(1, 1)])).hits.map(\.id) == ["a"], "round \(round)")
+            }
+            let s = try run(sparsedb, ["search", "--db", path, "--collection", "c", "--query-vectors", "-"], stdin: Data(#"{"_id": "q", "vector": {"1": 1}}"#.utf8))
+            #expect(s.status == 0 && s.out.contains(" a 1 "), "\(s.err)")
+        }
+    }
+
+    /// A truncated data file is a typed error on open, never SIGBUS.
+    @Test(arguments: ["zero", "meta", "half"])
+    func truncatedDataFilesAreErrors(cut: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 600)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let size = try FileManager.default.attributesOfItem(atPath: db + "/data.mdb")[.size] as! Int
+            let length = cut == "zero" ? 0 : cut == "meta" ? 8192 : size / 2
+            #expect(truncate(db + "/data.mdb", off_t(length)) == 0)
+            for args in [["verify"], ["stats"], ["search", "--collection", "c", "--query-vectors", file], ["ingest", "--collection", "c", "--vectors", file]] {
+                let r = try run(sparsedb, [args[0], "--db", db] + args.dropFirst())
+                #expect(r.status == 1, "\(args[0]) on a file cut to \(length): status \(r.status) \(r.err)")
+                #expect(r.err.contains("truncated") || r.err.contains("empty"), "\(args[0]): \(r.err)")
+            }
+        }
+    }
+
+    /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
+    @Test func pipesAndStandardInput() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 50)
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            let r = try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", "-", "--batch-size", "20", "--quiet"], stdin: data)
+            #expect(r.status == 0, "\(r.err)")
+            #expect(try documents(db) == 50)
+            // A process substitution is a pipe too.
+            let p = try run("/bin/bash", ["-c", "exec \"$0\" ingest --db \"$1\" --collection d --vectors <(cat \"$2\") --quiet", sparsedb, db, file])
+            #expect(p.status == 0, "\(p.err)")
+            #expect(try documents(db, collection: "d") == 50)
+            // On a pipe, a bad line stops the ingest after the batches before it (documented).
+            var bad = data
+            bad.append(Data(#"{"_id": "bad", "vector": {"1": -1}}"# .utf8))
+            bad.append(0x0A)
+            let b = try run(sparsedb, ["ingest", "--db", db, "--collection", "e", "--vectors", "-", "--batch-size", "20", "--quiet"], stdin: bad)
+            #expect(b.status == 1 && b.err.contains("<stdin>:51") && b.err.contains("negative"), "\(b.err)")
+            #expect(try documents(db, collection: "e") == 40)
+        }
+    }
+
+    /// The smaller ones: each a clear error, and refused input leaves nothing behind.
+    @Test func smallerOnes() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 20)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            var r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", file, "--k", "-5"])
+            #expect(r.status != 0 && r.err.contains("--k must be at least 1"), "\(r.err)")
+            r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", file, "--max-query-terms", "0"])
+            #expect(r.status != 0 && r.err.contains("--max-query-terms"), "\(r.err)")
+            r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query", "  "])
+            #expect(r.status != 0 && r.err.contains("empty"), "\(r.err)")
+            for flag in ["--vectors", "--corpus"] {
+                r = try run(sparsedb, ["ingest", "--db", db, "--collection", "c", flag, dir])
+                #expect(r.status == 1 && r.err.contains("is a directory"), "\(flag): \(r.err)")
+            }
+            r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", dir])
+            #expect(r.status == 1 && r.err.contains("is a directory"), "\(r.err)")
+            r = try run(sparsedb, ["encode", "--documents", dir])
+            #expect(r.status == 1 && r.err.contains("is a directory"), "\(r.err)")
+            // Ingest never writes a database into a directory holding other files.
+            let other = dir + "/other"
+            try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: URL(fileURLWithPath: other + "/notes.txt"))
+            r = try run(sparsedb, ["ingest", "--db", other, "--collection", "c", "--vectors", file])
+            #expect(r.status == 1 && !FileManager.default.fileExists(atPath: other + "/data.mdb"), "\(r.err)")
+            // A byte-order mark is accepted by both ingest paths.
+            let bom = dir + "/bom.jsonl"
+            try Data([0xEF, 0xBB, 0xBF] + Array(#"{"_id": "x1", "vector": {"3": 1}}"#.utf8) + [0x0A]).write(to: URL(fileURLWithPath: bom))
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", bom, "--quiet"]).status == 0)
+            // Ids with leading and trailing spaces can be deleted.
+            let spaced = dir + "/spaced.jsonl"
+            try (#"{"_id": " padded id ", "vector": {"3": 1}}"# + "\n").write(toFile: spaced, atomically: true, encoding: .utf8)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", spaced, "--quiet"]).status == 0)
+            try " padded id \n".write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+            r = try run(sparsedb, ["delete", "--db", db, "--collection", "c", "--ids", dir + "/ids.txt"])
+            #expect(r.status == 0 && r.err.contains("deleted 1 documents"), "\(r.err)")
+            // An id with white space cannot be written into a TREC run: a clear error, not a broken run.
+            try (#"{"_id": "two words", "vector": {"3": 5}}"# + "\n").write(toFile: spaced, atomically: true, encoding: .utf8)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", spaced, "--quiet"]).status == 0)
+            r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", "-"], stdin: Data(#"{"_id": "q", "vector": {"3": 1}}"#.utf8))
+            #expect(r.status == 1 && r.err.contains("TREC"), "\(r.err)")
+            r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", "-", "--format", "jsonl"], stdin: Data(#"{"_id": "q", "vector": {"3": 1}}"#.utf8))
+            #expect(r.status == 0 && r.out.contains("two words"), "\(r.err)")
+        }
+    }
+}
