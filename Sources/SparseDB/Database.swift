@@ -168,7 +168,14 @@ public final class Database: Sendable {
     }
 
     /// Checks every stored structure; returns the problems found (empty when the database is sound).
+    ///
+    /// First the data file's page structure (LMDB's B-trees), read from the file without going
+    /// through LMDB, so that damage there is reported instead of crashing the process; then,
+    /// when the pages are sound, every record's checksum and every cross-reference of every
+    /// collection (format-spec.md §11).
     public func verify() throws -> [String] {
+        let pages = try checkPages()
+        if !pages.isEmpty { return pages }
         var problems: [String] = []
         for name in try collectionNames() {
             do { problems += try collection(name).verify() } catch let error as SparseDBError {
@@ -176,6 +183,40 @@ public final class Database: Sendable {
             }
         }
         return problems
+    }
+
+    /// The page-structure problems of the data file, read while a read transaction pins the
+    /// snapshot being checked (so a concurrent writer cannot reuse its pages meanwhile).
+    private func checkPages() throws -> [String] {
+        for _ in 0..<5 {
+            let (snapshot, report) = try env.read { txn in (txn.id, try PageWalker.check(dataFile: path + "/data.mdb")) }
+            // A commit between beginning the snapshot and reading the meta page: walk again.
+            if UInt64(snapshot) != report.txnid && report.isClean { continue }
+            return Self.pageProblems(report)
+        }
+        return []
+    }
+
+    static func pageProblems(_ report: PageReport) -> [String] {
+        guard !report.isClean else { return [] }
+        var out = report.problems.map { "data file: \($0)" }
+        if report.omittedProblems > 0 { out.append("data file: \(report.omittedProblems) more problems") }
+        out.append(
+            "data file: LMDB's page structure is damaged; SparseDB did not read the records (LMDB trusts its pages). Restore the database from a copy and do not write to this one")
+        return out
+    }
+
+    /// Checks the database in directory `path` without trusting its pages: the data file's page
+    /// structure first (so that a damaged file is reported, not a crash), then — only when it is
+    /// sound — opens it read-only and checks every record and reference (``verify()``).
+    public static func verify(path: String) throws -> [String] {
+        guard let size = LMDBEnvironment.fileSize(path + "/data.mdb") else { throw SparseDBError(.notFound, "no database at \(path)") }
+        if size > 0 {
+            let pages = pageProblems(try PageWalker.check(dataFile: path + "/data.mdb"))
+            if !pages.isEmpty { return pages }
+        }
+        let db = try Database(path: path, configuration: .readOnlyExisting)
+        return try db.verify()
     }
 
     /// Writes a compacted copy of the database into `target` (a new or empty directory): the

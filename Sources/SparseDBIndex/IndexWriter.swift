@@ -24,13 +24,17 @@ package struct IndexDocument: Sendable {
 /// A set of internal document ids as a bitmap: the deleted documents of a snapshot (and, later,
 /// the documents a filter admits). Membership is one load and a mask, cheap enough for the
 /// per-posting paths of the traversals.
-package struct DocumentBitmap: Sendable {
-    private var words: [UInt64]
-    package private(set) var count = 0
+///
+/// `public` with an `@inlinable` membership test, not `package`: Swift 6.3 does not inline
+/// `@inlinable package` code across modules. This target is not a product, so nothing outside
+/// this package can import it.
+public struct DocumentBitmap: Sendable {
+    @usableFromInline var words: [UInt64]
+    public private(set) var count = 0
 
-    package init(capacity: UInt32 = 0) { words = [UInt64](repeating: 0, count: (Int(capacity) + 63) / 64) }
+    public init(capacity: UInt32 = 0) { words = [UInt64](repeating: 0, count: (Int(capacity) + 63) / 64) }
 
-    package mutating func insert(_ doc: UInt32) {
+    public mutating func insert(_ doc: UInt32) {
         let w = Int(doc >> 6)
         if w >= words.count { words.append(contentsOf: repeatElement(0, count: w - words.count + 1)) }
         let bit = UInt64(1) << UInt64(doc & 63)
@@ -40,16 +44,16 @@ package struct DocumentBitmap: Sendable {
         }
     }
 
-    @inline(__always)
-    package func contains(_ doc: UInt32) -> Bool {
+    @inlinable
+    public func contains(_ doc: UInt32) -> Bool {
         let w = Int(doc >> 6)
         return w < words.count && words[w] & (UInt64(1) << UInt64(doc & 63)) != 0
     }
 
-    package var isEmpty: Bool { count == 0 }
+    public var isEmpty: Bool { count == 0 }
 
     /// The members in increasing order.
-    package var members: [UInt32] {
+    public var members: [UInt32] {
         var out: [UInt32] = []
         out.reserveCapacity(count)
         for (i, var word) in words.enumerated() {

@@ -8,7 +8,10 @@ import SparseDBIndex
 /// as a candidate and rescored exactly from the forward store at the end.
 final class CandidateCollector {
     let k: Int
-    private var heap: [Float] = []
+    /// A min-heap of the k largest lower bounds seen, in a buffer this collector owns (no
+    /// bounds checks or copy-on-write tests in `offer`, which runs once per scored document).
+    private let heap: UnsafeMutablePointer<Float>
+    private var heapCount = 0
     /// Upper bounds below `bar` are pruned: the threshold minus a small slack that absorbs float
     /// rounding in the bound sums, so pruning never drops a true top-k document.
     private(set) var bar: Float = -.infinity
@@ -25,8 +28,10 @@ final class CandidateCollector {
         self.k = k
         self.deleted = deleted
         self.thresholdFactor = thresholdFactor
-        heap.reserveCapacity(min(k, 1 << 16))
+        heap = .allocate(capacity: max(k, 1))
     }
+
+    deinit { heap.deallocate() }
 
     /// Whether a document (or group of documents) with this upper bound may be skipped.
     @inline(__always) func isPruned(_ upperBound: Float) -> Bool { upperBound < bar }
@@ -37,10 +42,11 @@ final class CandidateCollector {
         if upper < exactBar { return }
         if deleted.contains(doc) { return }
         candidates.append((doc, upper))
-        if heap.count < k {
-            heap.append(lower)
-            siftUp(heap.count - 1)
-            if heap.count == k { updateBar() }
+        if heapCount < k {
+            heap[heapCount] = lower
+            heapCount &+= 1
+            siftUp(heapCount &- 1)
+            if heapCount == k { updateBar() }
         } else if lower > heap[0] {
             heap[0] = lower
             siftDown(0)
@@ -61,23 +67,23 @@ final class CandidateCollector {
     private func siftUp(_ i0: Int) {
         var i = i0
         while i > 0 {
-            let p = (i - 1) >> 1
+            let p = (i &- 1) &>> 1
             if heap[p] <= heap[i] { break }
-            heap.swapAt(p, i)
+            (heap[p], heap[i]) = (heap[i], heap[p])
             i = p
         }
     }
 
     private func siftDown(_ i0: Int) {
         var i = i0
-        let n = heap.count
+        let n = heapCount
         while true {
-            let l = 2 * i + 1
+            let l = 2 &* i &+ 1
             if l >= n { break }
             var m = l
-            if l + 1 < n && heap[l + 1] < heap[l] { m = l + 1 }
+            if l &+ 1 < n && heap[l &+ 1] < heap[l] { m = l &+ 1 }
             if heap[i] <= heap[m] { break }
-            heap.swapAt(i, m)
+            (heap[i], heap[m]) = (heap[m], heap[i])
             i = m
         }
     }

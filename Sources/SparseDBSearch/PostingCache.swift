@@ -3,23 +3,44 @@ import SparseDBIndex
 import SparseDBStorage
 
 /// Where one term's blocks are, from their (checked) headers: what the traversals need to skip
-/// blocks without decoding them. Immutable; a longer one replaces it when ingest appends blocks.
-package struct TermDirectory: Sendable {
-    package var firstDocs: [UInt32] = []
-    package var lastDocs: [UInt32] = []
-    package var blockMaxes: [Float] = []
+/// blocks without decoding them. Immutable once made; a longer one replaces it when ingest
+/// appends blocks.
+///
+/// `@unchecked Sendable`: the three buffers are allocated and filled in `init`, never written
+/// again, and freed in `deinit`; cursors read them through raw pointers while holding the
+/// directory, which keeps bounds checks and reference counting out of their skipping loops.
+package final class TermDirectory: @unchecked Sendable {
+    package let count: Int
+    let firstDocs: UnsafeMutablePointer<UInt32>
+    let lastDocs: UnsafeMutablePointer<UInt32>
+    let blockMaxes: UnsafeMutablePointer<Float>
 
-    package init() {}
+    static let empty = TermDirectory(prefix: nil, appending: [], [], [])
 
-    package var count: Int { firstDocs.count }
-
-    mutating func append(first: UInt32, header: PostingBlock.Header) {
-        firstDocs.append(first)
-        lastDocs.append(first &+ header.span)
-        blockMaxes.append(header.blockMax)
+    /// `prefix`'s entries followed by the given ones.
+    init(prefix: TermDirectory?, appending firsts: [UInt32], _ lasts: [UInt32], _ maxes: [Float]) {
+        let old = prefix?.count ?? 0
+        count = old + firsts.count
+        firstDocs = .allocate(capacity: max(count, 1))
+        lastDocs = .allocate(capacity: max(count, 1))
+        blockMaxes = .allocate(capacity: max(count, 1))
+        if let prefix {
+            firstDocs.initialize(from: prefix.firstDocs, count: old)
+            lastDocs.initialize(from: prefix.lastDocs, count: old)
+            blockMaxes.initialize(from: prefix.blockMaxes, count: old)
+        }
+        (firstDocs + old).initialize(from: firsts, count: firsts.count)
+        (lastDocs + old).initialize(from: lasts, count: lasts.count)
+        (blockMaxes + old).initialize(from: maxes, count: maxes.count)
     }
 
-    var bytes: Int { count * 12 }
+    deinit {
+        firstDocs.deallocate()
+        lastDocs.deallocate()
+        blockMaxes.deallocate()
+    }
+
+    var bytes: Int { count * 12 + 64 }
 }
 
 /// One decoded block: documents and impact codes. Immutable and shared by concurrent queries.
@@ -49,13 +70,15 @@ package final class DecodedBlock: @unchecked Sendable {
     var bytes: Int { count * 5 + 64 }
 }
 
-/// The cached state of one term of one field: its block directory and the blocks decoded so
-/// far. Shared by every snapshot of the same field epoch, because between two compactions a
-/// term's blocks only ever get appended (format-spec.md §9): an older snapshot sees a prefix of
-/// the directory a newer one sees, and a block, once decoded, is valid for both.
+/// The cached state of one term of one field: its term statistics (valid for one collection
+/// generation), its block directory and the blocks decoded so far. Shared by every snapshot of
+/// the same field epoch, because between two compactions a term's blocks only ever get appended
+/// (format-spec.md §10): an older snapshot sees a prefix of the directory a newer one sees, and a
+/// block, once decoded, is valid for both.
 package final class TermEntry: Sendable {
     private struct State {
-        var directory = TermDirectory()
+        var statistics: (generation: UInt64, stats: Records.TermStats?)? = nil
+        var directory = TermDirectory.empty
         var blocks: [DecodedBlock?] = []
         var bytes = 0
         /// Set when the cache drops the entry: queries holding it still use it, but its bytes no
@@ -65,8 +88,25 @@ package final class TermEntry: Sendable {
 
     private let state = Locked(State())
 
-    /// The directory as far as it is known.
-    package var directory: TermDirectory { state.withLock { $0.directory } }
+    /// The term's statistics as of collection generation `generation`, if known (the inner
+    /// optional is nil when the term has no postings then).
+    func statistics(generation: UInt64) -> Records.TermStats?? {
+        state.withLock { s in
+            guard let known = s.statistics, known.generation == generation else { return nil }
+            return .some(known.stats)
+        }
+    }
+
+    func setStatistics(_ stats: Records.TermStats?, generation: UInt64) {
+        state.withLock { s in
+            if (s.statistics?.generation ?? 0) <= generation { s.statistics = (generation, stats) }
+        }
+    }
+
+    /// The directory as far as it is known, and the blocks decoded so far.
+    func snapshot() -> (directory: TermDirectory, blocks: [DecodedBlock?]) {
+        state.withLock { s in (s.directory, s.blocks) }
+    }
 
     /// Replaces the directory with `longer` (which extends it), when it is longer; returns the
     /// change in bytes.
@@ -79,10 +119,6 @@ package final class TermEntry: Sendable {
             s.bytes += added
             return s.evicted ? 0 : added
         }
-    }
-
-    func block(_ index: Int) -> DecodedBlock? {
-        state.withLock { s in index < s.blocks.count ? s.blocks[index] : nil }
     }
 
     /// Publishes a decoded block; returns the change in bytes.

@@ -85,18 +85,27 @@ package final class QueryEngine: Sendable {
         var cursors: [TermCursor] = []
         cursors.reserveCapacity(q.count)
         for (term, weight) in zip(q.dimensions, q.weights) where weight > 0 {
-            let termKey = Keys.term(c, f, term)
-            let stats = try termKey.withUnsafeBytes { k in
-                try txn.withValue(termKey, in: txn.table(.term)) { b throws in try b.map { try Records.parseTerm(key: k, $0) } }
+            let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
+            // Term statistics change with every write that touches the term; the collection's
+            // generation changes with every write, so a value known for this generation is this
+            // snapshot's.
+            let stats: Records.TermStats?
+            if let known = entry.statistics(generation: record.generation) {
+                stats = known
+            } else {
+                let termKey = Keys.term(c, f, term)
+                stats = try termKey.withUnsafeBytes { k in
+                    try txn.withValue(termKey, in: txn.table(.term)) { b throws in try b.map { try Records.parseTerm(key: k, $0) } }
+                }
+                entry.setStatistics(stats, generation: record.generation)
             }
             guard let stats else { continue }
-            let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
             let blocks = Int(stats.blocks)
-            let directory = try self.directory(txn, collection: c, field: f, term: term, blocks: blocks, entry: entry)
+            let (directory, decoded) = try self.directory(txn, collection: c, field: f, term: term, blocks: blocks, entry: entry)
             cursors.append(
                 TermCursor(
-                    term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, directory: directory, blockCount: blocks, entry: entry,
-                    source: source))
+                    term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, directory: directory, blocks: decoded, blockCount: blocks,
+                    entry: entry, source: source))
         }
         let collector = CandidateCollector(k: query.k, deleted: deleted, thresholdFactor: query.heapFactor)
         try Traversal.run(query.algorithm, cursors: cursors, collector: collector)
@@ -140,29 +149,38 @@ package final class QueryEngine: Sendable {
         return scored
     }
 
-    /// The first `blocks` entries of `term`'s block directory: from the cache, extended from the
-    /// snapshot when this snapshot has more blocks than the cache knows (headers checked).
+    /// `term`'s block directory covering at least this snapshot's `blocks` blocks, and the
+    /// blocks decoded so far: from the cache, extended from the snapshot when this snapshot has
+    /// more blocks than the cache knows (headers checked).
     private func directory(
         _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, term: UInt32, blocks: Int, entry: TermEntry
-    ) throws -> TermDirectory {
-        var directory = entry.directory
-        if directory.count >= blocks { return directory }
+    ) throws -> (TermDirectory, [DecodedBlock?]) {
+        let (known, decoded) = entry.snapshot()
+        if known.count >= blocks { return (known, decoded) }
+        var firsts: [UInt32] = []
+        var lasts: [UInt32] = []
+        var maxes: [Float] = []
         let prefix = Keys.term(c, f, term)
-        let start = directory.count == 0 ? prefix : Keys.postingBlock(c, f, term, directory.firstDocs[directory.count - 1] &+ 1)
+        var previousLast: UInt32? = known.count > 0 ? known.lastDocs[known.count - 1] : nil
+        let start = previousLast.map { _ in Keys.postingBlock(c, f, term, known.firstDocs[known.count - 1] &+ 1) } ?? prefix
+        let needed = blocks - known.count
         try txn.scan(prefix: prefix, from: start, in: txn.table(.postingBlock)) { k, v in
             guard k.count == 16, let first = Keys.part(k, 3) else { throw SparseDBError(.corrupt, "term \(term): posting key is malformed") }
             let header = try PostingBlock.Header(key: k, v)
-            if let last = directory.lastDocs.last, first <= last {
+            if let last = previousLast, first <= last {
                 throw SparseDBError(.corrupt, "term \(term): block at document \(first) overlaps the previous block")
             }
-            directory.append(first: first, header: header)
-            return directory.count < blocks
+            previousLast = first &+ header.span
+            firsts.append(first)
+            lasts.append(first &+ header.span)
+            maxes.append(header.blockMax)
+            return firsts.count < needed
         }
-        guard directory.count >= blocks else {
-            throw SparseDBError(.corrupt, "term \(term): statistics say \(blocks) blocks, \(directory.count) are stored")
+        guard firsts.count >= needed else {
+            throw SparseDBError(.corrupt, "term \(term): statistics say \(blocks) blocks, \(known.count + firsts.count) are stored")
         }
-        cache.account(entry.extend(to: directory))
-        return directory
+        let longer = TermDirectory(prefix: known, appending: firsts, lasts, maxes)
+        cache.account(entry.extend(to: longer))
+        return (longer, decoded)
     }
 }
-

@@ -24,8 +24,8 @@ final class BlockSource {
         self.cache = cache
     }
 
+    /// Decodes block `index` of `term` from the transaction and publishes it in `entry`.
     func load(term: UInt32, firstDocument: UInt32, index: Int, entry: TermEntry) throws -> DecodedBlock {
-        if let hit = entry.block(index) { return hit }
         let key = Keys.postingBlock(collection, field, term, firstDocument)
         let block = try key.withUnsafeBytes { k in
             try lender.withValue(key) { bytes throws -> DecodedBlock in
@@ -58,9 +58,16 @@ final class TermCursor {
     /// Blocks of this snapshot (the directory may be longer: a newer snapshot's).
     let blockCount: Int
     private let entry: TermEntry
+    /// The blocks other queries had decoded when this cursor was made.
+    private let cachedBlocks: [DecodedBlock?]
     private let source: BlockSource
     /// queryWeight / 255: a code's step in a block is blockMax · this.
     private let weightScale: Float
+    // The directory's buffers, read without bounds checks: `directory` keeps them alive and
+    // every index is below `blockCount` ≤ its count.
+    private let firstDocs: UnsafeMutablePointer<UInt32>
+    private let lastDocs: UnsafeMutablePointer<UInt32>
+    private let blockMaxes: UnsafeMutablePointer<Float>
 
     private var block = -1
     private var current: DecodedBlock?
@@ -76,16 +83,24 @@ final class TermCursor {
     var postingsDecoded = 0
     var blocksDecoded = 0
 
-    init(term: UInt32, queryWeight: Float, termMaxWeight: Float, directory: TermDirectory, blockCount: Int, entry: TermEntry, source: BlockSource) {
+    init(
+        term: UInt32, queryWeight: Float, termMaxWeight: Float, directory: TermDirectory, blocks: [DecodedBlock?], blockCount: Int,
+        entry: TermEntry, source: BlockSource
+    ) {
+        precondition(blockCount <= directory.count)
         self.term = term
         self.queryWeight = queryWeight
         // A hair above the true bound so float rounding can never make it an under-estimate.
         self.maxContribution = queryWeight * termMaxWeight * (1 + 1e-6)
         self.directory = directory
+        self.cachedBlocks = blocks
         self.blockCount = blockCount
         self.entry = entry
         self.source = source
         self.weightScale = queryWeight / 255
+        firstDocs = directory.firstDocs
+        lastDocs = directory.lastDocs
+        blockMaxes = directory.blockMaxes
     }
 
     /// Positions on the first posting.
@@ -99,16 +114,26 @@ final class TermCursor {
     }
 
     private func load(block b: Int) throws {
-        let decoded = try source.load(term: term, firstDocument: directory.firstDocs[b], index: b, entry: entry)
+        let decoded: DecodedBlock
+        if b < cachedBlocks.count, let hit = cachedBlocks[b] {
+            decoded = hit
+        } else {
+            decoded = try source.load(term: term, firstDocument: firstDocs[b], index: b, entry: entry)
+        }
+        // Every block ends at the last document its (checked) header records; the scans below
+        // rely on it to stop inside the block without a bounds test per posting.
+        guard decoded.count > 0, decoded.documentsPointer[decoded.count - 1] == lastDocs[b] else {
+            throw SparseDBError(.corrupt, "term \(term): block \(b) does not end at its recorded last document")
+        }
         block = b
         current = decoded
-        step = directory.blockMaxes[b] * weightScale
+        step = blockMaxes[b] * weightScale
         count = decoded.count
         documents = decoded.documentsPointer
         codes = decoded.codesPointer
         position = 0
-        postingsDecoded += count
-        blocksDecoded += 1
+        postingsDecoded &+= count
+        blocksDecoded &+= 1
     }
 
     /// Upper bound of this posting's contribution (`code · step`).
@@ -119,7 +144,7 @@ final class TermCursor {
     /// Moves to the next posting.
     @inline(__always)
     func next() throws {
-        position += 1
+        position &+= 1
         if position < count {
             doc = documents[position]
         } else if block + 1 < blockCount {
@@ -133,17 +158,16 @@ final class TermCursor {
     /// Moves to the first posting with document ≥ `target`.
     func advance(to target: UInt32) throws {
         if doc >= target { return }
-        if target > directory.lastDocs[block] {
+        if target > lastDocs[block] {
             // Gallop, then binary search, over the remaining blocks' last documents.
-            let lastDocs = directory.lastDocs
-            let b = block + 1
+            let b = block &+ 1
             var bound = 1
-            while b + bound < blockCount && lastDocs[b + bound] < target { bound <<= 1 }
+            while b &+ bound < blockCount && lastDocs[b &+ bound] < target { bound &<<= 1 }
             var lo = b
-            var hi = min(b + bound, blockCount)
+            var hi = min(b &+ bound, blockCount)
             while lo < hi {
-                let mid = (lo + hi) >> 1
-                if lastDocs[mid] < target { lo = mid + 1 } else { hi = mid }
+                let mid = (lo &+ hi) &>> 1
+                if lastDocs[mid] < target { lo = mid &+ 1 } else { hi = mid }
             }
             if lo >= blockCount {
                 doc = Self.end
@@ -151,10 +175,8 @@ final class TermCursor {
             }
             try load(block: lo)
         }
-        while position < count && documents[position] < target { position += 1 }
-        guard position < count else {
-            throw SparseDBError(.corrupt, "term \(term): a block holds no document up to its recorded last document")
-        }
+        // Stops inside the block: its last document is lastDocs[block] ≥ target (checked at load).
+        while documents[position] < target { position &+= 1 }
         doc = documents[position]
     }
 
@@ -163,9 +185,8 @@ final class TermCursor {
     /// when the list ends before `target`.
     func shallowBlock(for target: UInt32) -> (maxContribution: Float, lastDocument: UInt32)? {
         var b = max(block, 0)
-        let lastDocs = directory.lastDocs
-        while b < blockCount && lastDocs[b] < target { b += 1 }
+        while b < blockCount && lastDocs[b] < target { b &+= 1 }
         guard b < blockCount else { return nil }
-        return (directory.blockMaxes[b] * queryWeight * (1 + 1e-6), lastDocs[b])
+        return (blockMaxes[b] * queryWeight * (1 + 1e-6), lastDocs[b])
     }
 }

@@ -13,6 +13,9 @@ package struct Transaction: ~Copyable {
         self.tables = tables
     }
 
+    /// The id of the snapshot this transaction reads (LMDB's transaction id).
+    package var id: Int { mdb_txn_id(handle) }
+
     /// Calls `body` with the stored bytes for `key`, or `nil` when absent.
     ///
     /// - warning: The pointer is LMDB's memory map; it is valid only inside `body`.

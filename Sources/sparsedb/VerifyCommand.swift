@@ -9,9 +9,10 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let db = try Database(path: database.db, configuration: .readOnlyExisting)
-            let problems = try db.verify()
+            // The page structure is checked from the file before LMDB reads any page of it.
+            let problems = try Database.verify(path: database.db)
             if problems.isEmpty {
+                let db = try Database(path: database.db, configuration: .readOnlyExisting)
                 printLine("ok: \(try db.collectionNames().count) collections verified")
             } else {
                 for p in problems { printLine(p) }

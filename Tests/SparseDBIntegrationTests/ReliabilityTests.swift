@@ -99,6 +99,35 @@ import Glibc
         }
     }
 
+    /// Page damage inside LMDB's B-trees (16-byte smashes, as a bad disk leaves): `verify`
+    /// reports it from the file without letting LMDB read the damaged pages — exit 1 with what is
+    /// wrong, or 0 when the smash hit bytes nothing reads — and never crashes.
+    @Test func damagedPagesAreReportedByVerifyNotCrashes() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 800)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet", "--batch-size", "100"]).status == 0)
+            let clean = try Data(contentsOf: URL(fileURLWithPath: db + "/data.mdb"))
+            var rng = SplitMix64(seed: 99)
+            var reported = 0
+            for round in 0..<40 {
+                var bytes = clean
+                let pages = bytes.count / 4096
+                let page = Int.random(in: 2..<pages, using: &rng)
+                let offset = page * 4096 + Int.random(in: 0..<(4096 - 16), using: &rng)
+                for k in 0..<16 { bytes[offset + k] = UInt8.random(in: 0...255, using: &rng) }
+                let copy = dir + "/copy\(round)"
+                try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+                try bytes.write(to: URL(fileURLWithPath: copy + "/data.mdb"))
+                let r = try run(sparsedb, ["verify", "--db", copy])
+                #expect(r.status == 0 || r.status == 1, "round \(round): status \(r.status) \(r.err)")
+                if r.status == 1 { reported += 1 }
+                try FileManager.default.removeItem(atPath: copy)
+            }
+            #expect(reported > 0)
+        }
+    }
+
     /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
     @Test func pipesAndStandardInput() throws {
         try withTemporaryDirectory { dir in
