@@ -17,42 +17,88 @@ enum TransformerLoader {
         let encoder: TransformerEncoder
         let head: MaskedLMHead?
         let architecture: String
+        /// The word-embedding tensor's name (the rows token ids index).
+        let wordEmbeddings: String
     }
 
-    static func readJSON(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SparseDBError(.model, "\(path): missing file")
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw SparseDBError(.model, "\(path): not a JSON object")
-        }
-        return object
-    }
-
-    static func int(_ config: [String: Any], _ key: String, _ path: String) throws -> Int {
-        guard let v = (config[key] as? NSNumber)?.intValue, v > 0 else {
-            throw SparseDBError(.model, "\(path): missing or invalid '\(key)'")
-        }
-        return v
+    /// Bounds on configuration values, checked before anything is sized from them (the tensors
+    /// must then match exactly, and they are bounded by the file's size).
+    enum Limits {
+        static let hidden = 1...(1 << 16)
+        static let layers = 1...1024
+        static let intermediate = 1...(1 << 20)
+        static let vocabulary = 1...(1 << 24)
+        static let positions = 2...(1 << 17)
+        static let typeVocabulary = 1...(1 << 16)
     }
 
     /// Loads the transformer in `folder`; with `withHead`, also its masked-LM head.
     static func load(folder: String, withHead: Bool) throws -> Loaded {
-        let configPath = folder + "/config.json"
-        let config = try readJSON(configPath)
+        let config = try ModelFiles.object(folder + "/config.json")
         let weightsPath = folder + "/model.safetensors"
-        guard FileManager.default.fileExists(atPath: weightsPath) else {
+        guard (try? FileManager.default.attributesOfItem(atPath: weightsPath)) != nil else {
             throw SparseDBError(.model, "\(weightsPath): missing weights (only .safetensors is supported)")
         }
         let file = try SafeTensorsFile(path: weightsPath)
-        let modelType = (config["model_type"] as? String) ?? ""
+        let modelType = try config.string("model_type", default: "")
         if modelType == "distilbert" {
-            return try loadDistilBert(config, configPath: configPath, file: file, withHead: withHead)
+            return try loadDistilBert(config, file: file, withHead: withHead)
         }
         guard modelType == "bert" || modelType.isEmpty else {
-            throw SparseDBError(.model, "\(configPath): model_type '\(modelType)' is not supported (bert, distilbert)")
+            throw SparseDBError(.model, "\(config.path): model_type '\(modelType)' is not supported (bert, distilbert)")
         }
-        return try loadBert(config, configPath: configPath, file: file, withHead: withHead)
+        return try loadBert(config, file: file, withHead: withHead)
+    }
+
+    /// The configuration's dimensions, each checked against the tensors actually stored.
+    struct Dimensions {
+        var hidden, layers, heads, intermediate, vocabulary, positions: Int
+    }
+
+    /// Reads and cross-checks the dimensions: `keys` names the configuration keys (hidden, layers,
+    /// heads, intermediate, vocabulary, positions); `prefix` + `layerPrefix` + `i.` are the layers.
+    static func dimensions(
+        _ config: JSONConfig, file: SafeTensorsFile, keys: [String], prefix p: String, layerPrefix: String, intermediateName: String
+    ) throws -> Dimensions {
+        let H = try config.int(keys[0], in: Limits.hidden)
+        let layers = try config.int(keys[1], in: Limits.layers)
+        let heads = try config.int(keys[2], in: 1...H)
+        let I = try config.int(keys[3], in: Limits.intermediate)
+        let V = try config.int(keys[4], in: Limits.vocabulary)
+        let P = try config.int(keys[5], in: Limits.positions)
+        guard H % heads == 0 else {
+            throw SparseDBError(.model, "\(config.path): '\(keys[0])' \(H) is not divisible by '\(keys[2])' \(heads)")
+        }
+        try expectShape(file, p + "embeddings.word_embeddings.weight", [V, H], config, keys: [keys[4], keys[0]])
+        try expectShape(file, p + "embeddings.position_embeddings.weight", [P, H], config, keys: [keys[5], keys[0]])
+        // The layers present must be exactly 0..<layers: fewer would be missing tensors, more
+        // would be silently ignored.
+        let stored = Set(file.tensors.keys.compactMap { name -> Int? in
+            guard name.hasPrefix(p + layerPrefix) else { return nil }
+            return Int(name.dropFirst(p.count + layerPrefix.count).prefix { $0 != "." })
+        })
+        guard stored.count == layers, stored.allSatisfy({ $0 >= 0 && $0 < layers }) else {
+            throw SparseDBError(
+                .model,
+                "\(config.path): '\(keys[1])' is \(layers), but \(file.path) stores \(stored.count) layers (\(p + layerPrefix)\(stored.sorted().prefix(8).map(String.init).joined(separator: ", ")))")
+        }
+        try expectShape(file, "\(p)\(layerPrefix)0.\(intermediateName).weight", [I, H], config, keys: [keys[3], keys[0]])
+        return Dimensions(hidden: H, layers: layers, heads: heads, intermediate: I, vocabulary: V, positions: P)
+    }
+
+    /// Tensor `name` must exist with `shape`, which the configuration's `keys` determine.
+    static func expectShape(_ file: SafeTensorsFile, _ name: String, _ shape: [Int], _ config: JSONConfig, keys: [String]) throws {
+        guard let t = file.tensors[name] else { throw SparseDBError(.model, "\(file.path): tensor '\(name)' is missing") }
+        guard t.shape == shape else {
+            let values = keys.map { "'\($0)' \(config[$0].map { "\($0)" } ?? "?")" }.joined(separator: ", ")
+            throw SparseDBError(
+                .model, "\(config.path): \(values) imply tensor '\(name)' of shape \(shape), but \(file.path) stores \(t.shape)")
+        }
+    }
+
+    /// `layer_norm_eps`: a finite number in (0, 1); a negative one turns every LayerNorm into NaN.
+    static func layerNormEps(_ config: JSONConfig) throws -> Float {
+        Float(try config.double("layer_norm_eps", default: 1e-12, valid: { $0 > 0 && $0 < 1 }, expected: "a number in (0, 1)"))
     }
 
     /// Tensor names of one layer, relative to the layer's prefix.
@@ -82,26 +128,25 @@ enum TransformerLoader {
             outputNorm: try LayerNorm(file: file, prefix: l + names.outputNorm, size: H, eps: eps))
     }
 
-    private static func loadBert(_ config: [String: Any], configPath: String, file: SafeTensorsFile, withHead: Bool) throws -> Loaded {
-        let H = try int(config, "hidden_size", configPath)
-        let layersCount = try int(config, "num_hidden_layers", configPath)
-        let heads = try int(config, "num_attention_heads", configPath)
-        let I = try int(config, "intermediate_size", configPath)
-        let V = try int(config, "vocab_size", configPath)
-        let P = try int(config, "max_position_embeddings", configPath)
-        let eps = Float((config["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-12)
-        let act = try Activation(name: (config["hidden_act"] as? String) ?? "gelu", path: configPath)
-        if let pet = config["position_embedding_type"] as? String, pet != "absolute" {
-            throw SparseDBError(.model, "\(configPath): position_embedding_type '\(pet)' is not supported")
-        }
-        guard H % heads == 0 else { throw SparseDBError(.model, "\(configPath): hidden_size \(H) is not divisible by \(heads) heads") }
+    private static func loadBert(_ config: JSONConfig, file: SafeTensorsFile, withHead: Bool) throws -> Loaded {
         let p = file.tensors["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : ""
+        let d = try dimensions(
+            config, file: file,
+            keys: ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"],
+            prefix: p, layerPrefix: "encoder.layer.", intermediateName: LayerNames.bert.intermediate)
+        let (H, I, V, P, heads) = (d.hidden, d.intermediate, d.vocabulary, d.positions, d.heads)
+        let eps = try layerNormEps(config)
+        let act = try Activation(name: try config.string("hidden_act", default: "gelu"), path: config.path)
+        if let pet = try config.string("position_embedding_type"), pet != "absolute" {
+            throw SparseDBError(.model, "\(config.path): position_embedding_type '\(pet)' is not supported")
+        }
+        let typeVocab = try config.int("type_vocab_size", in: Limits.typeVocabulary, default: 2)
+        try expectShape(file, p + "embeddings.token_type_embeddings.weight", [typeVocab, H], config, keys: ["type_vocab_size", "hidden_size"])
         let word = try file.floats(p + "embeddings.word_embeddings.weight", shape: [V, H])
         let pos = try file.floats(p + "embeddings.position_embeddings.weight", shape: [P, H])
-        let typeVocab = (config["type_vocab_size"] as? NSNumber)?.intValue ?? 2
         let types = try file.floats(p + "embeddings.token_type_embeddings.weight", shape: [typeVocab, H])
         let embNorm = try LayerNorm(file: file, prefix: p + "embeddings.LayerNorm", size: H, eps: eps)
-        let layers = try (0..<layersCount).map { i in
+        let layers = try (0..<d.layers).map { i in
             try loadLayer(file, prefix: "\(p)encoder.layer.\(i).", names: .bert, hidden: H, intermediate: I, eps: eps)
         }
         let encoder = TransformerEncoder(
@@ -118,24 +163,21 @@ enum TransformerLoader {
                 decoder: try decoderName.map { try file.floats($0, shape: [V, H]) } ?? word,
                 bias: try file.floats(biasName, shape: [V]))
         }
-        return Loaded(encoder: encoder, head: head, architecture: "bert")
+        return Loaded(encoder: encoder, head: head, architecture: "bert", wordEmbeddings: p + "embeddings.word_embeddings.weight")
     }
 
-    private static func loadDistilBert(_ config: [String: Any], configPath: String, file: SafeTensorsFile, withHead: Bool) throws -> Loaded {
-        let H = try int(config, "dim", configPath)
-        let layersCount = try int(config, "n_layers", configPath)
-        let heads = try int(config, "n_heads", configPath)
-        let I = try int(config, "hidden_dim", configPath)
-        let V = try int(config, "vocab_size", configPath)
-        let P = try int(config, "max_position_embeddings", configPath)
-        let eps: Float = 1e-12  // hard-coded in transformers' DistilBERT
-        let act = try Activation(name: (config["activation"] as? String) ?? "gelu", path: configPath)
-        guard H % heads == 0 else { throw SparseDBError(.model, "\(configPath): dim \(H) is not divisible by \(heads) heads") }
+    private static func loadDistilBert(_ config: JSONConfig, file: SafeTensorsFile, withHead: Bool) throws -> Loaded {
         let p = file.tensors["distilbert.embeddings.word_embeddings.weight"] != nil ? "distilbert." : ""
+        let d = try dimensions(
+            config, file: file, keys: ["dim", "n_layers", "n_heads", "hidden_dim", "vocab_size", "max_position_embeddings"],
+            prefix: p, layerPrefix: "transformer.layer.", intermediateName: LayerNames.distilBert.intermediate)
+        let (H, I, V, P, heads) = (d.hidden, d.intermediate, d.vocabulary, d.positions, d.heads)
+        let eps: Float = 1e-12  // hard-coded in transformers' DistilBERT
+        let act = try Activation(name: try config.string("activation", default: "gelu"), path: config.path)
         let word = try file.floats(p + "embeddings.word_embeddings.weight", shape: [V, H])
         let pos = try file.floats(p + "embeddings.position_embeddings.weight", shape: [P, H])
         let embNorm = try LayerNorm(file: file, prefix: p + "embeddings.LayerNorm", size: H, eps: eps)
-        let layers = try (0..<layersCount).map { i in
+        let layers = try (0..<d.layers).map { i in
             try loadLayer(file, prefix: "\(p)transformer.layer.\(i).", names: .distilBert, hidden: H, intermediate: I, eps: eps)
         }
         let encoder = TransformerEncoder(
@@ -150,6 +192,6 @@ enum TransformerLoader {
                 decoder: try file.firstName(["vocab_projector.weight"]).map { try file.floats($0, shape: [V, H]) } ?? word,
                 bias: try file.floats("vocab_projector.bias", shape: [V]))
         }
-        return Loaded(encoder: encoder, head: head, architecture: "distilbert")
+        return Loaded(encoder: encoder, head: head, architecture: "distilbert", wordEmbeddings: p + "embeddings.word_embeddings.weight")
     }
 }

@@ -70,7 +70,7 @@ package final class EncoderModel: Sendable {
         queryPrompt = loaded.queryPrompt
         documentPrompt = loaded.documentPrompt
         defaultMaxActiveDims = loaded.defaultMaxActiveDims
-        checksum = try ModelFolder.fingerprint(folder)
+        checksum = try ModelFiles.fingerprint(folder)
     }
 
     /// Encodes texts to sparse vectors, in parallel, in input order.
@@ -81,7 +81,7 @@ package final class EncoderModel: Sendable {
     ///   - maxActiveDims: keep only this many largest weights (`nil`: the model's default).
     package func encode(_ texts: [String], task: Task, maxActiveDims: Int? = nil) throws -> [SparseVector] {
         guard producesSparseVectors else {
-            throw SparseDBError(.model, "\(name) is a dense StaticEmbedding model; use embed(_:task:truncateDimensions:)")
+            throw SparseDBError(.model, "\(name) is a dense (\(kind.rawValue)) model; use embed(_:task:truncateDimensions:)")
         }
         return try run(texts, task: task, maxActiveDims: maxActiveDims ?? defaultMaxActiveDims).map {
             if case .sparse(let v) = $0 { return v }
@@ -89,8 +89,8 @@ package final class EncoderModel: Sendable {
         }
     }
 
-    /// Dense embeddings of a StaticEmbedding model, truncated to the first `truncateDimensions`
-    /// (Matryoshka) when given.
+    /// Dense embeddings of a StaticEmbedding or Transformer + Pooling (+ Normalize) model,
+    /// truncated to the first `truncateDimensions` (Matryoshka) when given.
     package func embed(_ texts: [String], task: Task, truncateDimensions: Int? = nil) throws -> [[Float]] {
         try run(texts, task: task, maxActiveDims: nil).map {
             guard case .dense(let v) = $0 else { throw SparseDBError(.model, "\(name) produces sparse vectors; use encode(_:task:maxActiveDims:)") }

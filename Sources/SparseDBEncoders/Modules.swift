@@ -59,6 +59,7 @@ final class SpladeRoute: EncoderRoute {
     func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         var batch = PackedBatch()
         for t in tokens { batch.append(t) }
+        try encoder.check(batch)
         let hidden = encoder.forward(batch)
         let T = batch.tokenCount
         let H = encoder.hidden
@@ -212,6 +213,7 @@ final class CSRRoute: EncoderRoute {
     func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
         var batch = PackedBatch()
         for t in tokens { batch.append(t) }
+        try encoder.check(batch)
         let hidden = encoder.forward(batch)
         let H = encoder.hidden
         let D = dimensions
@@ -237,6 +239,65 @@ final class CSRRoute: EncoderRoute {
             let top = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }.prefix(kk).sorted()
             let kept = top.filter { row[$0] > 0 }
             return .sparse(SparseVector(unchecked: kept.map { UInt32($0) }, weights: kept.map { row[$0] }))
+        }
+    }
+}
+
+/// Transformer + Pooling (+ Normalize): a dense sentence-transformers model (all-MiniLM-L6-v2
+/// and the like). Mean pooling averages every token's last hidden state, [CLS] and [SEP]
+/// included (their attention mask is 1); CLS pooling takes the first row. Normalize divides by
+/// max(‖x‖, 1e-12), as torch's F.normalize.
+final class DenseRoute: EncoderRoute {
+    enum Pooling: String { case mean, cls }
+
+    let tokenizer: WordPieceTokenizer
+    let encoder: TransformerEncoder
+    let maxSequenceLength: Int
+    let lowercaseInput: Bool
+    let pooling: Pooling
+    let normalize: Bool
+    var dimensions: Int { encoder.hidden }
+    var isHeavy: Bool { true }
+
+    init(tokenizer: WordPieceTokenizer, encoder: TransformerEncoder, maxSequenceLength: Int, lowercaseInput: Bool, pooling: Pooling, normalize: Bool) {
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.maxSequenceLength = min(maxSequenceLength, encoder.maxPositions)
+        self.lowercaseInput = lowercaseInput
+        self.pooling = pooling
+        self.normalize = normalize
+    }
+
+    func tokenize(_ text: String) -> [Int32] {
+        tokenizer.transformerInput(text, lowercase: lowercaseInput, maxLength: maxSequenceLength)
+    }
+
+    func encode(_ tokens: [[Int32]], maxActiveDims: Int?, parallelism: Int) throws -> [EncodedVector] {
+        var batch = PackedBatch()
+        for t in tokens { batch.append(t) }
+        try encoder.check(batch)
+        let hidden = encoder.forward(batch)
+        let H = encoder.hidden
+        return batch.segments.map { seg in
+            var out = [Float](repeating: 0, count: H)
+            hidden.withUnsafeBufferPointer { hb in
+                let rows = pooling == .cls ? min(seg.length, 1) : seg.length
+                for r in 0..<rows {
+                    let row = hb.baseAddress! + (seg.start + r) * H
+                    for i in 0..<H { out[i] += row[i] }
+                }
+                // sentence-transformers divides by max(count, 1e-9); a packed text has ≥ 2 tokens.
+                if pooling == .mean && rows > 1 {
+                    let inv = Float(rows)
+                    for i in 0..<H { out[i] /= inv }
+                }
+            }
+            if normalize {
+                let norm = out.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let d = max(norm, 1e-12)
+                for i in 0..<H { out[i] /= d }
+            }
+            return .dense(out)
         }
     }
 }

@@ -38,6 +38,8 @@ package final class SafeTensorsFile: @unchecked Sendable {
 
     package init(path: String) throws {
         self.path = path
+        // A regular file only: opening a FIFO would block, a device has no meaningful size.
+        _ = try ModelFiles.regularFile(path, what: "weights file")
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SparseDBError(.model, "\(path): cannot open (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
@@ -58,26 +60,32 @@ package final class SafeTensorsFile: @unchecked Sendable {
             }
             start = 8 + Int(headerLength)
             let headerData = Data(bytes: raw + 8, count: Int(headerLength))
-            guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+            guard let header = try ModelFiles.parse(headerData, path: path + " (header)") as? [String: Any] else {
                 throw SparseDBError(.model, "\(path): header is not a JSON object")
             }
             let available = size - start
             for (name, value) in header where name != "__metadata__" {
+                // Numbers must be exact non-negative integers: NSNumber's intValue would wrap
+                // or trap on 1e30, and truncate 1.5.
+                let limit = 1 << 48
                 guard let entry = value as? [String: Any], let dt = entry["dtype"] as? String,
-                    let shape = entry["shape"] as? [NSNumber], let offsets = entry["data_offsets"] as? [NSNumber], offsets.count == 2
+                    let shape = entry["shape"] as? [Any], shape.count <= 8,
+                    let offsets = entry["data_offsets"] as? [Any], offsets.count == 2
                 else { throw SparseDBError(.model, "\(path): tensor '\(name)' has a malformed header entry") }
                 guard let dtype = DType(rawValue: dt) else {
                     throw SparseDBError(.model, "\(path): tensor '\(name)' has unsupported dtype \(dt)")
                 }
-                let dims = shape.map(\.intValue)
-                guard dims.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw SparseDBError(.model, "\(path): tensor '\(name)' has a bad shape \(dims)") }
-                let (count, overflow) = dims.reduce((1, false)) { acc, d in
+                let dims = shape.compactMap { JSONConfig.integer($0, in: 0...limit) }
+                guard dims.count == shape.count else { throw SparseDBError(.model, "\(path): tensor '\(name)' has a bad shape \(shape)") }
+                let (elements, overflow) = dims.reduce((1, false)) { acc, d in
                     let (p, o) = acc.0.multipliedReportingOverflow(by: d)
                     return (p, acc.1 || o)
                 }
-                let b = offsets[0].intValue
-                let e = offsets[1].intValue
-                guard !overflow, b >= 0, e >= b, e <= available, e - b == count * dtype.size else {
+                let (bytes, overflow2) = elements.multipliedReportingOverflow(by: dtype.size)
+                guard let b = JSONConfig.integer(offsets[0], in: 0...limit), let e = JSONConfig.integer(offsets[1], in: 0...limit),
+                    !overflow, !overflow2, e >= b, e <= available, e - b == bytes
+                else {
+                    let b = offsets[0], e = offsets[1]
                     throw SparseDBError(.model, "\(path): tensor '\(name)' has data offsets [\(b), \(e)) that do not fit its shape \(dims) or the file")
                 }
                 parsed[name] = TensorInfo(dtype: dtype, shape: dims, begin: b, end: e)
@@ -105,6 +113,7 @@ package final class SafeTensorsFile: @unchecked Sendable {
         }
         let p = base + dataStart + t.begin
         let n = t.elementCount
+        guard n > 0 else { return [] }
         switch t.dtype {
         case .f32:
             return [Float](unsafeUninitializedCapacity: n) { buf, count in

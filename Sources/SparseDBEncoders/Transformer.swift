@@ -153,7 +153,20 @@ final class TransformerEncoder: Sendable {
         self.vocabularySize = wordEmbeddings.count / hidden
     }
 
+    /// Every id must index a word embedding and every text fit the position table; the loaders
+    /// guarantee it for what the tokenizer produces, and this cheap check keeps the forward
+    /// pass's unchecked pointer reads safe whatever a caller passes.
+    func check(_ batch: PackedBatch) throws {
+        for (_, length) in batch.segments where length > maxPositions {
+            throw SparseDBError(.model, "a text of \(length) tokens exceeds the model's \(maxPositions) positions")
+        }
+        for id in batch.ids where id < 0 || Int(id) >= vocabularySize {
+            throw SparseDBError(.model, "token id \(id) is outside the model's \(vocabularySize) word embeddings")
+        }
+    }
+
     /// Runs the encoder; returns the last hidden states [T × H] of the packed batch.
+    /// Precondition: `check(batch)` passed.
     func forward(_ batch: PackedBatch) -> [Float] {
         _ = BLAS.configure
         let T = batch.tokenCount

@@ -9,79 +9,129 @@ import Foundation
 package final class WordPieceTokenizer: Sendable {
     let vocabulary: [String: Int32]
     let unknownId: Int32
-    let clsId: Int32
-    let sepId: Int32
-    let padId: Int32
+    /// `[CLS]` / `[SEP]` when the vocabulary has them (routes that add them require both).
+    let clsId: Int32?
+    let sepId: Int32?
     let continuationPrefix: String
     let maxInputCharsPerWord: Int
     /// Truncation length from the file's own `truncation` field (nil = none).
     package let fileMaxLength: Int?
-    /// Added tokens matched literally in the raw text, longest first.
+    /// Added tokens matched literally in the raw text, longest first (never empty).
     let addedTokens: [(content: [Unicode.Scalar], id: Int32)]
     let cleanText: Bool
     let handleChineseChars: Bool
     let stripAccents: Bool
     let lowercase: Bool
+    /// One more than the largest id the tokenizer can produce.
     let vocabularySize: Int
+    /// The token with the largest id and where the file defines it, for messages.
+    let largestToken: (token: String, key: String)
+    let path: String
 
-    /// Loads `tokenizer.json`. Only the BERT WordPiece pipeline is supported; anything else is a
-    /// `.model` error naming the file.
+    /// Most tokens a vocabulary may have (the largest real ones have a few hundred thousand).
+    static let vocabularyLimit = 1 << 24
+    /// Longest truncation a file may ask for.
+    static let sequenceLimit = 1 << 20
+
+    /// Loads `tokenizer.json`. Only the BERT WordPiece pipeline is supported; anything else, and
+    /// any malformed or out-of-range field, is a `.model` error naming the file and the key.
     package init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SparseDBError(.model, "\(path): missing tokenizer file")
+        self.path = path
+        let root = try ModelFiles.object(path, limit: ModelFiles.tokenizerLimit, what: "tokenizer file")
+        guard let model = try root.object("model"), try model.string("type") == "WordPiece" else {
+            throw SparseDBError(.model, "\(path): only WordPiece tokenizers are supported ('model.type')")
         }
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw SparseDBError(.model, "\(path): not a JSON object")
+        guard let vocab = model["vocab"] as? [String: Any] else {
+            throw SparseDBError(.model, "\(path): 'model.vocab' is not an object of token → id")
         }
-        guard let model = root["model"] as? [String: Any], (model["type"] as? String) == "WordPiece",
-            let vocab = model["vocab"] as? [String: Any]
-        else {
-            throw SparseDBError(.model, "\(path): only WordPiece tokenizers are supported")
+        let addedEntries: [Any]
+        if let a = root["added_tokens"] {
+            guard let list = a as? [Any] else { throw SparseDBError(.model, "\(path): 'added_tokens' is not an array") }
+            addedEntries = list
+        } else {
+            addedEntries = []
         }
+        // Ids are dense in real files: every id is below the number of tokens defined.
+        let (idLimit, overflow) = vocab.count.addingReportingOverflow(addedEntries.count)
+        guard !vocab.isEmpty, !overflow, idLimit <= Self.vocabularyLimit else {
+            throw SparseDBError(.model, "\(path): 'model.vocab' has \(vocab.count) tokens, expected 1...\(Self.vocabularyLimit)")
+        }
+        let idRange = 0...(idLimit - 1)
         var v: [String: Int32] = [:]
         v.reserveCapacity(vocab.count)
-        var maxId: Int32 = -1
+        var maxId = -1
+        var largest = (token: "", key: "")
         for (token, id) in vocab {
-            guard let n = (id as? NSNumber)?.int32Value else { throw SparseDBError(.model, "\(path): vocab id of '\(token)' is not a number") }
-            v[token] = n
-            maxId = max(maxId, n)
+            guard let n = JSONConfig.integer(id, in: idRange) else {
+                throw SparseDBError(
+                    .model, "\(path): 'model.vocab' id of token '\(token.prefix(40))' is \(JSONConfig.describe(id)), expected an integer in \(idRange) (ids below the number of tokens)")
+            }
+            v[token] = Int32(n)
+            if n > maxId { (maxId, largest) = (n, (token, "model.vocab")) }
         }
         var added: [([Unicode.Scalar], Int32)] = []
-        for entry in root["added_tokens"] as? [[String: Any]] ?? [] {
-            if let content = entry["content"] as? String, let id = (entry["id"] as? NSNumber)?.int32Value {
-                added.append((Array(content.unicodeScalars), id))
-                v[content] = v[content] ?? id
-                maxId = max(maxId, id)
+        for (i, entry) in addedEntries.enumerated() {
+            let key = "added_tokens[\(i)]"
+            guard let e = entry as? [String: Any] else { throw SparseDBError(.model, "\(path): '\(key)' is not an object") }
+            guard let content = e["content"] as? String, !content.isEmpty else {
+                throw SparseDBError(.model, "\(path): '\(key).content' is \(e["content"].map(JSONConfig.describe) ?? "missing"), expected a non-empty string")
             }
+            guard let raw = e["id"], let id = JSONConfig.integer(raw, in: idRange) else {
+                throw SparseDBError(
+                    .model, "\(path): '\(key).id' of '\(content.prefix(40))' is \(e["id"].map(JSONConfig.describe) ?? "missing"), expected an integer in \(idRange)")
+            }
+            added.append((Array(content.unicodeScalars), Int32(id)))
+            v[content] = v[content] ?? Int32(id)
+            if id > maxId { (maxId, largest) = (id, (content, key + ".id")) }
         }
         added.sort { $0.0.count > $1.0.count }
         vocabulary = v
-        vocabularySize = Int(maxId) + 1
-        let unk = (model["unk_token"] as? String) ?? "[UNK]"
-        guard let unkId = v[unk] else { throw SparseDBError(.model, "\(path): unknown token '\(unk)' is not in the vocabulary") }
+        vocabularySize = maxId + 1
+        largestToken = largest
+        let unk = try model.string("unk_token", default: "[UNK]")
+        guard let unkId = v[unk] else { throw SparseDBError(.model, "\(path): 'model.unk_token' '\(unk)' is not in the vocabulary") }
         unknownId = unkId
-        clsId = v["[CLS]"] ?? 101
-        sepId = v["[SEP]"] ?? 102
-        padId = v["[PAD]"] ?? 0
-        continuationPrefix = (model["continuing_subword_prefix"] as? String) ?? "##"
-        maxInputCharsPerWord = (model["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100
+        clsId = v["[CLS]"]
+        sepId = v["[SEP]"]
+        continuationPrefix = try model.string("continuing_subword_prefix", default: "##")
+        maxInputCharsPerWord = try model.int("max_input_chars_per_word", in: 1...1_000_000, default: 100)
         addedTokens = added
-        if let t = root["truncation"] as? [String: Any], let m = (t["max_length"] as? NSNumber)?.intValue {
-            fileMaxLength = m
+        if let t = try root.object("truncation") {
+            fileMaxLength = try t.int("max_length", in: 1...Self.sequenceLimit)
+            if let direction = try t.string("direction"), direction != "Right" {
+                throw SparseDBError(.model, "\(path): 'truncation.direction' '\(direction)' is not supported (Right)")
+            }
         } else {
             fileMaxLength = nil
         }
-        let normalizer = root["normalizer"] as? [String: Any]
-        if let normalizer, let type = normalizer["type"] as? String, type != "BertNormalizer" {
+        let normalizer = try root.object("normalizer")
+        if let normalizer, let type = try normalizer.string("type"), type != "BertNormalizer" {
             throw SparseDBError(.model, "\(path): normalizer '\(type)' is not supported (BertNormalizer only)")
         }
-        if let pre = root["pre_tokenizer"] as? [String: Any], let type = pre["type"] as? String, type != "BertPreTokenizer" {
+        if let pre = try root.object("pre_tokenizer"), let type = try pre.string("type"), type != "BertPreTokenizer" {
             throw SparseDBError(.model, "\(path): pre-tokenizer '\(type)' is not supported (BertPreTokenizer only)")
         }
-        cleanText = (normalizer?["clean_text"] as? Bool) ?? true
-        handleChineseChars = (normalizer?["handle_chinese_chars"] as? Bool) ?? true
-        lowercase = (normalizer?["lowercase"] as? Bool) ?? true
-        stripAccents = (normalizer?["strip_accents"] as? Bool) ?? lowercase
+        cleanText = try normalizer?.bool("clean_text", default: true) ?? true
+        handleChineseChars = try normalizer?.bool("handle_chinese_chars", default: true) ?? true
+        lowercase = try normalizer?.bool("lowercase", default: true) ?? true
+        stripAccents = try normalizer?.bool("strip_accents", default: lowercase) ?? lowercase
+    }
+
+    /// Requires `[CLS]` and `[SEP]`, which transformer inputs are framed with.
+    func requireSpecialTokens() throws {
+        for (name, id) in [("[CLS]", clsId), ("[SEP]", sepId)] where id == nil {
+            throw SparseDBError(.model, "\(path): '\(name)' is in neither 'model.vocab' nor 'added_tokens'")
+        }
+    }
+
+    /// Every id this tokenizer can produce must index a row of `rows` (of tensor `tensor` in
+    /// `file`): otherwise a hostile id would read outside the table.
+    func checkIds(within rows: Int, of tensor: String, in file: String) throws {
+        guard vocabularySize <= rows else {
+            throw SparseDBError(
+                .model,
+                "\(path): '\(largestToken.key)' gives token '\(largestToken.token.prefix(40))' id \(vocabularySize - 1), but '\(tensor)' in \(file) has \(rows) rows")
+        }
     }
 
     /// Token ids of `text`. With `addSpecialTokens`, `[CLS] … [SEP]` and at most `maxLength`
@@ -96,11 +146,11 @@ package final class WordPieceTokenizer: Sendable {
                 for word in preTokenize(normalize(scalars)) { wordPiece(word, into: &ids) }
             }
         }
-        if addSpecialTokens {
+        if addSpecialTokens, let clsId, let sepId {
             if let maxLength { ids = Array(ids.prefix(max(0, maxLength - 2))) }
             return [clsId] + ids + [sepId]
         }
-        if let maxLength { ids = Array(ids.prefix(maxLength)) }
+        if let maxLength { ids = Array(ids.prefix(max(0, maxLength))) }
         return ids
     }
 
