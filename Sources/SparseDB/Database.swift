@@ -130,7 +130,9 @@ public final class Database: Sendable {
         let record = try env.write { txn -> CollectionRecord in
             if let existing = try Catalog.loadCollection(txn, name: name) {
                 if mustBeNew { throw SparseDBError(.alreadyExists, "collection '\(name)' already exists in \(path)") }
-                guard CollectionSchema(existing) == schema else {
+                // Compared as stored (an automatic CSR index resolved), not as given.
+                let requested = CollectionSchema(CollectionRecord(id: 0, name: name, fields: fields, attributes: attributes))
+                guard CollectionSchema(existing) == requested else {
                     throw SparseDBError(
                         .invalidInput, "collection '\(name)' exists with another schema (\(CollectionSchema(existing).summary)), not \(schema.summary)")
                 }

@@ -203,7 +203,8 @@ extension VectorCollection {
         return state
     }
 
-    /// Encodes `text` with the query route of `encoder` and searches.
+    /// Encodes `text` with the query route of `encoder` (sparse vector or dense embedding, as the
+    /// model makes) and searches the field `options.field` (or the only one).
     ///
     /// - Throws: `.invalidInput` for an empty (or all white-space) text, which has no meaning to
     ///   search for (the model would still produce a vector from its special tokens).
@@ -211,8 +212,7 @@ extension VectorCollection {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw SparseDBError(.invalidInput, "the query text is empty")
         }
-        let q = try encoder.encode([text], task: .query, maxActiveDims: maxActiveDims)[0]
-        return try search(q, options: options)
+        return try search(try encoder.fieldVectors([text], task: .query, maxActiveDims: maxActiveDims)[0], options: options)
     }
 
     /// The encoder for text queries on `field`: `model` (a folder or "default") when given,

@@ -47,14 +47,51 @@ public struct VectorField: Sendable, Equatable {
         case dense
     }
 
+    /// The precision flat rows are stored in.
+    public enum Precision: String, Sendable, CaseIterable {
+        /// IEEE binary32: scores are exact for the values given.
+        case float32 = "f32"
+        /// IEEE binary16: half the bytes; values are rounded to half precision when stored, and
+        /// scores are exact for the stored values.
+        case float16 = "f16"
+    }
+
+    /// How dense rows are compared.
+    public enum Metric: String, Sendable, CaseIterable {
+        /// The dot product.
+        case dot
+        /// Cosine similarity: rows and queries are normalized (rows when stored).
+        case cosine
+    }
+
+    /// How a CSR field is indexed.
+    public enum CSRIndex: String, Sendable, CaseIterable {
+        /// Fixed-width rows of k (dimension, value) slots, scanned exactly.
+        case flat
+        /// Posting lists over the code dimensions, searched like a sparse field.
+        case inverted
+        /// Chosen from k and the dimensions by the measured crossover (BENCHMARKS.md).
+        case automatic
+    }
+
     /// The field's name (1…200 bytes).
     public var name: String
     /// How the field's vectors are stored and searched.
     public var kind: Kind
     /// Sparse and CSR: valid dimension indices are `0..<dimensions`. Dense: the row length.
     public var dimensions: UInt32
+    /// CSR: the number of active dimensions a code holds at most (k, 1…256).
+    public var activeDimensions: Int?
+    /// CSR: a code with more active dimensions keeps its k largest instead of being refused.
+    public var keepLargest: Bool = false
+    /// Dense and flat CSR: the precision of stored values.
+    public var precision: Precision = .float32
+    /// Dense: the similarity.
+    public var metric: Metric = .dot
+    /// CSR: the index structure.
+    public var index: CSRIndex = .automatic
 
-    /// A field of `kind`.
+    /// A field of `kind` with default options.
     public init(name: String, kind: Kind, dimensions: UInt32) {
         self.name = name
         self.kind = kind
@@ -64,6 +101,35 @@ public struct VectorField: Sendable, Equatable {
     /// A sparse field (inverted index) over `dimensions` dimensions.
     public static func sparse(_ name: String = defaultName, dimensions: UInt32) -> VectorField {
         VectorField(name: name, kind: .sparse, dimensions: dimensions)
+    }
+
+    /// A CSR field: codes of at most `activeDimensions` (k) nonzero values over `dimensions`
+    /// dimensions (at most 65,536).
+    public static func csr(
+        _ name: String, dimensions: UInt32 = 4096, activeDimensions: Int, keepLargest: Bool = false, precision: Precision = .float32,
+        index: CSRIndex = .automatic
+    ) -> VectorField {
+        var f = VectorField(name: name, kind: .csr, dimensions: dimensions)
+        f.activeDimensions = activeDimensions
+        f.keepLargest = keepLargest
+        f.precision = precision
+        f.index = index
+        return f
+    }
+
+    /// A dense field of `dimensions` values per row.
+    public static func dense(_ name: String, dimensions: UInt32, metric: Metric = .dot, precision: Precision = .float32) -> VectorField {
+        var f = VectorField(name: name, kind: .dense, dimensions: dimensions)
+        f.metric = metric
+        f.precision = precision
+        return f
+    }
+
+    /// The index an automatic CSR field gets: posting lists when codes are sparse relative to the
+    /// dimensions (k ≤ dimensions / 64), flat rows otherwise — the crossover measured on this
+    /// machine kind (BENCHMARKS.md, "CSR: flat scan or inverted index").
+    static func automaticIndex(activeDimensions k: Int, dimensions: UInt32) -> CSRIndex {
+        k * 64 <= Int(dimensions) ? .inverted : .flat
     }
 }
 
@@ -103,12 +169,27 @@ extension CollectionSchema {
             try CollectionRecord.checkName(f.name, what: "field")
             guard names.insert(f.name).inserted else { throw SparseDBError(.invalidInput, "field name '\(f.name)' is used twice") }
             guard f.dimensions > 0 else { throw SparseDBError(.invalidInput, "field '\(f.name)' needs at least one dimension") }
+            var record = FieldRecord(id: UInt32(i + 1), name: f.name, kind: FieldKind(rawValue: f.kind.rawValue)!, dimensions: f.dimensions)
             switch f.kind {
             case .sparse: break
-            case .csr, .dense:
-                throw SparseDBError(.invalidInput, "field '\(f.name)': \(f.kind.rawValue) fields are not supported by this SparseDB")
+            case .csr:
+                guard let k = f.activeDimensions, k >= 1, k <= 256 else {
+                    throw SparseDBError(.invalidInput, "CSR field '\(f.name)' needs 1…256 active dimensions (k), got \(f.activeDimensions.map(String.init) ?? "none")")
+                }
+                guard f.dimensions <= 65_536 else { throw SparseDBError(.invalidInput, "CSR field '\(f.name)' has at most 65,536 dimensions") }
+                record.activeDimensions = k
+                record.keepLargest = f.keepLargest
+                record.precision = f.precision.rawValue
+                let index = f.index == .automatic ? VectorField.automaticIndex(activeDimensions: k, dimensions: f.dimensions) : f.index
+                record.index = index.rawValue
+                if index == .flat { record.rows = 0 }
+            case .dense:
+                guard f.dimensions <= 65_536 else { throw SparseDBError(.invalidInput, "dense field '\(f.name)' has at most 65,536 dimensions") }
+                record.precision = f.precision.rawValue
+                record.metric = f.metric.rawValue
+                record.rows = 0
             }
-            fieldRecords.append(FieldRecord(id: UInt32(i + 1), name: f.name, kind: FieldKind(rawValue: f.kind.rawValue)!, dimensions: f.dimensions))
+            fieldRecords.append(record)
         }
         var attributeNames = Set<String>()
         var attributeRecords: [AttributeRecord] = []
@@ -123,7 +204,13 @@ extension CollectionSchema {
     /// The public form of a stored schema.
     init(_ record: CollectionRecord) {
         fields = record.fields.map { f in
-            VectorField(name: f.name, kind: VectorField.Kind(rawValue: f.kind) ?? .sparse, dimensions: f.dimensions)
+            var field = VectorField(name: f.name, kind: VectorField.Kind(rawValue: f.kind) ?? .sparse, dimensions: f.dimensions)
+            field.activeDimensions = f.activeDimensions
+            field.keepLargest = f.keepLargest ?? false
+            field.precision = f.precision.flatMap(VectorField.Precision.init(rawValue:)) ?? .float32
+            field.metric = f.metric.flatMap(VectorField.Metric.init(rawValue:)) ?? .dot
+            field.index = f.index.flatMap(VectorField.CSRIndex.init(rawValue:)) ?? .automatic
+            return field
         }
         attributes = record.attributes.map { a in
             AttributeField(name: a.name, type: AttributeField.ValueType(rawValue: a.type) ?? .keyword)

@@ -30,19 +30,25 @@ public struct SearchOptions: Sendable {
     /// Approximate: prune documents whose score bound is below this factor times the current
     /// k-th score (1 = exact; 1.1–1.5 trades recall for speed, as PISA's and Seismic's heap factor).
     public var heapFactor: Float = 1
+    /// CSR fields: keep only the query's K largest entries (`--max-active-dims`).
+    public var maxActiveDims: Int? = nil
+    /// Dense fields: score on the first D dimensions only (Matryoshka truncation, `--dims`).
+    public var dimensions: Int? = nil
     /// Load the stored payload of each hit.
     public var includePayloads: Bool = true
 
     /// Options with the given values; the defaults are an exact MaxScore top-10 with payloads.
     public init(
         k: Int = 10, algorithm: SearchAlgorithm = .maxscore, field: String? = nil, maxQueryTerms: Int? = nil, heapFactor: Float = 1,
-        includePayloads: Bool = true
+        maxActiveDims: Int? = nil, dimensions: Int? = nil, includePayloads: Bool = true
     ) {
         self.k = k
         self.algorithm = algorithm
         self.field = field
         self.maxQueryTerms = maxQueryTerms
         self.heapFactor = heapFactor
+        self.maxActiveDims = maxActiveDims
+        self.dimensions = dimensions
         self.includePayloads = includePayloads
     }
 
@@ -54,6 +60,8 @@ public struct SearchOptions: Sendable {
             throw SparseDBError(.invalidInput, "heapFactor must be a finite number ≥ 1, got \(heapFactor)")
         }
         if let m = maxQueryTerms, m < 1 { throw SparseDBError(.invalidInput, "maxQueryTerms must be at least 1, got \(m)") }
+        if let m = maxActiveDims, m < 1 { throw SparseDBError(.invalidInput, "maxActiveDims must be at least 1, got \(m)") }
+        if let d = dimensions, d < 1 { throw SparseDBError(.invalidInput, "dimensions must be at least 1, got \(d)") }
     }
 }
 
@@ -98,6 +106,17 @@ public struct SearchHit: Sendable, Equatable {
     public var payload: [UInt8]?
     /// Internal document id (insertion order); ties in score are broken by the smaller one.
     public var internalId: UInt32
+    /// Hybrid search: the document's exact score in each field searched (empty otherwise).
+    public var fieldScores: [String: Double] = [:]
+
+    /// A hit.
+    public init(id: String, score: Double, payload: [UInt8]? = nil, internalId: UInt32, fieldScores: [String: Double] = [:]) {
+        self.id = id
+        self.score = score
+        self.payload = payload
+        self.internalId = internalId
+        self.fieldScores = fieldScores
+    }
 }
 
 /// The hits of one query and what the query did.
@@ -106,6 +125,12 @@ public struct SearchResult: Sendable {
     public var hits: [SearchHit]
     /// What the query did.
     public var statistics: SearchStatistics
+
+    /// A result with these hits and statistics.
+    public init(hits: [SearchHit], statistics: SearchStatistics = SearchStatistics()) {
+        self.hits = hits
+        self.statistics = statistics
+    }
 }
 
 extension VectorCollection {
@@ -124,8 +149,8 @@ extension VectorCollection {
             .invalidInput, "collection '\(self.name)' has fields \(record.fields.map(\.name).joined(separator: ", ")): name the one to search")
     }
 
-    /// The exact top-k documents by dot product with `query` (approximate when
-    /// `options.maxQueryTerms` or `options.heapFactor` say so).
+    /// The exact top-k documents by dot product with `query` on a sparse or CSR field
+    /// (approximate when `options.maxQueryTerms` or `options.heapFactor` say so).
     ///
     /// ```swift
     /// let result = try collection.search(query, options: SearchOptions(k: 10, algorithm: .bmw))
@@ -136,31 +161,79 @@ extension VectorCollection {
     ///   1 or `maxQueryTerms` < 1; `.corrupt` when a stored record the query reads fails its
     ///   checksum (never a silently wrong answer).
     public func search(_ query: SparseVector, options: SearchOptions = SearchOptions()) throws -> SearchResult {
+        try search(.sparse(query), options: options)
+    }
+
+    /// The exact top-k documents for `query` on one field: a ``FieldVector/sparse(_:)`` query for
+    /// sparse and CSR fields, a ``FieldVector/dense(_:)`` query (dot product or cosine, as the
+    /// field says) for dense fields.
+    public func search(_ query: FieldVector, options: SearchOptions = SearchOptions()) throws -> SearchResult {
         try options.validate()
-        var q = query.droppingZeros()
-        if let limit = options.maxQueryTerms { q = q.keepingLargest(limit) }
         return try env.read { txn in
             let record = try record(txn)
             let field = try resolveField(options.field, in: record)
-            guard try field.knownKind(collection: name) == .sparse else {
-                throw SparseDBError(.invalidInput, "field '\(field.name)' is \(field.kind); search it with a \(field.kind) query")
-            }
-            if let last = q.dimensions.last, last >= field.dimensions {
-                throw SparseDBError(
-                    .invalidInput, "query dimension \(last) is out of range (field '\(field.name)' of '\(name)' has \(field.dimensions) dimensions)")
-            }
-            let engine = database.engine
-            let deleted = try engine.deletedDocuments(txn, record: record)
-            let (scored, statistics) = try engine.searchSparse(
-                txn, record: record, field: field,
-                query: SparseQuery(
-                    vector: q, k: options.k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor),
-                deleted: deleted)
+            let deleted = try database.engine.deletedDocuments(txn, record: record)
+            let (scored, statistics) = try fieldTopK(txn, record: record, field: field, query: query, k: options.k, options: options, deleted: deleted)
             let hits = try scored.map { s in
                 let stored = try storedDocument(txn, s.document, includePayload: options.includePayloads)
                 return SearchHit(id: stored.id, score: s.score, payload: stored.payload, internalId: s.document)
             }
             return SearchResult(hits: hits, statistics: SearchStatistics(statistics))
         }
+    }
+
+    /// A query checked against its field and prepared as the engine takes it.
+    struct PreparedQuery {
+        var sparse = SparseVector()
+        var dense: [Float] = []
+    }
+
+    func prepare(_ query: FieldVector, field: FieldRecord, options: SearchOptions) throws -> PreparedQuery {
+        let kind = try field.knownKind(collection: name)
+        var prepared = PreparedQuery()
+        switch (kind, query) {
+        case (.sparse, .sparse(let v)), (.csr, .sparse(let v)):
+            var q = v.droppingZeros()
+            if let limit = options.maxQueryTerms { q = q.keepingLargest(limit) }
+            if let limit = options.maxActiveDims { q = q.keepingLargest(limit) }
+            if let last = q.dimensions.last, last >= field.dimensions {
+                throw SparseDBError(
+                    .invalidInput, "query dimension \(last) is out of range (field '\(field.name)' of '\(name)' has \(field.dimensions) dimensions)")
+            }
+            prepared.sparse = q
+        case (.dense, .dense(let v)):
+            let d = options.dimensions ?? Int(field.dimensions)
+            guard v.count == Int(field.dimensions) || v.count == d else {
+                throw SparseDBError(.invalidInput, "field '\(field.name)' takes queries of \(field.dimensions) values (or the first --dims), got \(v.count)")
+            }
+            guard d <= Int(field.dimensions) else {
+                throw SparseDBError(.invalidInput, "field '\(field.name)' has \(field.dimensions) dimensions; cannot search the first \(d)")
+            }
+            for (i, x) in v.enumerated() where !x.isFinite || abs(x) > SparseVector.maxWeight {
+                throw SparseDBError(.invalidInput, "query value \(i) is \(x); values must be finite and within ±\(SparseVector.maxWeight)")
+            }
+            prepared.dense = Array(v.prefix(d))
+        default:
+            throw SparseDBError(.invalidInput, "field '\(field.name)' is \(kind.rawValue); this query does not fit it")
+        }
+        return prepared
+    }
+
+    /// One field's exact top-k of `query` in `txn`'s snapshot.
+    func fieldTopK(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: FieldVector, k: Int, options: SearchOptions,
+        deleted: DocumentBitmap
+    ) throws -> ([ScoredDocument], QueryStatistics) {
+        let q = try prepare(query, field: field, options: options)
+        let engine = database.engine
+        if field.isInverted {
+            return try engine.searchSparse(
+                txn, record: record, field: field,
+                query: SparseQuery(
+                    vector: q.sparse, k: k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor),
+                deleted: deleted)
+        }
+        let flat = field.kind == FieldKind.dense.rawValue ? FlatQuery(dense: q.dense, k: k, dimensions: q.dense.count) : FlatQuery(sparse: q.sparse, k: k)
+        return try engine.searchFlat(txn, record: record, field: field, query: flat, deleted: deleted)
     }
 }

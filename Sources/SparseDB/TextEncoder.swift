@@ -94,8 +94,8 @@ public final class TextEncoder: Sendable {
     /// What a collection records about this encoder.
     var record: EncoderRecord { EncoderRecord(name: name, checksum: checksum, kind: kind.rawValue, path: path) }
 
-    /// Encodes `texts` into the vector a field of `kind` stores.
-    func fieldVectors(_ texts: [String], task: Task, maxActiveDims: Int?) throws -> [FieldVector] {
+    /// Encodes `texts` into the vectors the model makes: sparse (SPLADE, inference-free, CSR) or dense.
+    public func fieldVectors(_ texts: [String], task: Task, maxActiveDims: Int? = nil) throws -> [FieldVector] {
         if producesSparseVectors { return try encode(texts, task: task, maxActiveDims: maxActiveDims).map { .sparse($0) } }
         return try embed(texts, task: task).map { .dense($0) }
     }

@@ -156,7 +156,22 @@ public final class VectorCollection: Sendable {
     func loadDocument(_ txn: borrowing Transaction, record: CollectionRecord, _ doc: UInt32) throws -> Document {
         let stored = try storedDocument(txn, doc, includePayload: true)
         var vectors: [String: FieldVector] = [:]
-        for field in record.fields where field.kind == FieldKind.sparse.rawValue {
+        for field in record.fields where field.isFlat {
+            let key = Keys.flatChunk(id, field.id, FlatStore.chunkIndex(doc))
+            let chunk = try key.withUnsafeBytes { k in
+                try txn.withValue(key, in: txn.table(.flatChunk)) { b throws in try b.map { try FlatStore.decode(key: k, $0, field: field) } }
+            }
+            guard let chunk, let r = chunk.documents.firstIndex(of: doc) else { continue }
+            let row = chunk.values[(r * chunk.width)..<((r + 1) * chunk.width)]
+            if chunk.layout.isCSR {
+                let dims = chunk.dimensions[(r * chunk.width)..<((r + 1) * chunk.width)]
+                let used = zip(dims, row).filter { $0.1 != 0 }
+                vectors[field.name] = .sparse(SparseVector(unchecked: used.map { UInt32($0.0) }, weights: used.map(\.1)))
+            } else {
+                vectors[field.name] = .dense(Array(row))
+            }
+        }
+        for field in record.fields where field.isInverted {
             let key = Keys.forwardRow(id, field.id, doc)
             let vector = try key.withUnsafeBytes { k in
                 try txn.withValue(key, in: txn.table(.forwardRow)) { b throws in

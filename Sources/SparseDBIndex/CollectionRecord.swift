@@ -48,6 +48,18 @@ package struct FieldRecord: Codable, Equatable, Sendable {
     package var epoch: UInt64 = 1
     /// The encoder that produced the field's vectors, when ingested from text.
     package var encoder: EncoderRecord?
+    /// csr: the number of active dimensions a row holds at most (k, 1…256).
+    package var activeDimensions: Int?
+    /// csr: a document with more active dimensions keeps its k largest instead of being refused.
+    package var keepLargest: Bool?
+    /// Flat rows: `f32` (absent: f32) or `f16`.
+    package var precision: String?
+    /// dense: `dot` (absent: dot) or `cosine` (rows are stored normalized).
+    package var metric: String?
+    /// csr: `flat` (fixed-width rows scanned) or `inverted` (posting lists, as a sparse field).
+    package var index: String?
+    /// Flat fields: rows stored (deleted documents' included until compaction).
+    package var rows: UInt64?
 
     package init(id: UInt32, name: String, kind: FieldKind, dimensions: UInt32) {
         self.id = id
@@ -57,6 +69,20 @@ package struct FieldRecord: Codable, Equatable, Sendable {
     }
 
     /// The field's kind, or a clear error when it was written by a newer SparseDB.
+    /// Whether the field's vectors live in posting lists and forward rows (sparse, and csr
+    /// with an inverted index).
+    package var isInverted: Bool { kind == FieldKind.sparse.rawValue || (kind == FieldKind.csr.rawValue && index == "inverted") }
+
+    /// Whether the field's vectors live in flat chunks of fixed-width rows (dense, and csr with
+    /// a flat index).
+    package var isFlat: Bool { kind == FieldKind.dense.rawValue || (kind == FieldKind.csr.rawValue && index != "inverted") }
+
+    /// Whether stored rows are half precision.
+    package var isHalfPrecision: Bool { precision == "f16" }
+
+    /// Whether dense rows (and queries) are normalized: cosine similarity as a dot product.
+    package var isCosine: Bool { metric == "cosine" }
+
     package func knownKind(collection: String) throws -> FieldKind {
         guard let k = FieldKind(rawValue: kind) else {
             throw SparseDBError(

@@ -90,12 +90,15 @@ package enum IndexWriter {
                 throw SparseDBError(.invalidInput, "document '\(doc.id)': field '\(field.name)' given twice")
             }
             switch (try field.knownKind(collection: record.name), value) {
-            case (.sparse, .sparse(let v)):
+            case (.sparse, .sparse(let v)), (.csr, .sparse(let v)):
                 if let last = v.dimensions.last, last >= field.dimensions {
                     throw SparseDBError(
                         .invalidInput,
                         "document '\(doc.id)': dimension \(last) is out of range (field '\(field.name)' of '\(record.name)' has \(field.dimensions) dimensions)")
                 }
+                if field.kind == FieldKind.csr.rawValue { _ = try FlatStore.csrRow(v, field: field, document: doc.id) }
+            case (.dense, .dense(let v)):
+                _ = try FlatStore.denseRow(v, field: field, document: doc.id)
             case (let kind, _):
                 throw SparseDBError(.invalidInput, "document '\(doc.id)': field '\(field.name)' is \(kind.rawValue) and does not take this vector")
             }
@@ -118,6 +121,7 @@ package enum IndexWriter {
             }
         }
         var pending: [UInt32: [UInt32: PendingList]] = [:]  // field → term → postings
+        var flat: [UInt32: FlatStore.PendingRows] = [:]  // field → rows
         for doc in documents {
             let idKey = Keys.externalId(c, doc.id)
             if let old = try documentId(txn, idKey: idKey) {
@@ -133,7 +137,26 @@ package enum IndexWriter {
             let docKey = Keys.document(c, docId)
             try txn.putAppending(Records.document(key: docKey, externalId: doc.id, payload: doc.payload), forKey: docKey, in: txn.table(.document))
             for (fid, value) in doc.fields {
-                guard case .sparse(let vector) = value else { continue }
+                guard let field = record.fields.first(where: { $0.id == fid }) else { continue }
+                if field.isFlat {
+                    var rows = flat[fid] ?? FlatStore.PendingRows()
+                    rows.documents.append(docId)
+                    switch value {
+                    case .dense(let v):
+                        rows.values.append(contentsOf: try FlatStore.denseRow(v, field: field, document: doc.id))
+                    case .sparse(let v):
+                        let (dims, values) = try FlatStore.csrRow(v, field: field, document: doc.id)
+                        rows.dimensions.append(contentsOf: dims)
+                        rows.values.append(contentsOf: values)
+                    }
+                    flat[fid] = rows
+                    var updated = field
+                    updated.rows = (updated.rows ?? 0) + 1
+                    record.updateField(updated)
+                    continue
+                }
+                guard case .sparse(var vector) = value else { continue }
+                if field.kind == FieldKind.csr.rawValue, let k = field.activeDimensions, vector.count > k { vector = vector.keepingLargest(k) }
                 let v = vector.droppingZeros()
                 let rowKey = Keys.forwardRow(c, fid, docId)
                 try txn.putAppending(Records.forwardRow(key: rowKey, v), forKey: rowKey, in: txn.table(.forwardRow))
@@ -149,6 +172,10 @@ package enum IndexWriter {
         }
         for fid in pending.keys.sorted() {
             try writeLists(txn, collection: c, field: fid, pending[fid]!, codec: codec)
+        }
+        for fid in flat.keys.sorted() {
+            guard let field = record.fields.first(where: { $0.id == fid }) else { continue }
+            try FlatStore.append(txn, collection: c, field: field, rows: flat[fid]!)
         }
     }
 
@@ -281,18 +308,18 @@ package enum IndexWriter {
         let c = record.id
         let deleted = try tombstones(txn, collection: c, capacity: record.nextDocument)
         for var field in record.fields {
-            switch try field.knownKind(collection: record.name) {
-            case .sparse:
+            _ = try field.knownKind(collection: record.name)
+            if field.isInverted {
                 field.postings = try rebuildPostings(txn, collection: c, field: field, deleted: deleted, codec: codec, postingsPerPass: postingsPerPass)
-            case .csr, .dense:
-                break
+            } else {
+                field.rows = try FlatStore.compact(txn, collection: c, field: field, deleted: deleted)
             }
             field.epoch &+= 1
             record.updateField(field)
         }
         for doc in deleted.members {
             try txn.delete(Keys.document(c, doc), in: txn.table(.document))
-            for field in record.fields { try txn.delete(Keys.forwardRow(c, field.id, doc), in: txn.table(.forwardRow)) }
+            for field in record.fields where field.isInverted { try txn.delete(Keys.forwardRow(c, field.id, doc), in: txn.table(.forwardRow)) }
             try txn.delete(Keys.tombstone(c, doc), in: txn.table(.tombstone))
         }
         record.deletedDocuments = 0

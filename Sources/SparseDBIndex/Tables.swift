@@ -14,6 +14,7 @@ package enum Table: Int, CaseIterable, Sendable {
     case term
     case postingBlock
     case forwardRow
+    case flatChunk
 
     package var name: String {
         switch self {
@@ -24,6 +25,7 @@ package enum Table: Int, CaseIterable, Sendable {
         case .term: "term"
         case .postingBlock: "posting-block"
         case .forwardRow: "forward-row"
+        case .flatChunk: "flat-chunk"
         }
     }
 
@@ -68,6 +70,7 @@ package enum Keys {
         [UInt8](bigEndianKey: c, f, term, firstDocument)
     }
     package static func forwardRow(_ c: UInt32, _ f: UInt32, _ doc: UInt32) -> [UInt8] { [UInt8](bigEndianKey: c, f, doc) }
+    package static func flatChunk(_ c: UInt32, _ f: UInt32, _ chunk: UInt32) -> [UInt8] { [UInt8](bigEndianKey: c, f, chunk) }
 
     /// The `index`-th big-endian 32-bit part of a key (0 is the collection id), or nil when the
     /// key is too short.

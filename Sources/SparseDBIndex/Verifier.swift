@@ -76,11 +76,11 @@ package enum Verifier {
                 problem("field '\(field.name)' has kind '\(field.kind)' unknown to this SparseDB; not checked")
                 continue
             }
-            switch kind {
-            case .sparse:
+            _ = kind
+            if field.isInverted {
                 try verifySparseField(txn, record: record, field: field, documents: documents, codec: codec, problem: problem)
-            case .csr, .dense:
-                break
+            } else {
+                try verifyFlatField(txn, record: record, field: field, documents: documents, problem: problem)
             }
         }
         return problems
@@ -166,6 +166,26 @@ package enum Verifier {
         for (d, n) in postingsPerDoc where rowCounts[d] == nil {
             problem("\(label): document \(d) has \(n) postings but no forward row")
         }
+    }
+
+    private static func verifyFlatField(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, documents: DocumentBitmap, problem: (String) -> Void
+    ) throws {
+        let label = "field '\(field.name)'"
+        var rows: UInt64 = 0
+        try txn.scan(prefix: Keys.field(record.id, field.id), in: txn.table(.flatChunk)) { k, v in
+            guard k.count == 12 else {
+                problem("\(label): malformed flat chunk key")
+                return true
+            }
+            do {
+                let chunk = try FlatStore.decode(key: k, v, field: field)
+                rows += UInt64(chunk.count)
+                for d in chunk.documents where !documents.contains(d) { problem("\(label): row for unknown document \(d)") }
+            } catch { problem("\(label): \(message(error))") }
+            return true
+        }
+        if rows != (field.rows ?? 0) { problem("\(label): metadata says \(field.rows ?? 0) rows, chunks hold \(rows)") }
     }
 
     static func message(_ error: Error) -> String { (error as? SparseDBError)?.message ?? "\(error)" }

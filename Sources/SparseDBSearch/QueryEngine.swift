@@ -59,9 +59,13 @@ package struct SparseQuery: Sendable {
 /// queries reuse. Thread-safe; one per open database.
 package final class QueryEngine: Sendable {
     package let cache: PostingCache
+    package let flatCache: FlatCache
     package let codecs = CodecPool()
 
-    package init(cacheBytes: Int) { cache = PostingCache(budget: cacheBytes) }
+    package init(cacheBytes: Int, flatCacheBytes: Int = 1 << 30) {
+        cache = PostingCache(budget: cacheBytes)
+        flatCache = FlatCache(budget: flatCacheBytes)
+    }
 
     /// The deleted documents of `record`'s snapshot (cached per generation).
     package func deletedDocuments(_ txn: borrowing Transaction, record: CollectionRecord) throws -> DocumentBitmap {

@@ -221,22 +221,53 @@ package enum LineFormats {
         return "a \(type(of: value))"
     }
 
+    /// A dense line: `{"_id": "d1", "dense": [0.1, -0.2, ...], ...other fields}`, of `dimensions`
+    /// values (or any length when nil). Returns the id, the values, and the other fields as a
+    /// JSON object text (nil when none).
+    package static func denseRecord(
+        _ bytes: ArraySlice<UInt8>, file: String, line: Int, dimensions: Int?
+    ) throws -> (id: String, values: [Float], payload: [UInt8]?) {
+        let parsed = try parseLine(bytes, file: file, line: line)
+        if parsed.idIsNotString { throw SparseDBError(.invalidInput, "\(file):\(line): \"_id\" must be a string") }
+        guard let id = parsed.id else { throw SparseDBError(.invalidInput, "\(file):\(line): missing \"_id\"") }
+        try checkId(id, file: file, line: line)
+        guard let dense = parsed.dense else { throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has no \"dense\" field") }
+        if let problem = parsed.denseError { throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)': \(problem)") }
+        if let dimensions, dense.count != dimensions {
+            throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has \(dense.count) values, expected \(dimensions)")
+        }
+        var values: [Float] = []
+        values.reserveCapacity(dense.count)
+        for (i, x) in dense.enumerated() {
+            let f = Float(x)
+            guard f.isFinite, abs(f) <= SparseVector.maxWeight else {
+                throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)': value \(i) is \(x), not a finite number within ±\(SparseVector.maxWeight)")
+            }
+            values.append(f)
+        }
+        let payload = parsed.otherFields.isEmpty ? nil : Array(("{" + parsed.otherFields.joined(separator: ",") + "}").utf8)
+        return (id, values, payload)
+    }
+
+    private static func parseLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws -> VectorLineParser.Parsed {
+        try checkSize(bytes, file: file, line: line)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw SparseDBError(.invalidInput, "\(file):\(line): line is not valid UTF-8")
+        }
+        do {
+            return try bytes.withUnsafeBytes { b throws(VectorLineParser.Failure) in try VectorLineParser.parse(b) }
+        } catch let error as VectorLineParser.Failure {
+            let message = error.message.contains("UTF-8") ? "line is not valid UTF-8" : "malformed JSON (\(error.message))"
+            throw SparseDBError(.invalidInput, "\(file):\(line): \(message)")
+        }
+    }
+
     /// A vector line: `{"_id": "d1", "vector": {"2054": 1.23, ...}, ...other fields}`.
     /// Returns the id, the vector, and the other fields as a JSON object text (nil when none).
     package static func vectorRecord(
         _ bytes: ArraySlice<UInt8>, file: String, line: Int, dimensions: UInt32
     ) throws -> (id: String, vector: SparseVector, payload: [UInt8]?) {
-        try checkSize(bytes, file: file, line: line)
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw SparseDBError(.invalidInput, "\(file):\(line): line is not valid UTF-8")
-        }
-        let parsed: VectorLineParser.Parsed
-        do {
-            parsed = try bytes.withUnsafeBytes { b throws(VectorLineParser.Failure) in try VectorLineParser.parse(b) }
-        } catch let error as VectorLineParser.Failure {
-            let message = error.message.contains("UTF-8") ? "line is not valid UTF-8" : "malformed JSON (\(error.message))"
-            throw SparseDBError(.invalidInput, "\(file):\(line): \(message)")
-        }
+        let parsed = try parseLine(bytes, file: file, line: line)
         if parsed.idIsNotString { throw SparseDBError(.invalidInput, "\(file):\(line): \"_id\" must be a string") }
         guard let id = parsed.id else { throw SparseDBError(.invalidInput, "\(file):\(line): missing \"_id\"") }
         try checkId(id, file: file, line: line)

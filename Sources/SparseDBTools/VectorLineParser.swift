@@ -24,6 +24,9 @@ struct VectorLineParser {
         var otherFields: [String] = []
         var vectorError: String?
         var idIsNotString = false
+        /// `"dense": [numbers]`, when the line has it.
+        var dense: [Double]?
+        var denseError: String?
     }
 
     static func parse(_ line: UnsafeRawBufferPointer) throws(Failure) -> Parsed {
@@ -78,6 +81,13 @@ struct VectorLineParser {
                         try skipValue()
                         out.vectorError = "\"vector\" must be an object {\"DIM\": weight}"
                     }
+                } else if key == "dense" {
+                    if i < bytes.count, bytes[i] == 0x5B {
+                        try parseDense(into: &out)
+                    } else {
+                        try skipValue()
+                        out.denseError = "\"dense\" must be an array of numbers"
+                    }
                 } else {
                     try skipValue()
                     out.otherFields.append(
@@ -124,6 +134,30 @@ struct VectorLineParser {
             }
             if try atClose(0x7D) { return }
         }
+    }
+
+    private mutating func parseDense(into out: inout Parsed) throws(Failure) {
+        i += 1  // '['
+        var values: [Double] = []
+        skipSpace()
+        if i < bytes.count, bytes[i] == 0x5D {
+            i += 1
+            out.dense = values
+            return
+        }
+        while true {
+            skipSpace()
+            if i < bytes.count, bytes[i] == 0x2D || (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+                let r = try parseNumber()
+                values.append(Self.double(UnsafeRawBufferPointer(rebasing: bytes[r])))
+            } else {
+                try skipValue()
+                if out.denseError == nil { out.denseError = "value \(values.count) of \"dense\" is not a number" }
+                values.append(0)
+            }
+            if try atClose(0x5D) { break }
+        }
+        out.dense = values
     }
 
     /// After a member: consumes ',' (false: another member follows) or `close` (true).

@@ -27,7 +27,16 @@ struct IngestCommand: ParsableCommand {
         help: "Corpus ingest into several fields: NAME=MODEL (repeatable); each document is encoded once per field.")
     var fields: [String] = []
     @Option(parsing: .unconditional, help: "Documents per write transaction.") var batchSize: Int = 1000
-    @Option(parsing: .unconditional, help: "Dimensions of a new collection (vector ingest).") var dimensions: UInt32 = 30_522
+    @Option(name: [.customLong("dimensions"), .customLong("dims")], parsing: .unconditional,
+            help: "Dimensions of a new field (vector ingest): the vocabulary (sparse, csr) or the row length (dense; default: the first line's).")
+    var dimensions: UInt32?
+    @Option(help: "Vector ingest: sparse (inverted index), csr (k-sparse codes) or dense (\"dense\": [floats] lines).")
+    var kind: VectorField.Kind = .sparse
+    @Option(name: .customLong("vector-field"), help: "Vector ingest: the field to fill (default: the collection's only field, or 'vector').")
+    var vectorField: String?
+    @Option(help: "New dense field: dot or cosine.") var metric: VectorField.Metric = .dot
+    @Option(help: "New csr or dense field: f32 or f16 storage.") var precision: VectorField.Precision = .float32
+    @Option(help: "New csr field: flat, inverted or automatic.") var index: VectorField.CSRIndex = .automatic
     @Flag(help: "No progress output.") var quiet = false
     @Flag(help: "Corpus ingest: re-encode and replace documents whose id is already stored (default: skip them, which resumes an interrupted ingest).")
     var replace = false
@@ -40,7 +49,8 @@ struct IngestCommand: ParsableCommand {
     func validate() throws {
         if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if dimensions < 1 || dimensions > 1 << 31 { throw ValidationError("--dimensions must be 1 ... 2^31") }
+        if let d = dimensions, d < 1 || d > 1 << 31 { throw ValidationError("--dimensions must be 1 ... 2^31") }
+        if corpus != nil && kind != .sparse { throw ValidationError("--kind goes with --vectors; a corpus field's kind follows its model") }
         if let k = maxActiveDims, k < 1 { throw ValidationError("--max-active-dims must be at least 1, got \(k)") }
         if vectors != nil && !fields.isEmpty { throw ValidationError("--field goes with --corpus") }
         _ = try fieldModels()
@@ -79,10 +89,33 @@ struct IngestCommand: ParsableCommand {
 
     // MARK: vectors
 
+    /// One parsed input line of the chosen kind.
+    private func vectorLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int, dims: UInt32?) throws -> (id: String, vector: FieldVector, payload: [UInt8]?) {
+        switch kind {
+        case .sparse, .csr:
+            let r = try LineFormats.vectorRecord(bytes, file: file, line: line, dimensions: dims ?? (kind == .csr ? 4096 : 30_522))
+            var v = r.vector.droppingZeros()
+            if let k = maxActiveDims { v = v.keepingLargest(k) }
+            return (r.id, .sparse(v), r.payload)
+        case .dense:
+            let r = try LineFormats.denseRecord(bytes, file: file, line: line, dimensions: dims.map(Int.init))
+            return (r.id, .dense(r.values), r.payload)
+        }
+    }
+
     private func ingestVectors(_ input: InputFile) throws {
         let existing = try existingCollection()
-        let dims = existing?.dimensions ?? dimensions
         let name = input.displayName
+        let fieldName = vectorField ?? (existing?.schema.fields.count == 1 ? existing!.schema.fields[0].name : VectorField.defaultName)
+        var field = existing?.schema.fields.first { $0.name == fieldName }
+        if let existing, field == nil {
+            throw SparseDBError.invalidInput("collection '\(existing.name)' has no field '\(fieldName)'")
+        }
+        if let field, field.kind != kind {
+            throw SparseDBError.invalidInput("field '\(fieldName)' of collection '\(collection)' is \(field.kind.rawValue); give --kind \(field.kind.rawValue)")
+        }
+        var dims = field?.dimensions ?? dimensions
+        var maxActive = 0
         var total: Int? = nil
         if input.isRewindable {
             // First pass: check every line, so that a bad line leaves the database exactly as it was.
@@ -90,14 +123,40 @@ struct IngestCommand: ParsableCommand {
             var lines = 0
             let reader = try input.lines()
             while let (line, bytes) = try reader.next() {
-                let r = try LineFormats.vectorRecord(bytes, file: name, line: line, dimensions: dims)
+                let r = try vectorLine(bytes, file: name, line: line, dims: dims)
                 if let first = seen.updateValue(line, forKey: r.id) {
                     throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' repeats line \(first)")
+                }
+                switch r.vector {
+                case .sparse(let v):
+                    maxActive = max(maxActive, v.count)
+                    if kind == .csr, let k = field?.activeDimensions, v.count > k, field?.keepLargest != true {
+                        throw SparseDBError.invalidInput("\(name):\(line): document '\(r.id)' has \(v.count) active dimensions; field '\(fieldName)' holds at most \(k)")
+                    }
+                case .dense(let v):
+                    if dims == nil { dims = UInt32(v.count) }
                 }
                 lines += 1
             }
             guard lines > 0 else { throw SparseDBError.invalidInput("\(name): the file holds no records") }
             total = lines
+        }
+        if field == nil {
+            switch kind {
+            case .sparse:
+                field = .sparse(fieldName, dimensions: dims ?? 30_522)
+            case .csr:
+                guard let k = maxActiveDims ?? (maxActive > 0 ? maxActive : nil) else {
+                    throw SparseDBError.invalidInput("a new csr field needs its k: give --max-active-dims (input from a pipe is read once)")
+                }
+                guard k <= 256 else {
+                    throw SparseDBError.invalidInput("\(name): codes have up to \(k) active dimensions; a csr field holds at most 256 (give --max-active-dims to keep the largest)")
+                }
+                field = .csr(fieldName, dimensions: dims ?? 4096, activeDimensions: k, keepLargest: maxActiveDims != nil, precision: precision, index: index)
+            case .dense:
+                guard let d = dims else { break }  // a pipe: known from the first line
+                field = .dense(fieldName, dimensions: d, metric: metric, precision: precision)
+            }
         }
         var coll = existing
         let progress = Progress("ingest \(collection)", total: total, quiet: quiet)
@@ -107,7 +166,12 @@ struct IngestCommand: ParsableCommand {
         var seen = Set<String>()
         func flush() throws {
             guard !batch.isEmpty else { return }
-            if coll == nil { coll = try Database(path: database.db).collection(collection, creatingWithDimensions: dims) }
+            if coll == nil {
+                if field == nil, case .dense(let v)? = batch.first?.vectors[fieldName] {
+                    field = .dense(fieldName, dimensions: UInt32(v.count), metric: metric, precision: precision)
+                }
+                coll = try Database(path: database.db).collection(collection, creatingWith: CollectionSchema(fields: [field!]))
+            }
             try coll!.upsert(batch)
             done += batch.count
             committed.set(done)
@@ -116,12 +180,12 @@ struct IngestCommand: ParsableCommand {
         }
         let reader = try input.lines()
         while let (line, bytes) = try reader.next() {
-            let r = try LineFormats.vectorRecord(bytes, file: name, line: line, dimensions: dims)
+            let r = try vectorLine(bytes, file: name, line: line, dims: dims)
             guard seen.insert(r.id).inserted else {
                 throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' appears more than once in the input")
             }
-            let vector = maxActiveDims.map { r.vector.droppingZeros().keepingLargest($0) } ?? r.vector
-            batch.append(Document(id: r.id, payload: r.payload, vector: vector))
+            if case .dense(let v) = r.vector, dims == nil { dims = UInt32(v.count) }
+            batch.append(Document(id: r.id, payload: r.payload, vectors: [fieldName: r.vector]))
             if batch.count >= batchSize { try flush() }
         }
         try flush()
@@ -145,12 +209,18 @@ struct IngestCommand: ParsableCommand {
                 encoders[name] = try TextEncoder(path: model)
             }
         }
-        let schema = try CollectionSchema(fields: encoders.keys.sorted().map { name in
+        let schema = CollectionSchema(fields: encoders.keys.sorted().map { name in
             let encoder = encoders[name]!
-            guard encoder.producesSparseVectors else {
-                throw SparseDBError.invalidInput("model '\(encoder.name)' produces dense embeddings, which this SparseDB cannot store yet")
+            switch encoder.kind {
+            case .splade, .inferenceFree:
+                return VectorField.sparse(name, dimensions: UInt32(encoder.dimensions))
+            case .csr:
+                return VectorField.csr(
+                    name, dimensions: UInt32(encoder.dimensions), activeDimensions: min(256, maxActiveDims ?? encoder.defaultMaxActiveDims ?? 256),
+                    keepLargest: true, precision: precision, index: index)
+            case .staticEmbedding, .dense:
+                return VectorField.dense(name, dimensions: UInt32(encoder.dimensions), metric: metric, precision: precision)
             }
-            return VectorField.sparse(name, dimensions: UInt32(encoder.dimensions))
         })
         var total: Int? = nil
         if input.isRewindable {

@@ -19,6 +19,12 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Accept a --model different from the one the field was built with.") var allowModelMismatch = false
     @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(parsing: .unconditional, help: "CSR fields: keep only the query's K largest entries.") var maxActiveDims: Int?
+    @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
+    @Option(help: "Hybrid search over several fields with text queries: rrf or weighted.") var fuse: FusionOptions.Method?
+    @Option(help: "Hybrid: the fields to search, comma-separated (default: all fields with a recorded model).") var fields: String?
+    @Option(help: "Hybrid, weighted: FIELD=WEIGHT,... (fields not named share the rest equally).") var weights: String?
+    @Option(parsing: .unconditional, help: "Hybrid: how deep each field's exact ranking goes.") var fuseDepth: Int = 100
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
     @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
     @Flag(help: "Run every query once before the measured run (warms the posting cache), for latency measurements.") var warmup = false
@@ -33,10 +39,29 @@ struct SearchCommand: ParsableCommand {
         if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
         if tag.contains(where: \.isWhitespace) || tag.isEmpty { throw ValidationError("--tag must be one word") }
         if let query, query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--query is empty") }
+        if let m = maxActiveDims, m < 1 { throw ValidationError("--max-active-dims must be at least 1, got \(m)") }
+        if let d = dims, d < 1 { throw ValidationError("--dims must be at least 1, got \(d)") }
+        if fuseDepth < 1 { throw ValidationError("--fuse-depth must be at least 1") }
+        if fuse != nil && queryVectors != nil { throw ValidationError("--fuse takes text queries (--query or --queries): each field encodes them with its model") }
+        if fuse == nil && (fields != nil || weights != nil) { throw ValidationError("--fields and --weights go with --fuse") }
+        if fuse != nil && field != nil { throw ValidationError("--field searches one field; --fuse searches several (--fields)") }
+        _ = try parsedWeights()
     }
 
     var options: SearchOptions {
-        SearchOptions(k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor)
+        SearchOptions(
+            k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, maxActiveDims: maxActiveDims,
+            dimensions: dims)
+    }
+
+    func parsedWeights() throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for part in (weights ?? "").split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, let w = Double(kv[1]), w.isFinite, w >= 0 else { throw ValidationError("--weights takes FIELD=WEIGHT,..., got '\(part)'") }
+            out[String(kv[0])] = w
+        }
+        return out
     }
 
     func run() throws {
@@ -47,12 +72,17 @@ struct SearchCommand: ParsableCommand {
             var measured: [Double] = []
             if let path = queryVectors {
                 let input = try InputFile(path: path)
-                let dims = try dimensionsOfSearchedField(coll)
-                var queries: [(String, SparseVector)] = []
+                let target = try searchedField(coll)
+                var queries: [(String, FieldVector)] = []
                 let reader = try input.lines()
                 while let (line, bytes) = try reader.next() {
-                    let r = try LineFormats.vectorRecord(bytes, file: input.displayName, line: line, dimensions: dims)
-                    queries.append((r.id, r.vector))
+                    if target.kind == .dense {
+                        let r = try LineFormats.denseRecord(bytes, file: input.displayName, line: line, dimensions: nil)
+                        queries.append((r.id, .dense(r.values)))
+                    } else {
+                        let r = try LineFormats.vectorRecord(bytes, file: input.displayName, line: line, dimensions: target.dimensions)
+                        queries.append((r.id, .sparse(r.vector)))
+                    }
                 }
                 if warmup { for (_, q) in queries { _ = try coll.search(q, options: options) } }
                 for (qid, q) in queries {
@@ -63,7 +93,6 @@ struct SearchCommand: ParsableCommand {
                     try output.emit(qid, result, latency: ms)
                 }
             } else {
-                let encoder = try coll.queryEncoder(model: model, field: field, allowMismatch: allowModelMismatch)
                 var items: [(String, String)] = []
                 if let query { items = [("1", query)] }
                 if let path = queries {
@@ -78,13 +107,30 @@ struct SearchCommand: ParsableCommand {
                         items.append((id, text))
                     }
                 }
-                if warmup { for (_, text) in items { _ = try coll.search(text: text, encoder: encoder, options: options) } }
-                for (qid, text) in items {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    let result = try coll.search(text: text, encoder: encoder, options: options)
-                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                    measured.append(ms)
-                    try output.emit(qid, result, latency: ms)
+                if let method = fuse {
+                    let names = fields.map { $0.split(separator: ",").map(String.init) }
+                        ?? coll.schema.fields.map(\.name).filter { (try? coll.encoderDescription(field: $0)) != nil }
+                    guard !names.isEmpty else { throw SparseDBError.invalidInput("no field of collection '\(coll.name)' was built from text; name them with --fields and models with --model") }
+                    var encoders: [String: TextEncoder] = [:]
+                    for name in names { encoders[name] = try coll.queryEncoder(model: model, field: name, allowMismatch: allowModelMismatch) }
+                    let fusion = FusionOptions(method: method, depth: fuseDepth, weights: try parsedWeights())
+                    for (qid, text) in items {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let result = try coll.search(text: text, encoders: encoders, fusion: fusion, options: options)
+                        let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                        measured.append(ms)
+                        try output.emit(qid, SearchResult(hits: result.hits, statistics: SearchStatistics()), latency: ms)
+                    }
+                } else {
+                    let encoder = try coll.queryEncoder(model: model, field: field, allowMismatch: allowModelMismatch)
+                    if warmup { for (_, text) in items { _ = try coll.search(text: text, encoder: encoder, options: options) } }
+                    for (qid, text) in items {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let result = try coll.search(text: text, encoder: encoder, options: options)
+                        let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                        measured.append(ms)
+                        try output.emit(qid, result, latency: ms)
+                    }
                 }
             }
             if !measured.isEmpty {
@@ -94,14 +140,18 @@ struct SearchCommand: ParsableCommand {
         }
     }
 
-    private func dimensionsOfSearchedField(_ coll: VectorCollection) throws -> UInt32 {
+    private func searchedField(_ coll: VectorCollection) throws -> VectorField {
         if let field {
             guard let f = coll.schema.fields.first(where: { $0.name == field }) else {
                 throw SparseDBError.invalidInput("collection '\(coll.name)' has no field '\(field)'")
             }
-            return f.dimensions
+            return f
         }
-        return coll.dimensions
+        if coll.schema.fields.count == 1 { return coll.schema.fields[0] }
+        guard let f = coll.schema.fields.first(where: { $0.name == VectorField.defaultName }) else {
+            throw SparseDBError.invalidInput("collection '\(coll.name)' has fields \(coll.schema.fields.map(\.name).joined(separator: ", ")): name one with --field")
+        }
+        return f
     }
 }
 

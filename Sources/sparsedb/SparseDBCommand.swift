@@ -52,3 +52,8 @@ enum Defaults {
 }
 
 extension SearchAlgorithm: ExpressibleByArgument {}
+extension VectorField.Kind: ExpressibleByArgument {}
+extension VectorField.Metric: ExpressibleByArgument {}
+extension VectorField.Precision: ExpressibleByArgument {}
+extension VectorField.CSRIndex: ExpressibleByArgument {}
+extension FusionOptions.Method: ExpressibleByArgument {}

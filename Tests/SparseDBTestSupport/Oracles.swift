@@ -166,3 +166,30 @@ package func randomQuery(_ rng: inout SplitMix64, dims: UInt32) throws -> Sparse
     }
     return try SparseVector(entries.map { ($0.key, $0.value) })
 }
+
+/// An oracle over scores computed by the test itself (dense rows, CSR codes, fusions): checks a
+/// top-k like ``BruteForce/mismatch(_:query:k:ranking:tolerance:)`` — scores rank by rank, each
+/// hit's own score, no id twice, nothing above the k-th score missing.
+package func rankingMismatch(
+    _ got: [(id: String, score: Double)], scores: [String: Double], k: Int, tolerance: Double = 1e-9, positiveOnly: Bool = false
+) -> String? {
+    let expected = scores.filter { !positiveOnly || $0.value > 0 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    let n = min(k, expected.count)
+    guard got.count == n else { return "\(got.count) hits, expected \(n)" }
+    func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= tolerance * max(1, abs(a), abs(b)) }
+    var seen = Set<String>()
+    for i in 0..<n {
+        if !close(got[i].score, expected[i].value) { return "rank \(i + 1): score \(got[i].score), expected \(expected[i].value)" }
+        guard let own = scores[got[i].id] else { return "rank \(i + 1): unknown id \(got[i].id)" }
+        if !close(own, got[i].score) { return "rank \(i + 1): \(got[i].id) has score \(own), reported \(got[i].score)" }
+        if !seen.insert(got[i].id).inserted { return "id \(got[i].id) twice" }
+    }
+    if n > 0 {
+        let kth = expected[n - 1].value
+        for e in expected {
+            if e.value < kth || close(e.value, kth) { break }
+            if !seen.contains(e.key) { return "\(e.key) (score \(e.value)) is above the k-th score \(kth) but missing" }
+        }
+    }
+    return nil
+}

@@ -1,0 +1,317 @@
+import COpenBLAS
+import Foundation
+import SparseDBCore
+import SparseDBIndex
+import SparseDBStorage
+
+/// A flat chunk decoded for scanning: rows widened to f32, contiguous and aligned, with each
+/// row's Euclidean norm (dense) for the rounding bound of the BLAS scores. Immutable; shared by
+/// concurrent queries.
+package final class ScanChunk: Sendable {
+    let chunk: FlatStore.Chunk
+    /// Dense: ‖row‖ of each row, over all its values.
+    let norms: [Float]
+
+    init(_ chunk: FlatStore.Chunk) {
+        self.chunk = chunk
+        if chunk.layout.isCSR {
+            norms = []
+        } else {
+            norms = (0..<chunk.count).map { r in
+                var s: Float = 0
+                for j in 0..<chunk.width {
+                    let x = chunk.values[r * chunk.width + j]
+                    s += x * x
+                }
+                return s.squareRoot() * (1 + 1e-6)
+            }
+        }
+    }
+
+    var bytes: Int { chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + norms.count * 4 + 128 }
+}
+
+/// Decoded flat chunks kept between queries, keyed by (collection, field, epoch, chunk, row
+/// count, stored checksum): rows are only ever appended to a chunk between compactions, so a
+/// chunk's row count and checksum identify its content (format-spec.md §10). Bounded by a byte
+/// budget; oldest out first.
+package final class FlatCache: Sendable {
+    package struct Key: Hashable, Sendable {
+        var collection: UInt32
+        var field: UInt32
+        var epoch: UInt64
+        var chunk: UInt32
+        var rows: UInt16
+        var crc: UInt32
+    }
+
+    private struct State {
+        var entries: [Key: ScanChunk] = [:]
+        var order: [Key] = []
+        var head = 0
+        var used = 0
+    }
+
+    package let budget: Int
+    private let state = Locked(State())
+
+    package init(budget: Int) { self.budget = budget }
+
+    func chunk(_ key: Key) -> ScanChunk? {
+        guard budget > 0 else { return nil }
+        return state.withLock { $0.entries[key] }
+    }
+
+    func insert(_ chunk: ScanChunk, _ key: Key) {
+        guard budget > 0, chunk.bytes <= budget / 4 else { return }
+        state.withLock { s in
+            guard s.entries[key] == nil else { return }
+            s.entries[key] = chunk
+            s.order.append(key)
+            s.used += chunk.bytes
+            while s.used > budget && s.head < s.order.count {
+                if let e = s.entries.removeValue(forKey: s.order[s.head]) { s.used -= e.bytes }
+                s.head += 1
+            }
+            if s.head > 4096 && s.head * 2 > s.order.count {
+                s.order.removeFirst(s.head)
+                s.head = 0
+            }
+        }
+    }
+
+    package func removeAll() { state.withLock { $0 = State() } }
+}
+
+/// One top-k query on a flat field.
+package struct FlatQuery: Sendable {
+    /// Dense: the query values (all of the field's dimensions, or the first `dimensions`).
+    package var dense: [Float] = []
+    /// CSR: the query code.
+    package var sparse: SparseVector = SparseVector()
+    package var k: Int
+    /// Dense: score on the first `dimensions` values only (Matryoshka truncation).
+    package var dimensions: Int?
+
+    package init(dense: [Float], k: Int, dimensions: Int? = nil) {
+        self.dense = dense
+        self.k = k
+        self.dimensions = dimensions
+    }
+
+    package init(sparse: SparseVector, k: Int) {
+        self.sparse = sparse
+        self.k = k
+    }
+}
+
+extension QueryEngine {
+    /// The field's chunks in this snapshot, decoded (from the flat cache, or checked and decoded
+    /// from the transaction and cached).
+    func scanChunks(_ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord) throws -> [ScanChunk] {
+        var out: [ScanChunk] = []
+        try txn.scan(prefix: Keys.field(record.id, field.id), in: txn.table(.flatChunk)) { k, v in
+            guard k.count == 12, let index = Keys.part(k, 2), v.count >= 8 else { throw SparseDBError(.corrupt, "flat chunk key is malformed") }
+            let key = FlatCache.Key(
+                collection: record.id, field: field.id, epoch: field.epoch, chunk: index,
+                rows: UInt16(littleEndian: v.loadUnaligned(fromByteOffset: 6, as: UInt16.self)),
+                crc: UInt32(littleEndian: v.loadUnaligned(as: UInt32.self)))
+            if let hit = flatCache.chunk(key) {
+                out.append(hit)
+            } else {
+                let chunk = ScanChunk(try FlatStore.decode(key: k, v, field: field))
+                flatCache.insert(chunk, key)
+                out.append(chunk)
+            }
+            return true
+        }
+        return out
+    }
+
+    /// The exact top-k of a dense or CSR query over a flat field, best first: scores summed in
+    /// double precision in increasing dimension order, as for sparse fields.
+    package func searchFlat(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: FlatQuery, deleted: DocumentBitmap
+    ) throws -> (hits: [ScoredDocument], statistics: QueryStatistics) {
+        guard query.k > 0 else { return ([], QueryStatistics()) }
+        let chunks = try scanChunks(txn, record: record, field: field)
+        var stats = QueryStatistics()
+        stats.blocksVisited = chunks.count
+        stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, chunks.count / 8, 8))
+        let hits: [ScoredDocument]
+        if field.kind == FieldKind.csr.rawValue {
+            hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), deleted: deleted, workers: workers)
+        } else {
+            hits = try denseTopK(
+                chunks, query: query.dense, width: Int(field.dimensions), dimensions: query.dimensions ?? Int(field.dimensions),
+                cosine: field.isCosine, k: query.k, deleted: deleted, workers: workers, statistics: &stats)
+        }
+        stats.documentsScored = stats.postingsVisited
+        return (hits, stats)
+    }
+
+    /// CSR rows: the query scattered into a dense array, each row a gather of its k slots, summed
+    /// in double precision in increasing dimension order (exact, no rescoring needed).
+    private func csrTopK(_ chunks: [ScanChunk], query: SparseVector, k: Int, dimensions: Int, deleted: DocumentBitmap, workers: Int) -> [ScoredDocument] {
+        var dense = [Double](repeating: 0, count: dimensions)
+        for (d, w) in zip(query.dimensions, query.weights) where Int(d) < dimensions { dense[Int(d)] = Double(w) }
+        let q = dense
+        let parts = Locked<[[ScoredDocument]]>([])
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var heap = TopKHeap(k: k)
+            var c = worker
+            q.withUnsafeBufferPointer { qp in
+                while c < chunks.count {
+                    let chunk = chunks[c].chunk
+                    let width = chunk.width
+                    chunk.values.withUnsafeBufferPointer { values in
+                        chunk.dimensions.withUnsafeBufferPointer { dims in
+                            for r in 0..<chunk.count {
+                                let doc = chunk.documents[r]
+                                if deleted.contains(doc) { continue }
+                                var s = 0.0
+                                let base = r &* width
+                                for j in 0..<width {
+                                    let x = values[base &+ j]
+                                    if x == 0 { break }  // unused slots come last
+                                    s += qp[Int(dims[base &+ j])] * Double(x)
+                                }
+                                if s > 0 { heap.offer(ScoredDocument(document: doc, score: s)) }
+                            }
+                        }
+                    }
+                    c += workers
+                }
+            }
+            let best = heap.sorted()
+            parts.withLock { $0.append(best) }
+        }
+        return Array(parts.withLock { $0 }.joined().sorted(by: ScoredDocument.ranksBefore).prefix(k))
+    }
+
+    /// Dense rows: f32 dot products with BLAS (sgemv per chunk), each known to within a rounding
+    /// bound; every document whose interval can reach the k-th score is rescored exactly in
+    /// double precision, so the result equals a double-precision brute force.
+    private func denseTopK(
+        _ chunks: [ScanChunk], query: [Float], width: Int, dimensions: Int, cosine: Bool, k: Int, deleted: DocumentBitmap, workers: Int,
+        statistics: inout QueryStatistics
+    ) throws -> [ScoredDocument] {
+        let d = min(dimensions, width, query.count)
+        var q = Array(query.prefix(d))
+        if cosine {
+            // Truncated cosine: the query's and each row's first d values, each normalized.
+            let n = q.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            guard n > 0 else { throw SparseDBError(.invalidInput, "a zero query vector has no direction for cosine field") }
+            q = q.map { Float(Double($0) / n) }
+        }
+        let qNorm = q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() * (1 + 1e-6)
+        // Rounding of an f32 dot product of d terms: at most d·2⁻²⁴·Σ|qᵢrᵢ| ≤ d·2⁻²⁴·‖q‖‖r‖ (with slack).
+        let unit = Float(d) * 1.2e-7 + 1e-7
+        let truncatedCosine = cosine && d < width
+        let survivors = Locked<[UInt32]>([])
+        let query = q
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let collector = CandidateCollector(k: k, deleted: deleted)
+            var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
+            var c = worker
+            while c < chunks.count {
+                let scan = chunks[c]
+                let chunk = scan.chunk
+                let n = chunk.count
+                chunk.values.withUnsafeBufferPointer { rows in
+                    query.withUnsafeBufferPointer { qp in
+                        scores.withUnsafeMutableBufferPointer { out in
+                            cblas_sgemv(
+                                CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, rows.baseAddress, Int32(width), qp.baseAddress, 1, 0,
+                                out.baseAddress, 1)
+                        }
+                    }
+                    for r in 0..<n {
+                        var s = scores[r]
+                        var rowNorm = scan.norms[r]
+                        if truncatedCosine {
+                            var p: Float = 0
+                            for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
+                            rowNorm = p.squareRoot()
+                            if rowNorm == 0 { continue }
+                            s /= rowNorm
+                            rowNorm = 1 + 1e-6
+                        }
+                        let margin = unit * qNorm * rowNorm + 1e-30
+                        collector.offer(doc: chunk.documents[r], upper: s + margin, lower: s - margin)
+                    }
+                }
+                c += workers
+            }
+            let mine = collector.survivors()
+            survivors.withLock { $0.append(contentsOf: mine) }
+        }
+        let candidates = Set(survivors.withLock { $0 })
+        statistics.candidatesRescored = candidates.count
+        // Exact rescoring from the rows, in double precision, increasing dimension order.
+        var rowOf: [UInt32: (ScanChunk, Int)] = [:]
+        rowOf.reserveCapacity(candidates.count)
+        for scan in chunks {
+            for (r, doc) in scan.chunk.documents.enumerated() where candidates.contains(doc) { rowOf[doc] = (scan, r) }
+        }
+        var scored: [ScoredDocument] = []
+        for (doc, (scan, r)) in rowOf {
+            let base = r * width
+            var s = 0.0
+            var p = 0.0
+            for j in 0..<d {
+                let x = Double(scan.chunk.values[base + j])
+                s += Double(query[j]) * x
+                p += x * x
+            }
+            if truncatedCosine {
+                guard p > 0 else { continue }
+                s /= p.squareRoot()
+            }
+            scored.append(ScoredDocument(document: doc, score: s))
+        }
+        scored.sort(by: ScoredDocument.ranksBefore)
+        return Array(scored.prefix(k))
+    }
+}
+
+/// The k best of a stream of scored documents (best first when sorted): a min-heap on rank.
+struct TopKHeap {
+    let k: Int
+    private var heap: [ScoredDocument] = []
+
+    init(k: Int) { self.k = k }
+
+    /// Whether `a` ranks below `b` (worse score, or equal score and larger id).
+    @inline(__always) private static func worse(_ a: ScoredDocument, _ b: ScoredDocument) -> Bool {
+        ScoredDocument.ranksBefore(b, a)
+    }
+
+    mutating func offer(_ s: ScoredDocument) {
+        if heap.count < k {
+            heap.append(s)
+            var i = heap.count - 1
+            while i > 0 {
+                let p = (i - 1) / 2
+                if !Self.worse(heap[i], heap[p]) { break }
+                heap.swapAt(i, p)
+                i = p
+            }
+        } else if Self.worse(heap[0], s) {
+            heap[0] = s
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                if l >= heap.count { break }
+                var m = l
+                if l + 1 < heap.count && Self.worse(heap[l + 1], heap[l]) { m = l + 1 }
+                if !Self.worse(heap[m], heap[i]) { break }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+    }
+
+    func sorted() -> [ScoredDocument] { heap.sorted(by: ScoredDocument.ranksBefore) }
+}

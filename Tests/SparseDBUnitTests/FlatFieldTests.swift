@@ -1,0 +1,268 @@
+import Foundation
+import SparseDB
+import SparseDBTestSupport
+import Testing
+
+/// Dense and CSR fields against brute force computed here from the vectors as they are stored
+/// (normalized for cosine, rounded for f16), with deletes, upserts, compaction and reopening.
+@Suite struct FlatFieldTests {
+    static func denseDocs(count: Int, dims: Int, seed: UInt64) -> [(id: String, values: [Float])] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { i in
+            var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+            if i % 17 == 0 { v = v.map { ($0 * 4).rounded() / 4 } }  // exact ties between some documents
+            if i % 29 == 0 { v = Array(repeating: 0.5, count: dims) }
+            return ("d\(i)", v)
+        }
+    }
+
+    /// A row as the field stores it.
+    static func stored(_ v: [Float], cosine: Bool, half: Bool) -> [Float] {
+        var row = v
+        if cosine {
+            let n = v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            row = v.map { Float(Double($0) / n) }
+        }
+        if half { row = row.map { Float(Float16($0)) } }
+        return row
+    }
+
+    /// The field's exact score of a stored row for a query, on the first `d` values.
+    static func denseScore(_ q: [Float], _ row: [Float], d: Int, cosine: Bool) -> Double {
+        var qq = Array(q.prefix(d))
+        if cosine {
+            let n = qq.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            qq = qq.map { Float(Double($0) / n) }
+        }
+        var s = 0.0
+        var p = 0.0
+        for j in 0..<d {
+            s += Double(qq[j]) * Double(row[j])
+            p += Double(row[j]) * Double(row[j])
+        }
+        if cosine && d < row.count { s /= p.squareRoot() }
+        return s
+    }
+
+    @Test(arguments: [("dot", "f32"), ("cosine", "f32"), ("dot", "f16"), ("cosine", "f16")])
+    func denseFieldsMatchBruteForce(metric: String, precision: String) throws {
+        try withTemporaryDirectory { dir in
+            let dims = 48
+            let cosine = metric == "cosine"
+            let half = precision == "f16"
+            let field = VectorField.dense("e", dimensions: UInt32(dims), metric: cosine ? .cosine : .dot, precision: half ? .float16 : .float32)
+            var docs = Self.denseDocs(count: 1300, dims: dims, seed: 7)
+            var live: [String: [Float]] = [:]
+            let path = dir + "/db"
+            func check(_ c: VectorCollection, seed: UInt64) throws {
+                var rng = SplitMix64(seed: seed)
+                for _ in 0..<15 {
+                    let q = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+                    for d in [dims, 16, 5] {
+                        let k = [1, 10, 40][Int.random(in: 0..<3, using: &rng)]
+                        let got = try c.search(.dense(q), options: SearchOptions(k: k, dimensions: d)).hits.map { ($0.id, $0.score) }
+                        let scores = live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }
+                        let problem = rankingMismatch(got, scores: scores, k: k)
+                        #expect(problem == nil, "\(metric)/\(precision) d=\(d) k=\(k): \(problem ?? "")")
+                    }
+                }
+            }
+            do {
+                let db = try Database(path: path)
+                defer { db.close() }
+                let c = try db.createCollection("c", schema: CollectionSchema(fields: [field]))
+                for start in stride(from: 0, to: 1000, by: 300) {
+                    let batch = docs[start..<min(1000, start + 300)]
+                    try c.upsert(batch.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
+                    for d in batch { live[d.id] = Self.stored(d.values, cosine: cosine, half: half) }
+                }
+                try check(c, seed: 1)
+                // Deletes and replacements, then the rest.
+                let deleted = stride(from: 0, to: 1000, by: 9).map { "d\($0)" }
+                try c.delete(ids: deleted)
+                for id in deleted { live[id] = nil }
+                var rng = SplitMix64(seed: 3)
+                var replaced: [Document] = []
+                for i in stride(from: 1, to: 1000, by: 13) where i % 9 != 0 {
+                    let v = (0..<dims).map { _ in Float.random(in: -2...2, using: &rng) }
+                    replaced.append(Document(id: "d\(i)", vectors: ["e": .dense(v)]))
+                    live["d\(i)"] = Self.stored(v, cosine: cosine, half: half)
+                }
+                try c.upsert(replaced)
+                try c.upsert(docs[1000...].map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
+                for d in docs[1000...] { live[d.id] = Self.stored(d.values, cosine: cosine, half: half) }
+                try check(c, seed: 2)
+                #expect(try c.verify().isEmpty)
+                try c.compact()
+                #expect(try c.verify().isEmpty)
+                try check(c, seed: 4)
+                #expect(try c.document(id: "d5").map { doc -> Bool in
+                    if case .dense(let v)? = doc.vectors["e"] { return v == live["d5"]! }
+                    return false
+                } == true)
+            }
+            let db = try Database(path: path, configuration: .readOnlyExisting)
+            defer { db.close() }
+            try check(try db.collection("c"), seed: 5)
+            docs.removeAll()
+        }
+    }
+
+    /// CSR codes: k active dimensions of 4,096 with power-law usage, flat and inverted.
+    static func codes(count: Int, k: Int, seed: UInt64) throws -> [(id: String, vector: SparseVector)] {
+        var rng = SplitMix64(seed: seed)
+        return try (0..<count).map { i in
+            var entries: [UInt32: Float] = [:]
+            let n = Int.random(in: max(1, k / 2)...k, using: &rng)
+            while entries.count < n {
+                let r = Double.random(in: 0..<1, using: &rng)
+                entries[UInt32(4095 * r * r * r)] = Bool.random(using: &rng) ? Float(Int.random(in: 1...3, using: &rng)) : Float.random(in: 0.01..<2, using: &rng)
+            }
+            return ("c\(i)", try SparseVector(entries.map { ($0.key, $0.value) }))
+        }
+    }
+
+    @Test(arguments: [(16, "flat", "f32"), (16, "inverted", "f32"), (64, "flat", "f16"), (256, "flat", "f32")])
+    func csrFieldsMatchBruteForce(k: Int, index: String, precision: String) throws {
+        try withTemporaryDirectory { dir in
+            let half = precision == "f16"
+            let field = VectorField.csr("code", dimensions: 4096, activeDimensions: k, precision: half ? .float16 : .float32, index: index == "flat" ? .flat : .inverted)
+            let docs = try Self.codes(count: 1200, k: k, seed: UInt64(k))
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [field]))
+            #expect(c.schema.fields[0].index.rawValue == index)
+            for start in stride(from: 0, to: docs.count, by: 250) {
+                try c.upsert(docs[start..<min(docs.count, start + 250)].map { Document(id: $0.id, vectors: ["code": .sparse($0.vector)]) })
+            }
+            try c.delete(ids: stride(from: 0, to: 1200, by: 7).map { "c\($0)" })
+            func stored(_ v: SparseVector) -> SparseVector {
+                half ? try! SparseVector(dimensions: v.dimensions, weights: v.weights.map { Float(Float16($0)) }) : v
+            }
+            let live = docs.enumerated().filter { $0.offset % 7 != 0 }.map { ($0.element.id, stored($0.element.vector)) }
+            let oracle = BruteForce(live)
+            func check(seed: UInt64) throws {
+                let queries = try Self.codes(count: 12, k: k, seed: seed)
+                for (_, q) in queries {
+                    for truncate in [nil, 4] as [Int?] {
+                        let qq = truncate.map { q.keepingLargest($0) } ?? q
+                        for algorithm in SearchAlgorithm.allCases {
+                            let got = try c.search(q, options: SearchOptions(k: 10, algorithm: algorithm, maxActiveDims: truncate)).hits.map { ($0.id, $0.score) }
+                            let problem = oracle.mismatch(got, query: qq, k: 10)
+                            #expect(problem == nil, "k=\(k) \(index) \(precision) truncate=\(String(describing: truncate)) \(algorithm): \(problem ?? "")")
+                        }
+                    }
+                }
+            }
+            try check(seed: 100)
+            #expect(try c.verify().isEmpty)
+            try c.compact()
+            #expect(try c.verify().isEmpty)
+            try check(seed: 101)
+            #expect(try c.statistics().fields[0].name == "code")
+        }
+    }
+
+    @Test func badFlatInputIsRefusedAndWritesNothing() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [
+                .dense("e", dimensions: 4, metric: .cosine), .csr("code", dimensions: 64, activeDimensions: 2, index: .flat),
+            ]))
+            try c.upsert([Document(id: "ok", vectors: ["e": .dense([1, 0, 0, 0]), "code": .sparse(try SparseVector([(1, 1)]))])])
+            let bad: [Document] = [
+                Document(id: "short", vectors: ["e": .dense([1, 2, 3])]),
+                Document(id: "nan", vectors: ["e": .dense([1, .nan, 0, 0])]),
+                Document(id: "inf", vectors: ["e": .dense([1, .infinity, 0, 0])]),
+                Document(id: "zero", vectors: ["e": .dense([0, 0, 0, 0])]),
+                Document(id: "many", vectors: ["code": .sparse(try SparseVector([(1, 1), (2, 1), (3, 1)]))]),
+                Document(id: "range", vectors: ["code": .sparse(try SparseVector([(64, 1)]))]),
+                Document(id: "kind", vectors: ["e": .sparse(try SparseVector([(1, 1)]))]),
+            ]
+            for doc in bad {
+                let e = #expect(throws: SparseDBError.self, "\(doc.id)") { try c.upsert([Document(id: "fine", vectors: ["e": .dense([0, 1, 0, 0])]), doc]) }
+                #expect(e?.code == .invalidInput, "\(doc.id)")
+            }
+            #expect(try c.count() == 1)
+            #expect(try c.verify().isEmpty)
+            #expect(throws: SparseDBError.self) { try db.createCollection("k", schema: CollectionSchema(fields: [.csr("x", activeDimensions: 300)])) }
+            #expect(throws: SparseDBError.self) { try c.search(.dense([1, 2]), options: SearchOptions(field: "e")) }
+        }
+    }
+}
+
+/// Hybrid search against fusion computed here from each field's brute-force ranking.
+@Suite struct HybridSearchTests {
+    @Test(arguments: ["rrf", "weighted"])
+    func fusionMatchesBruteForceFusion(method: String) throws {
+        try withTemporaryDirectory { dir in
+            let dims = 16
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [
+                .sparse("s", dimensions: 400), .dense("e", dimensions: UInt32(dims)), .csr("code", dimensions: 4096, activeDimensions: 8, index: .flat),
+            ]))
+            let sparse = try randomDocuments(count: 900, dims: 400, seed: 61)
+            let dense = FlatFieldTests.denseDocs(count: 900, dims: dims, seed: 62)
+            let codes = try FlatFieldTests.codes(count: 900, k: 8, seed: 63)
+            var docs: [Document] = []
+            for i in 0..<900 {
+                var v: [String: FieldVector] = ["s": .sparse(sparse[i].vector)]
+                if i % 5 != 0 { v["e"] = .dense(dense[i].values) }  // some documents lack a field
+                if i % 3 != 0 { v["code"] = .sparse(codes[i].vector) }
+                docs.append(Document(id: "x\(String(format: "%04d", i))", vectors: v))
+            }
+            try c.upsert(docs)
+            var rng = SplitMix64(seed: 64)
+            for round in 0..<12 {
+                let qs = try randomQuery(&rng, dims: 400)
+                let qe = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+                let qc = try FlatFieldTests.codes(count: 1, k: 8, seed: UInt64(100 + round))[0].vector
+                let depth = [5, 20, 100][round % 3]
+                // Each field's exact scores, by brute force.
+                var fieldScores: [String: [String: Double]] = ["s": [:], "e": [:], "code": [:]]
+                for d in docs {
+                    if case .sparse(let v)? = d.vectors["s"] { fieldScores["s"]![d.id] = v.dot(qs) }
+                    if case .dense(let v)? = d.vectors["e"] { fieldScores["e"]![d.id] = FlatFieldTests.denseScore(qe, v, d: dims, cosine: false) }
+                    if case .sparse(let v)? = d.vectors["code"] { fieldScores["code"]![d.id] = v.dot(qc) }
+                }
+                func ranking(_ f: String) -> [(String, Double)] {
+                    fieldScores[f]!.filter { f == "e" || $0.value > 0 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                        .prefix(depth).map { ($0.key, $0.value) }
+                }
+                let rankings = ["s": ranking("s"), "e": ranking("e"), "code": ranking("code")]
+                let candidates = Set(rankings.values.flatMap { $0.map(\.0) })
+                var fused: [String: Double] = [:]
+                let weights = ["s": 0.5, "e": 0.3, "code": 0.2]
+                for id in candidates {
+                    if method == "rrf" {
+                        fused[id] = rankings.values.reduce(0.0) { acc, r in acc + (r.firstIndex { $0.0 == id }.map { 1 / (60 + Double($0 + 1)) } ?? 0) }
+                    } else {
+                        var total = 0.0
+                        for f in ["s", "e", "code"] {
+                            let values = candidates.map { fieldScores[f]![$0] ?? 0 }
+                            let lo = values.min()!, hi = values.max()!
+                            let s = fieldScores[f]![id] ?? 0
+                            total += weights[f]! * (hi > lo ? (s - lo) / (hi - lo) : 1)
+                        }
+                        fused[id] = total
+                    }
+                }
+                let result = try c.search(
+                    hybrid: ["s": .sparse(qs), "e": .dense(qe), "code": .sparse(qc)],
+                    fusion: FusionOptions(method: method == "rrf" ? .rrf : .weighted, depth: depth, weights: method == "rrf" ? [:] : weights),
+                    options: SearchOptions(k: 10))
+                // Fused order: score, then the smaller external id — exactly.
+                let expected = fused.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(10)
+                #expect(result.hits.map(\.id) == expected.map(\.key), "\(method) round \(round)")
+                for (h, e) in zip(result.hits, expected) { #expect(abs(h.score - e.value) <= 1e-9 * max(1, abs(e.value))) }
+                // And each field's own ranking is exact.
+                for f in ["s", "e", "code"] {
+                    let problem = rankingMismatch(result.fields[f]!.map { ($0.id, $0.score) }, scores: fieldScores[f]!, k: depth, positiveOnly: f != "e")
+                    #expect(problem == nil, "field \(f): \(problem ?? "")")
+                }
+            }
+        }
+    }
+}
