@@ -17,7 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-tools/fetch-model.sh
+# The default model (splade-tiny) and the dense model the tests and hybrid examples use (all-MiniLM-L6-v2).
+tools/fetch-model.sh all
 
 if [ "${SPARSEDB_SKIP_BUILD:-0}" != 1 ]; then
   swift build -c release --product sparsedb 2>&1 | tail -n 1 >&2

@@ -40,6 +40,9 @@ public final class Database: Sendable {
         /// Bytes of decoded posting data kept in memory between queries (0 disables the cache;
         /// every query then decodes the blocks it touches from the memory map).
         public var postingCacheBytes: Int = 512 << 20
+        /// Bytes of decoded flat rows (dense and CSR fields) kept in memory between queries
+        /// (0 disables the cache; every scan then checks and decodes the rows from the map).
+        public var flatCacheBytes: Int = 1 << 30
 
         /// The defaults: read-write, created when missing.
         public init() {}
@@ -174,7 +177,7 @@ public final class Database: Sendable {
     /// First the data file's page structure (LMDB's B-trees), read from the file without going
     /// through LMDB, so that damage there is reported instead of crashing the process; then,
     /// when the pages are sound, every record's checksum and every cross-reference of every
-    /// collection (format-spec.md §11).
+    /// collection (format-spec.md §12).
     public func verify() throws -> [String] {
         let pages = try checkPages()
         if !pages.isEmpty { return pages }
@@ -320,7 +323,9 @@ final class EnvironmentRegistry: Sendable {
                 env.close()
                 throw error
             }
-            let store = OpenStore(env: env, engine: QueryEngine(cacheBytes: configuration.postingCacheBytes), configuration: configuration, key: key)
+            let store = OpenStore(
+                env: env, engine: QueryEngine(cacheBytes: configuration.postingCacheBytes, flatCacheBytes: configuration.flatCacheBytes),
+                configuration: configuration, key: key)
             open[key] = Weak(store: store)
             return store
         }

@@ -17,18 +17,22 @@ public struct Document: Sendable, Equatable {
     public var payload: [UInt8]?
     /// The document's vectors, by field name. A document may carry any subset of the fields.
     public var vectors: [String: FieldVector]
+    /// Values of the collection's declared attributes, by name (filters test them); a document
+    /// may leave any of them out (it then matches no test on that attribute).
+    public var attributes: [String: AttributeValue]
 
     /// A document with vectors for several fields.
-    public init(id: String, payload: [UInt8]? = nil, vectors: [String: FieldVector]) {
+    public init(id: String, payload: [UInt8]? = nil, vectors: [String: FieldVector], attributes: [String: AttributeValue] = [:]) {
         self.id = id
         self.payload = payload
         self.vectors = vectors
+        self.attributes = attributes
     }
 
     /// A document with one sparse vector, for a collection with one vector field (whatever its
     /// name) or a field named `vector`.
-    public init(id: String, payload: [UInt8]? = nil, vector: SparseVector) {
-        self.init(id: id, payload: payload, vectors: [VectorField.defaultName: .sparse(vector)])
+    public init(id: String, payload: [UInt8]? = nil, vector: SparseVector, attributes: [String: AttributeValue] = [:]) {
+        self.init(id: id, payload: payload, vectors: [VectorField.defaultName: .sparse(vector)], attributes: attributes)
     }
 
     /// The sparse vector of the document's only field, or of field `vector`.
@@ -46,12 +50,15 @@ public struct TextDocument: Sendable {
     public var text: String
     /// Opaque bytes stored with the document.
     public var payload: [UInt8]?
+    /// Values of the collection's declared attributes, by name.
+    public var attributes: [String: AttributeValue]
 
-    /// A text document with `id`, its `text` and an optional `payload`.
-    public init(id: String, text: String, payload: [UInt8]? = nil) {
+    /// A text document with `id`, its `text`, an optional `payload` and attribute values.
+    public init(id: String, text: String, payload: [UInt8]? = nil, attributes: [String: AttributeValue] = [:]) {
         self.id = id
         self.text = text
         self.payload = payload
+        self.attributes = attributes
     }
 }
 
@@ -71,6 +78,15 @@ extension Document {
             case .dense(let v): fields.append((field.id, .dense(v)))
             }
         }
-        return IndexDocument(id: id, payload: payload, fields: fields)
+        var values: [(id: UInt32, value: SparseDBIndex.AttributeValue)] = []
+        for (name, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            guard let attribute = record.attributes.first(where: { $0.name == name }) else {
+                let known = record.attributes.map(\.name).joined(separator: ", ")
+                throw SparseDBError(
+                    .invalidInput, "document '\(id)': collection '\(record.name)' declares no attribute '\(name)' (attributes: \(known.isEmpty ? "none" : known))")
+            }
+            values.append((attribute.id, value.stored))
+        }
+        return IndexDocument(id: id, payload: payload, fields: fields, attributes: values)
     }
 }

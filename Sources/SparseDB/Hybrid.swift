@@ -62,11 +62,12 @@ extension VectorCollection {
         return try env.read { txn in
             let record = try record(txn)
             let deleted = try database.engine.deletedDocuments(txn, record: record)
+            let allowed = try options.filter.map { try database.engine.evaluate(try $0.resolve(in: record), txn, record: record, deleted: deleted) }
             var rankings: [(field: String, ranking: [ScoredDocument])] = []
             var prepared: [String: (FieldRecord, PreparedQuery)] = [:]
             for name in queries.keys.sorted() {
                 let field = try resolveField(name, in: record)
-                let (ranking, _) = try fieldTopK(txn, record: record, field: field, query: queries[name]!, k: fusion.depth, options: options, deleted: deleted)
+                let (ranking, _) = try fieldTopK(txn, record: record, field: field, query: queries[name]!, k: fusion.depth, options: options, deleted: deleted, allowed: allowed)
                 rankings.append((name, ranking))
                 prepared[name] = (field, try prepare(queries[name]!, field: field, options: options))
             }

@@ -96,8 +96,8 @@ extension VectorCollection {
         let name = try resolveField(field, in: try currentRecord()).name
         let vectors = try encoder.fieldVectors(documents.map(\.text), task: .document, maxActiveDims: maxActiveDims)
         try commit(
-            zip(documents, vectors).map { Document(id: $0.id, payload: $0.payload, vectors: [name: $1]) }, encoders: [name: encoder],
-            allowMismatch: allowModelMismatch)
+            zip(documents, vectors).map { Document(id: $0.id, payload: $0.payload, vectors: [name: $1], attributes: $0.attributes) },
+            encoders: [name: encoder], allowMismatch: allowModelMismatch)
     }
 
     /// Streams `documents` through `encoder` into the collection's only field. See
@@ -169,7 +169,9 @@ extension VectorCollection {
             }
             state.encodeSeconds += Date().timeIntervalSince(t0)
             let documents = todo.indices.map { i in
-                Document(id: todo[i].id, payload: todo[i].payload, vectors: Dictionary(uniqueKeysWithValues: fields.map { ($0, vectors[$0]![i]) }))
+                Document(
+                    id: todo[i].id, payload: todo[i].payload, vectors: Dictionary(uniqueKeysWithValues: fields.map { ($0, vectors[$0]![i]) }),
+                    attributes: todo[i].attributes)
             }
             // Hand over to the writer; blocks while it is still writing the one before.
             absorb(try writer.submit(documents))

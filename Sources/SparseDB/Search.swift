@@ -34,14 +34,17 @@ public struct SearchOptions: Sendable {
     public var maxActiveDims: Int? = nil
     /// Dense fields: score on the first D dimensions only (Matryoshka truncation, `--dims`).
     public var dimensions: Int? = nil
+    /// Only documents the filter admits (`--filter`); the result is the exact top-k among them.
+    public var filter: Filter? = nil
     /// Load the stored payload of each hit.
     public var includePayloads: Bool = true
 
     /// Options with the given values; the defaults are an exact MaxScore top-10 with payloads.
     public init(
         k: Int = 10, algorithm: SearchAlgorithm = .maxscore, field: String? = nil, maxQueryTerms: Int? = nil, heapFactor: Float = 1,
-        maxActiveDims: Int? = nil, dimensions: Int? = nil, includePayloads: Bool = true
+        maxActiveDims: Int? = nil, dimensions: Int? = nil, filter: Filter? = nil, includePayloads: Bool = true
     ) {
+        self.filter = filter
         self.k = k
         self.algorithm = algorithm
         self.field = field
@@ -173,7 +176,9 @@ extension VectorCollection {
             let record = try record(txn)
             let field = try resolveField(options.field, in: record)
             let deleted = try database.engine.deletedDocuments(txn, record: record)
-            let (scored, statistics) = try fieldTopK(txn, record: record, field: field, query: query, k: options.k, options: options, deleted: deleted)
+            let allowed = try options.filter.map { try database.engine.evaluate(try $0.resolve(in: record), txn, record: record, deleted: deleted) }
+            let (scored, statistics) = try fieldTopK(
+                txn, record: record, field: field, query: query, k: options.k, options: options, deleted: deleted, allowed: allowed)
             let hits = try scored.map { s in
                 let stored = try storedDocument(txn, s.document, includePayload: options.includePayloads)
                 return SearchHit(id: stored.id, score: s.score, payload: stored.payload, internalId: s.document)
@@ -222,7 +227,7 @@ extension VectorCollection {
     /// One field's exact top-k of `query` in `txn`'s snapshot.
     func fieldTopK(
         _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: FieldVector, k: Int, options: SearchOptions,
-        deleted: DocumentBitmap
+        deleted: DocumentBitmap, allowed: DocumentBitmap?
     ) throws -> ([ScoredDocument], QueryStatistics) {
         let q = try prepare(query, field: field, options: options)
         let engine = database.engine
@@ -231,9 +236,9 @@ extension VectorCollection {
                 txn, record: record, field: field,
                 query: SparseQuery(
                     vector: q.sparse, k: k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor),
-                deleted: deleted)
+                deleted: deleted, allowed: allowed)
         }
         let flat = field.kind == FieldKind.dense.rawValue ? FlatQuery(dense: q.dense, k: k, dimensions: q.dense.count) : FlatQuery(sparse: q.sparse, k: k)
-        return try engine.searchFlat(txn, record: record, field: field, query: flat, deleted: deleted)
+        return try engine.searchFlat(txn, record: record, field: field, query: flat, deleted: deleted, allowed: allowed)
     }
 }

@@ -180,7 +180,11 @@ public final class VectorCollection: Sendable {
             }
             if let vector { vectors[field.name] = .sparse(vector) }
         }
-        return Document(id: stored.id, payload: stored.payload, vectors: vectors)
+        var attributes: [String: AttributeValue] = [:]
+        for (aid, value) in stored.attributes {
+            if let a = record.attributes.first(where: { $0.id == aid }) { attributes[a.name] = AttributeValue(value) }
+        }
+        return Document(id: stored.id, payload: stored.payload, vectors: vectors, attributes: attributes)
     }
 
     /// Counts and sizes of this collection.

@@ -4,7 +4,7 @@ import SparseDBStorage
 
 /// Upgrades a database of an older format to the current one, in place, inside one write
 /// transaction: either the whole database is converted or — on any error, a crash or a kill —
-/// nothing changes (format-spec.md §12).
+/// nothing changes (format-spec.md §13).
 ///
 /// Format 1 → 2: each collection gets one sparse field named `vector` (id 1) carrying its
 /// dimensions, encoder record and postings; keys gain the field id after the collection id;

@@ -13,11 +13,14 @@ package struct IndexDocument: Sendable {
     package var payload: [UInt8]?
     /// (field id, value), at most one per field.
     package var fields: [(field: UInt32, value: FieldValue)]
+    /// (attribute id, value), at most one per attribute.
+    package var attributes: [(id: UInt32, value: AttributeValue)]
 
-    package init(id: String, payload: [UInt8]?, fields: [(field: UInt32, value: FieldValue)]) {
+    package init(id: String, payload: [UInt8]?, fields: [(field: UInt32, value: FieldValue)], attributes: [(id: UInt32, value: AttributeValue)] = []) {
         self.id = id
         self.payload = payload
         self.fields = fields
+        self.attributes = attributes
     }
 }
 
@@ -52,6 +55,53 @@ public struct DocumentBitmap: Sendable {
 
     public var isEmpty: Bool { count == 0 }
 
+    /// Documents in both sets.
+    public mutating func formIntersection(_ other: DocumentBitmap) {
+        if words.count > other.words.count { words.removeLast(words.count - other.words.count) }
+        for i in words.indices { words[i] &= other.words[i] }
+        recount()
+    }
+
+    /// Documents in either set.
+    public mutating func formUnion(_ other: DocumentBitmap) {
+        if words.count < other.words.count { words.append(contentsOf: repeatElement(0, count: other.words.count - words.count)) }
+        for i in other.words.indices { words[i] |= other.words[i] }
+        recount()
+    }
+
+    /// Documents of `0..<limit` not in this set.
+    public func complement(below limit: UInt32) -> DocumentBitmap {
+        var out = DocumentBitmap(capacity: limit)
+        for i in out.words.indices {
+            var word = ~(i < words.count ? words[i] : 0)
+            let first = UInt32(i * 64)
+            if first + 64 > limit { word &= limit > first ? (UInt64(1) << UInt64(limit - first)) &- 1 : 0 }
+            out.words[i] = word
+        }
+        out.recount()
+        return out
+    }
+
+    /// Whether any document of `lo ..< hi` is in the set.
+    @inlinable
+    public func intersects(_ lo: UInt32, _ hi: UInt32) -> Bool {
+        var d = lo
+        while d < hi {
+            let w = Int(d >> 6)
+            if w >= words.count { return false }
+            if d & 63 == 0 && hi - d >= 64 {
+                if words[w] != 0 { return true }
+                d += 64
+            } else {
+                if words[w] & (UInt64(1) << UInt64(d & 63)) != 0 { return true }
+                d += 1
+            }
+        }
+        return false
+    }
+
+    private mutating func recount() { count = words.reduce(0) { $0 + $1.nonzeroBitCount } }
+
     /// The members in increasing order.
     public var members: [UInt32] {
         var out: [UInt32] = []
@@ -80,6 +130,16 @@ package enum IndexWriter {
         }
         if let payload = doc.payload, payload.count > 64 << 20 {
             throw SparseDBError(.invalidInput, "document '\(doc.id)': payload of \(payload.count) bytes exceeds 64 MiB")
+        }
+        var seenAttributes = Set<UInt32>()
+        for (aid, value) in doc.attributes {
+            guard let attribute = record.attributes.first(where: { $0.id == aid }) else {
+                throw SparseDBError(.invalidInput, "document '\(doc.id)': collection '\(record.name)' has no attribute #\(aid)")
+            }
+            guard seenAttributes.insert(aid).inserted else {
+                throw SparseDBError(.invalidInput, "document '\(doc.id)': attribute '\(attribute.name)' given twice")
+            }
+            try Attributes.check(value, attribute: attribute, document: doc.id)
         }
         var seen = Set<UInt32>()
         for (fid, value) in doc.fields {
@@ -122,6 +182,7 @@ package enum IndexWriter {
         }
         var pending: [UInt32: [UInt32: PendingList]] = [:]  // field → term → postings
         var flat: [UInt32: FlatStore.PendingRows] = [:]  // field → rows
+        var attributes: [UInt32: [(doc: UInt32, value: AttributeValue)]] = [:]  // attribute → values
         for doc in documents {
             let idKey = Keys.externalId(c, doc.id)
             if let old = try documentId(txn, idKey: idKey) {
@@ -135,7 +196,9 @@ package enum IndexWriter {
             record.nextDocument += 1
             try txn.put(Records.externalId(key: idKey, document: docId), forKey: idKey, in: txn.table(.externalId))
             let docKey = Keys.document(c, docId)
-            try txn.putAppending(Records.document(key: docKey, externalId: doc.id, payload: doc.payload), forKey: docKey, in: txn.table(.document))
+            try txn.putAppending(
+                Records.document(key: docKey, externalId: doc.id, payload: doc.payload, attributes: doc.attributes), forKey: docKey, in: txn.table(.document))
+            for (aid, value) in doc.attributes { attributes[aid, default: []].append((docId, value)) }
             for (fid, value) in doc.fields {
                 guard let field = record.fields.first(where: { $0.id == fid }) else { continue }
                 if field.isFlat {
@@ -177,6 +240,7 @@ package enum IndexWriter {
             guard let field = record.fields.first(where: { $0.id == fid }) else { continue }
             try FlatStore.append(txn, collection: c, field: field, rows: flat[fid]!)
         }
+        if !attributes.isEmpty { try Attributes.add(txn, collection: c, record: record, added: attributes) }
     }
 
     /// Postings of one term gathered in memory before they are written as blocks.
@@ -209,7 +273,7 @@ package enum IndexWriter {
     /// Writes new blocks for `term`. New document ids are larger than every stored one, so new
     /// blocks go after the term's existing blocks; a partially filled last block is left as it
     /// is (compaction re-packs). Stored blocks are therefore never rewritten between two
-    /// compactions, which is what lets caches of decoded blocks survive ingest (format-spec §9).
+    /// compactions, which is what lets caches of decoded blocks survive ingest (format-spec.md §11).
     package static func appendPostings(
         _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, term: UInt32, documents: [UInt32], weights: [Float],
         codec: ZstdCodec
@@ -317,6 +381,7 @@ package enum IndexWriter {
             field.epoch &+= 1
             record.updateField(field)
         }
+        if !record.attributes.isEmpty && !deleted.isEmpty { try Attributes.rebuild(txn, record: record, deleted: deleted) }
         for doc in deleted.members {
             try txn.delete(Keys.document(c, doc), in: txn.table(.document))
             for field in record.fields where field.isInverted { try txn.delete(Keys.forwardRow(c, field.id, doc), in: txn.table(.forwardRow)) }

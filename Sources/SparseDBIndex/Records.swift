@@ -41,19 +41,32 @@ package enum Records {
     package struct StoredDocument {
         package var id: String
         package var payload: [UInt8]?
+        package var attributes: [(id: UInt32, value: AttributeValue)] = []
     }
 
     private static let flagPayload: UInt8 = 1
+    private static let flagAttributes: UInt8 = 2
 
-    /// `crc ‖ flags u8 ‖ id length u16le ‖ id ‖ payload (the rest, when flag 1)`.
-    package static func document(key: [UInt8], externalId: String, payload: [UInt8]?) -> [UInt8] {
+    /// `crc ‖ flags u8 ‖ id length u16le ‖ id ‖ [attribute bytes u32le ‖ attribute values, when
+    /// flag 2] ‖ payload (the rest, when flag 1)`.
+    package static func document(key: [UInt8], externalId: String, payload: [UInt8]?, attributes: [(id: UInt32, value: AttributeValue)] = []) -> [UInt8] {
         var w = ByteWriter(capacity: 8 + externalId.utf8.count + (payload?.count ?? 0))
         let id = Array(externalId.utf8)
-        w.u8(payload == nil ? 0 : flagPayload)
+        w.u8((payload == nil ? 0 : flagPayload) | (attributes.isEmpty ? 0 : flagAttributes))
         w.u16le(UInt16(id.count))
         w.append(id)
+        if !attributes.isEmpty {
+            let block = Attributes.encode(attributes)
+            w.u32le(UInt32(block.count))
+            w.append(block)
+        }
         if let payload { w.append(payload) }
         return sealed(key: key, body: w.bytes)
+    }
+
+    /// The attribute values of a stored document.
+    package static func parseDocumentAttributes(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> [(id: UInt32, value: AttributeValue)] {
+        try parseDocument(key: key, value, includePayload: false).attributes
     }
 
     package static func parseDocument(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, includePayload: Bool = true) throws
@@ -61,14 +74,23 @@ package enum Records {
     {
         let body = try checkedBody(key: key, value, what: "document record \(Keys.part(key, 1).map(String.init) ?? "?")")
         var r = ByteReader(body)
-        guard let flags = r.u8(), flags & ~flagPayload == 0, let n = r.u16le(), let idBytes = r.bytes(Int(n)) else {
+        guard let flags = r.u8(), flags & ~(flagPayload | flagAttributes) == 0, let n = r.u16le(), let idBytes = r.bytes(Int(n)) else {
             throw SparseDBError(.corrupt, "document record \(Keys.part(key, 1).map(String.init) ?? "?") is malformed")
         }
         guard let id = String(validating: idBytes, as: UTF8.self) else {
             throw SparseDBError(.corrupt, "document record \(Keys.part(key, 1).map(String.init) ?? "?") has an id that is not UTF-8")
         }
+        var attributes: [(id: UInt32, value: AttributeValue)] = []
+        if flags & flagAttributes != 0 {
+            guard let length = r.u32le(), let block = r.bytes(Int(length)) else {
+                throw SparseDBError(.corrupt, "document record \(Keys.part(key, 1).map(String.init) ?? "?") has truncated attributes")
+            }
+            var a = ByteReader(block)
+            attributes = try Attributes.decode(&a)
+            guard a.isAtEnd else { throw SparseDBError(.corrupt, "document record has trailing attribute bytes") }
+        }
         let payload = flags & flagPayload != 0 && includePayload ? Array(r.rest()) : nil
-        return StoredDocument(id: id, payload: payload)
+        return StoredDocument(id: id, payload: payload, attributes: attributes)
     }
 
     // MARK: external ids (§6)

@@ -15,6 +15,7 @@ package enum Table: Int, CaseIterable, Sendable {
     case postingBlock
     case forwardRow
     case flatChunk
+    case attribute
 
     package var name: String {
         switch self {
@@ -26,6 +27,7 @@ package enum Table: Int, CaseIterable, Sendable {
         case .postingBlock: "posting-block"
         case .forwardRow: "forward-row"
         case .flatChunk: "flat-chunk"
+        case .attribute: "attribute-index"
         }
     }
 

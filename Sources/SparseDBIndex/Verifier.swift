@@ -1,7 +1,7 @@
 import SparseDBCore
 import SparseDBStorage
 
-/// Checks every record of a collection and the references between them (format-spec.md §11):
+/// Checks every record of a collection and the references between them (format-spec.md §12):
 ///
 /// - every record's checksum (documents, id map, term statistics, forward rows, block headers
 ///   and payloads) and structure;
@@ -21,6 +21,8 @@ package enum Verifier {
 
         var documents = DocumentBitmap(capacity: record.nextDocument)
         var externalIds: [UInt32: String] = [:]
+        // Attribute values the records hold, as the index keys them: (attribute, document, value key).
+        var expectedAttributes = Set<AttributeEntry>()
         try txn.scan(prefix: prefix, in: txn.table(.document)) { k, v in
             guard k.count == 8, let d = Keys.part(k, 1) else {
                 problem("malformed document key of \(k.count) bytes")
@@ -28,9 +30,31 @@ package enum Verifier {
             }
             if d >= record.nextDocument { problem("document \(d) is beyond the next id \(record.nextDocument)") }
             documents.insert(d)
-            do { externalIds[d] = try Records.parseDocument(key: k, v, includePayload: false).id } catch { problem("document \(d): \(message(error))") }
+            do {
+                let stored = try Records.parseDocument(key: k, v, includePayload: false)
+                externalIds[d] = stored.id
+                for (aid, value) in stored.attributes {
+                    guard let attribute = record.attributes.first(where: { $0.id == aid }), attribute.type == value.type.rawValue else {
+                        problem("document \(d) has a value for attribute #\(aid), which the schema does not declare so")
+                        continue
+                    }
+                    for key in Self.valueKeys(value) { expectedAttributes.insert(AttributeEntry(attribute: aid, document: d, value: key)) }
+                }
+            } catch { problem("document \(d): \(message(error))") }
             return true
         }
+        do {
+            var indexed = Set<AttributeEntry>()
+            for (aid, entries) in try Attributes.indexedEntries(txn, record: record) {
+                for (doc, key) in entries { indexed.insert(AttributeEntry(attribute: aid, document: doc, value: key)) }
+            }
+            for e in indexed.subtracting(expectedAttributes).prefix(20) {
+                problem("attribute index lists document \(e.document) under attribute #\(e.attribute), which its record does not hold")
+            }
+            for e in expectedAttributes.subtracting(indexed).prefix(20) {
+                problem("document \(e.document)'s value of attribute #\(e.attribute) is missing from the attribute index")
+            }
+        } catch { problem("attribute index: \(message(error))") }
         var tombstones = DocumentBitmap(capacity: record.nextDocument)
         try txn.scan(prefix: prefix, in: txn.table(.tombstone)) { k, v in
             guard k.count == 8, v.isEmpty, let d = Keys.part(k, 1) else {
@@ -186,6 +210,24 @@ package enum Verifier {
             return true
         }
         if rows != (field.rows ?? 0) { problem("\(label): metadata says \(field.rows ?? 0) rows, chunks hold \(rows)") }
+    }
+
+    struct AttributeEntry: Hashable {
+        var attribute: UInt32
+        var document: UInt32
+        var value: [UInt8]
+    }
+
+    /// The index's keys of a value: each distinct keyword, the bool byte, the ordered number bits.
+    static func valueKeys(_ value: AttributeValue) -> [[UInt8]] {
+        switch value {
+        case .keyword(let list): return Set(list).map { Array($0.utf8) }
+        case .bool(let v): return [Attributes.boolBytes(v)]
+        case .integer, .float:
+            var w = ByteWriter()
+            w.u64be(Attributes.orderedBits(value))
+            return [w.bytes]
+        }
     }
 
     static func message(_ error: Error) -> String { (error as? SparseDBError)?.message ?? "\(error)" }

@@ -19,14 +19,17 @@ final class CandidateCollector {
     private var exactBar: Float = -.infinity
     private(set) var candidates: [(doc: UInt32, upper: Float)] = []
     private let deleted: DocumentBitmap
+    /// A filter's documents (deleted ones already removed); nil = every live document.
+    let allowed: DocumentBitmap?
     var documentsScored = 0
 
     /// > 1 makes pruning approximate: documents whose upper bound is below factor × threshold are skipped.
     let thresholdFactor: Float
 
-    init(k: Int, deleted: DocumentBitmap, thresholdFactor: Float = 1) {
+    init(k: Int, deleted: DocumentBitmap, allowed: DocumentBitmap? = nil, thresholdFactor: Float = 1) {
         self.k = k
         self.deleted = deleted
+        self.allowed = allowed
         self.thresholdFactor = thresholdFactor
         heap = .allocate(capacity: max(k, 1))
     }
@@ -36,11 +39,21 @@ final class CandidateCollector {
     /// Whether a document (or group of documents) with this upper bound may be skipped.
     @inline(__always) func isPruned(_ upperBound: Float) -> Bool { upperBound < bar }
 
+    /// Whether the filter (if any) rejects `doc`: the traversals then skip it unscored.
+    @inline(__always) func isFilteredOut(_ doc: UInt32) -> Bool {
+        if let allowed { return !allowed.contains(doc) }
+        return false
+    }
+
     @inline(__always)
     func offer(doc: UInt32, upper: Float, lower: Float) {
         documentsScored += 1
         if upper < exactBar { return }
-        if deleted.contains(doc) { return }
+        if let allowed {
+            if !allowed.contains(doc) { return }
+        } else if deleted.contains(doc) {
+            return
+        }
         candidates.append((doc, upper))
         if heapCount < k {
             heap[heapCount] = lower

@@ -33,7 +33,7 @@ package final class ScanChunk: Sendable {
 
 /// Decoded flat chunks kept between queries, keyed by (collection, field, epoch, chunk, row
 /// count, stored checksum): rows are only ever appended to a chunk between compactions, so a
-/// chunk's row count and checksum identify its content (format-spec.md §10). Bounded by a byte
+/// chunk's row count and checksum identify its content (format-spec.md §11). Bounded by a byte
 /// budget; oldest out first.
 package final class FlatCache: Sendable {
     package struct Key: Hashable, Sendable {
@@ -131,21 +131,31 @@ extension QueryEngine {
     /// The exact top-k of a dense or CSR query over a flat field, best first: scores summed in
     /// double precision in increasing dimension order, as for sparse fields.
     package func searchFlat(
-        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: FlatQuery, deleted: DocumentBitmap
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: FlatQuery, deleted: DocumentBitmap,
+        allowed: DocumentBitmap? = nil
     ) throws -> (hits: [ScoredDocument], statistics: QueryStatistics) {
         guard query.k > 0 else { return ([], QueryStatistics()) }
-        let chunks = try scanChunks(txn, record: record, field: field)
+        var chunks = try scanChunks(txn, record: record, field: field)
+        if let allowed {
+            // Only chunks holding an admitted document are scanned.
+            chunks = chunks.filter { chunk in
+                guard let first = chunk.chunk.documents.first, let last = chunk.chunk.documents.last else { return false }
+                return allowed.intersects(first, last + 1)
+            }
+        }
+        // Rows a filter (or a deletion) excludes are never scored.
+        let excluded = allowed.map { ExclusionSet.allowed($0) } ?? .deleted(deleted)
         var stats = QueryStatistics()
         stats.blocksVisited = chunks.count
         stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, chunks.count / 8, 8))
         let hits: [ScoredDocument]
         if field.kind == FieldKind.csr.rawValue {
-            hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), deleted: deleted, workers: workers)
+            hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers)
         } else {
             hits = try denseTopK(
                 chunks, query: query.dense, width: Int(field.dimensions), dimensions: query.dimensions ?? Int(field.dimensions),
-                cosine: field.isCosine, k: query.k, deleted: deleted, workers: workers, statistics: &stats)
+                cosine: field.isCosine, k: query.k, excluded: excluded, workers: workers, statistics: &stats)
         }
         stats.documentsScored = stats.postingsVisited
         return (hits, stats)
@@ -153,7 +163,7 @@ extension QueryEngine {
 
     /// CSR rows: the query scattered into a dense array, each row a gather of its k slots, summed
     /// in double precision in increasing dimension order (exact, no rescoring needed).
-    private func csrTopK(_ chunks: [ScanChunk], query: SparseVector, k: Int, dimensions: Int, deleted: DocumentBitmap, workers: Int) -> [ScoredDocument] {
+    private func csrTopK(_ chunks: [ScanChunk], query: SparseVector, k: Int, dimensions: Int, excluded: ExclusionSet, workers: Int) -> [ScoredDocument] {
         var dense = [Double](repeating: 0, count: dimensions)
         for (d, w) in zip(query.dimensions, query.weights) where Int(d) < dimensions { dense[Int(d)] = Double(w) }
         let q = dense
@@ -169,7 +179,7 @@ extension QueryEngine {
                         chunk.dimensions.withUnsafeBufferPointer { dims in
                             for r in 0..<chunk.count {
                                 let doc = chunk.documents[r]
-                                if deleted.contains(doc) { continue }
+                                if excluded.excludes(doc) { continue }
                                 var s = 0.0
                                 let base = r &* width
                                 for j in 0..<width {
@@ -194,7 +204,7 @@ extension QueryEngine {
     /// bound; every document whose interval can reach the k-th score is rescored exactly in
     /// double precision, so the result equals a double-precision brute force.
     private func denseTopK(
-        _ chunks: [ScanChunk], query: [Float], width: Int, dimensions: Int, cosine: Bool, k: Int, deleted: DocumentBitmap, workers: Int,
+        _ chunks: [ScanChunk], query: [Float], width: Int, dimensions: Int, cosine: Bool, k: Int, excluded: ExclusionSet, workers: Int,
         statistics: inout QueryStatistics
     ) throws -> [ScoredDocument] {
         let d = min(dimensions, width, query.count)
@@ -212,7 +222,11 @@ extension QueryEngine {
         let survivors = Locked<[UInt32]>([])
         let query = q
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let collector = CandidateCollector(k: k, deleted: deleted)
+            let collector: CandidateCollector
+            switch excluded {
+            case .deleted(let deleted): collector = CandidateCollector(k: k, deleted: deleted)
+            case .allowed(let allowed): collector = CandidateCollector(k: k, deleted: DocumentBitmap(), allowed: allowed)
+            }
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
             var c = worker
             while c < chunks.count {
@@ -273,6 +287,20 @@ extension QueryEngine {
         }
         scored.sort(by: ScoredDocument.ranksBefore)
         return Array(scored.prefix(k))
+    }
+}
+
+/// The documents a scan must not return: the deleted ones, or all but a filter's.
+enum ExclusionSet: Sendable {
+    case deleted(DocumentBitmap)
+    case allowed(DocumentBitmap)
+
+    @inline(__always)
+    func excludes(_ doc: UInt32) -> Bool {
+        switch self {
+        case .deleted(let d): d.contains(doc)
+        case .allowed(let a): !a.contains(doc)
+        }
     }
 }
 

@@ -73,7 +73,7 @@ package final class DecodedBlock: @unchecked Sendable {
 /// The cached state of one term of one field: its term statistics (valid for one collection
 /// generation), its block directory and the blocks decoded so far. Shared by every snapshot of
 /// the same field epoch, because between two compactions a term's blocks only ever get appended
-/// (format-spec.md §10): an older snapshot sees a prefix of the directory a newer one sees, and a
+/// (format-spec.md §11): an older snapshot sees a prefix of the directory a newer one sees, and a
 /// block, once decoded, is valid for both.
 package final class TermEntry: Sendable {
     private struct State {

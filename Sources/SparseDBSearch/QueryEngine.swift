@@ -60,6 +60,7 @@ package struct SparseQuery: Sendable {
 package final class QueryEngine: Sendable {
     package let cache: PostingCache
     package let flatCache: FlatCache
+    package let filterCache = FilterCache()
     package let codecs = CodecPool()
 
     package init(cacheBytes: Int, flatCacheBytes: Int = 1 << 30) {
@@ -76,8 +77,14 @@ package final class QueryEngine: Sendable {
     }
 
     /// The exact top-k of `query` on sparse field `field`, best first, with exact float scores.
+    ///
+    /// With `allowed` (a filter's documents), only those documents are candidates: the traversal
+    /// skips the others without scoring them, and when the filter is selective enough that
+    /// scoring its documents directly from their forward rows reads less than the query's posting
+    /// lists, it does that instead.
     package func searchSparse(
-        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: SparseQuery, deleted: DocumentBitmap
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, query: SparseQuery, deleted: DocumentBitmap,
+        allowed: DocumentBitmap? = nil
     ) throws -> (hits: [ScoredDocument], statistics: QueryStatistics) {
         let q = query.vector
         guard query.k > 0, q.count > 0 else { return ([], QueryStatistics()) }
@@ -109,9 +116,24 @@ package final class QueryEngine: Sendable {
             cursors.append(
                 TermCursor(
                     term: term, queryWeight: weight, termMaxWeight: stats.maxWeight, directory: directory, blocks: decoded, blockCount: blocks,
-                    entry: entry, source: source))
+                    postingCount: Int(stats.postings), entry: entry, source: source))
         }
-        let collector = CandidateCollector(k: query.k, deleted: deleted, thresholdFactor: query.heapFactor)
+        if let allowed {
+            // Direct scoring reads one forward row (about postings / documents entries) per
+            // admitted document; the traversal walks the query's lists. Rows are read at random,
+            // so they count four times a posting read in order.
+            let queryPostings = cursors.reduce(0) { $0 + $1.postingCount }
+            let rowLength = Double(field.postings) / Double(max(record.liveDocuments + record.deletedDocuments, 1))
+            if Double(allowed.count) * max(rowLength, 1) * 4 <= Double(queryPostings) {
+                var stats = QueryStatistics()
+                stats.terms = cursors.count
+                stats.documentsScored = allowed.count
+                stats.candidatesRescored = allowed.count
+                let scored = try rescore(txn, collection: c, field: f, query: q, documents: allowed.members).filter { $0.score > 0 }
+                return (Array(scored.prefix(query.k)), stats)
+            }
+        }
+        let collector = CandidateCollector(k: query.k, deleted: deleted, allowed: allowed, thresholdFactor: query.heapFactor)
         try Traversal.run(query.algorithm, cursors: cursors, collector: collector)
         var stats = QueryStatistics()
         stats.terms = cursors.count

@@ -57,6 +57,8 @@ final class TermCursor {
     private let directory: TermDirectory
     /// Blocks of this snapshot (the directory may be longer: a newer snapshot's).
     let blockCount: Int
+    /// Postings of this snapshot's list.
+    let postingCount: Int
     private let entry: TermEntry
     /// The blocks other queries had decoded when this cursor was made.
     private let cachedBlocks: [DecodedBlock?]
@@ -85,7 +87,7 @@ final class TermCursor {
 
     init(
         term: UInt32, queryWeight: Float, termMaxWeight: Float, directory: TermDirectory, blocks: [DecodedBlock?], blockCount: Int,
-        entry: TermEntry, source: BlockSource
+        postingCount: Int, entry: TermEntry, source: BlockSource
     ) {
         precondition(blockCount <= directory.count)
         self.term = term
@@ -95,6 +97,7 @@ final class TermCursor {
         self.directory = directory
         self.cachedBlocks = blocks
         self.blockCount = blockCount
+        self.postingCount = postingCount
         self.entry = entry
         self.source = source
         self.weightScale = queryWeight / 255

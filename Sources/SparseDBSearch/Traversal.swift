@@ -37,6 +37,15 @@ enum Traversal {
                 var d = TermCursor.end
                 for i in 0..<n where docs[i] < d { d = docs[i] }
                 if d == TermCursor.end { return }
+                if out.isFilteredOut(d) {
+                    for i in 0..<n where docs[i] == d {
+                        try refs[i]._withUnsafeGuaranteedRef { c in
+                            try c.next()
+                            docs[i] = c.doc
+                        }
+                    }
+                    continue
+                }
                 var u: Float = 0
                 var l: Float = 0
                 for i in 0..<n where docs[i] == d {
@@ -82,6 +91,19 @@ enum Traversal {
                     i &+= 1
                 }
                 if d == TermCursor.end { return }
+                if out.isFilteredOut(d) {
+                    i = firstEssential
+                    while i < n {
+                        if docs[i] == d {
+                            try refs[i]._withUnsafeGuaranteedRef { c in
+                                try c.next()
+                                docs[i] = c.doc
+                            }
+                        }
+                        i &+= 1
+                    }
+                    continue
+                }
                 var u: Float = 0
                 var l: Float = 0
                 i = firstEssential
@@ -238,17 +260,20 @@ enum Traversal {
                     var u: Float = 0
                     var l: Float = 0
                     var i = 0
+                    let skip = out.isFilteredOut(pivotDoc)
                     while i < live && sorted.doc(at: i) == pivotDoc {
                         let c = order[i]
                         try refs[c]._withUnsafeGuaranteedRef { cursor in
-                            u += cursor.upper
-                            l += cursor.lower
+                            if !skip {
+                                u += cursor.upper
+                                l += cursor.lower
+                            }
                             try cursor.next()
                             docs[c] = cursor.doc
                         }
                         i &+= 1
                     }
-                    out.offer(doc: pivotDoc, upper: u, lower: l)
+                    if !skip { out.offer(doc: pivotDoc, upper: u, lower: l) }
                     // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
                     var j = i &- 1
                     while j >= 0 {

@@ -299,3 +299,59 @@ package enum LineFormats {
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { Array($0) }
     }
 }
+
+extension LineFormats {
+    /// The values of declared attributes in a line's fields (the top-level fields other than
+    /// `_id`, `title`, `text`, `vector`, `dense`): keyword = a string or an array of strings,
+    /// integer = an integer, float = a number, bool = true / false. A missing or null value is
+    /// simply absent; a value of the wrong type is refused with the file and line.
+    package static func attributeValues(
+        _ object: [String: Any], declared: [AttributeField], file: String, line: Int
+    ) throws -> [String: AttributeValue] {
+        var out: [String: AttributeValue] = [:]
+        for attribute in declared {
+            guard let raw = object[attribute.name], !(raw is NSNull) else { continue }
+            func wrong() -> SparseDBError {
+                SparseDBError(.invalidInput, "\(file):\(line): attribute '\(attribute.name)' is \(attribute.type.rawValue), got \(jsonType(raw))")
+            }
+            let number = raw as? NSNumber
+            let objCType = number.map { String(cString: $0.objCType) }
+            switch attribute.type {
+            case .keyword:
+                if let s = raw as? String, number == nil {
+                    out[attribute.name] = .keyword(s)
+                } else if let list = raw as? [Any] {
+                    var strings: [String] = []
+                    for item in list {
+                        guard let s = item as? String, !(item is NSNumber) else { throw wrong() }
+                        strings.append(s)
+                    }
+                    out[attribute.name] = .keywords(strings)
+                } else {
+                    throw wrong()
+                }
+            case .integer:
+                guard let number, objCType != "c", objCType != "d" && objCType != "f" || number.doubleValue.rounded() == number.doubleValue,
+                    abs(number.doubleValue) < 9.2e18
+                else { throw wrong() }
+                out[attribute.name] = .integer(number.int64Value)
+            case .float:
+                guard let number, objCType != "c", number.doubleValue.isFinite else { throw wrong() }
+                out[attribute.name] = .float(number.doubleValue)
+            case .bool:
+                guard let number, objCType == "c" else { throw wrong() }
+                out[attribute.name] = .bool(number.boolValue)
+            }
+        }
+        return out
+    }
+
+    /// `NAME:TYPE` (type keyword, integer, float or bool), as `--attribute` takes it.
+    package static func attributeDeclaration(_ spec: String) throws -> AttributeField {
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, let type = AttributeField.ValueType(rawValue: parts[1]) else {
+            throw SparseDBError(.invalidInput, "--attribute takes NAME:TYPE with TYPE keyword, integer, float or bool; got '\(spec)'")
+        }
+        return AttributeField(name: parts[0], type: type)
+    }
+}

@@ -7,8 +7,13 @@ import SparseDBTools
 /// and line (committed batches stay).
 struct CorpusSource: TextDocumentSource {
     let reader: JSONLinesReader
+    /// Attributes whose values are read from each line's fields.
+    let attributes: [AttributeField]
 
-    init(_ file: InputFile) throws { reader = try file.lines() }
+    init(_ file: InputFile, attributes: [AttributeField] = []) throws {
+        reader = try file.lines()
+        self.attributes = attributes
+    }
 
     mutating func next() throws -> TextDocument? {
         guard let (line, bytes) = try reader.next() else { return nil }
@@ -16,7 +21,8 @@ struct CorpusSource: TextDocumentSource {
         var o = try LineFormats.object(bytes, file: path, line: line)
         let id = try LineFormats.id(o, file: path, line: line)
         let text = documentText(o)
+        let values = try LineFormats.attributeValues(o, declared: attributes, file: path, line: line)
         o["_id"] = nil
-        return TextDocument(id: id, text: text, payload: LineFormats.payload(o))
+        return TextDocument(id: id, text: text, payload: LineFormats.payload(o), attributes: values)
     }
 }

@@ -45,12 +45,15 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Corpus ingest: accept a model different from the one the field was built with.") var allowModelMismatch = false
     @Flag(inversion: .prefixedNo, help: "Re-pack the posting lists at the end when the batches left them fragmented.")
     var compact = true
+    @Option(name: .customLong("attribute"), help: "Declare a payload attribute of a new collection, NAME:TYPE (keyword, integer, float, bool); repeatable. Values come from each line's fields.")
+    var attributeSpecs: [String] = []
 
     func validate() throws {
         if (vectors == nil) == (corpus == nil) { throw ValidationError("give exactly one of --vectors or --corpus") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if let d = dimensions, d < 1 || d > 1 << 31 { throw ValidationError("--dimensions must be 1 ... 2^31") }
         if corpus != nil && kind != .sparse { throw ValidationError("--kind goes with --vectors; a corpus field's kind follows its model") }
+        for spec in attributeSpecs { _ = try LineFormats.attributeDeclaration(spec) }
         if let k = maxActiveDims, k < 1 { throw ValidationError("--max-active-dims must be at least 1, got \(k)") }
         if vectors != nil && !fields.isEmpty { throw ValidationError("--field goes with --corpus") }
         _ = try fieldModels()
@@ -70,6 +73,24 @@ struct IngestCommand: ParsableCommand {
         try reportingErrors {
             if let vectors { try ingestVectors(try InputFile(path: vectors)) } else if let corpus { try ingestCorpus(try InputFile(path: corpus)) }
         }
+    }
+
+    /// The attributes to read from the input: those declared with --attribute (which a
+    /// collection that exists must already have), else the existing collection's.
+    private func attributes(_ existing: VectorCollection?) throws -> [AttributeField] {
+        let declared = try attributeSpecs.map(LineFormats.attributeDeclaration)
+        guard let existing else { return declared }
+        for a in declared where !existing.schema.attributes.contains(a) {
+            throw SparseDBError.invalidInput(
+                "collection '\(existing.name)' exists without attribute \(a.name):\(a.type.rawValue); attributes are declared when a collection is made")
+        }
+        return existing.schema.attributes
+    }
+
+    /// The declared attributes' values in a vector line's other fields.
+    private func attributeValues(_ payload: [UInt8]?, _ attributes: [AttributeField], file: String, line: Int) throws -> [String: AttributeValue] {
+        guard !attributes.isEmpty, let payload, let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else { return [:] }
+        return try LineFormats.attributeValues(object, declared: attributes, file: file, line: line)
     }
 
     /// The collection as it is now, without creating the database (nil when either is absent).
@@ -115,6 +136,7 @@ struct IngestCommand: ParsableCommand {
             throw SparseDBError.invalidInput("field '\(fieldName)' of collection '\(collection)' is \(field.kind.rawValue); give --kind \(field.kind.rawValue)")
         }
         var dims = field?.dimensions ?? dimensions
+        let attributes = try self.attributes(existing)
         var maxActive = 0
         var total: Int? = nil
         if input.isRewindable {
@@ -127,6 +149,7 @@ struct IngestCommand: ParsableCommand {
                 if let first = seen.updateValue(line, forKey: r.id) {
                     throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' repeats line \(first)")
                 }
+                _ = try attributeValues(r.payload, attributes, file: name, line: line)
                 switch r.vector {
                 case .sparse(let v):
                     maxActive = max(maxActive, v.count)
@@ -170,7 +193,7 @@ struct IngestCommand: ParsableCommand {
                 if field == nil, case .dense(let v)? = batch.first?.vectors[fieldName] {
                     field = .dense(fieldName, dimensions: UInt32(v.count), metric: metric, precision: precision)
                 }
-                coll = try Database(path: database.db).collection(collection, creatingWith: CollectionSchema(fields: [field!]))
+                coll = try Database(path: database.db).collection(collection, creatingWith: CollectionSchema(fields: [field!], attributes: attributes))
             }
             try coll!.upsert(batch)
             done += batch.count
@@ -185,7 +208,8 @@ struct IngestCommand: ParsableCommand {
                 throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' appears more than once in the input")
             }
             if case .dense(let v) = r.vector, dims == nil { dims = UInt32(v.count) }
-            batch.append(Document(id: r.id, payload: r.payload, vectors: [fieldName: r.vector]))
+            batch.append(
+                Document(id: r.id, payload: r.payload, vectors: [fieldName: r.vector], attributes: try attributeValues(r.payload, attributes, file: name, line: line)))
             if batch.count >= batchSize { try flush() }
         }
         try flush()
@@ -209,7 +233,8 @@ struct IngestCommand: ParsableCommand {
                 encoders[name] = try TextEncoder(path: model)
             }
         }
-        let schema = CollectionSchema(fields: encoders.keys.sorted().map { name in
+        let attributes = try self.attributes(existing)
+        let fields = encoders.keys.sorted().map { name in
             let encoder = encoders[name]!
             switch encoder.kind {
             case .splade, .inferenceFree:
@@ -221,7 +246,8 @@ struct IngestCommand: ParsableCommand {
             case .staticEmbedding, .dense:
                 return VectorField.dense(name, dimensions: UInt32(encoder.dimensions), metric: metric, precision: precision)
             }
-        })
+        }
+        let schema = CollectionSchema(fields: fields, attributes: attributes)
         var total: Int? = nil
         if input.isRewindable {
             // Check every line first, so that a malformed corpus is refused before anything is written.
@@ -231,6 +257,7 @@ struct IngestCommand: ParsableCommand {
             while let (line, bytes) = try reader.next() {
                 let o = try LineFormats.object(bytes, file: input.displayName, line: line)
                 let id = try LineFormats.id(o, file: input.displayName, line: line)
+                _ = try LineFormats.attributeValues(o, declared: attributes, file: input.displayName, line: line)
                 if let first = seen.updateValue(line, forKey: id) {
                     throw SparseDBError.invalidInput("\(input.displayName):\(line): document id '\(id)' repeats line \(first)")
                 }
@@ -245,7 +272,7 @@ struct IngestCommand: ParsableCommand {
         }
         let progress = Progress("ingest \(collection)", total: total, quiet: quiet)
         let committed = InterruptNotice.install(label: "ingest")
-        var source = try CorpusSource(input)
+        var source = try CorpusSource(input, attributes: attributes)
         let report = try coll.ingest(
             &source, encoders: encoders,
             options: IngestOptions(

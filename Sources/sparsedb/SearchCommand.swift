@@ -25,6 +25,8 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Hybrid: the fields to search, comma-separated (default: all fields with a recorded model).") var fields: String?
     @Option(help: "Hybrid, weighted: FIELD=WEIGHT,... (fields not named share the rest equally).") var weights: String?
     @Option(parsing: .unconditional, help: "Hybrid: how deep each field's exact ranking goes.") var fuseDepth: Int = 100
+    @Option(help: "Only documents matching this JSON filter on payload attributes, e.g. '{\"pos\": \"verb\"}' or '{\"year\": {\"gte\": 2000}}'.")
+    var filter: String?
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
     @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
     @Flag(help: "Run every query once before the measured run (warms the posting cache), for latency measurements.") var warmup = false
@@ -46,12 +48,13 @@ struct SearchCommand: ParsableCommand {
         if fuse == nil && (fields != nil || weights != nil) { throw ValidationError("--fields and --weights go with --fuse") }
         if fuse != nil && field != nil { throw ValidationError("--field searches one field; --fuse searches several (--fields)") }
         _ = try parsedWeights()
+        if let filter { _ = try Filter(json: filter) }
     }
 
     var options: SearchOptions {
         SearchOptions(
             k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, maxActiveDims: maxActiveDims,
-            dimensions: dims)
+            dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) })
     }
 
     func parsedWeights() throws -> [String: Double] {

@@ -135,3 +135,45 @@ import Glibc
         }
     }
 }
+
+/// A dense field filled with real MiniLM embeddings of a shared collection, through the text
+/// pipeline (ingest from text, search by text), against brute force over the same embeddings.
+@Suite struct DenseSearchOnRealEmbeddingsTests {
+    @Test func denseFieldOnCranfieldMatchesBruteForce() throws {
+        let modelPath = MiniLMTests.modelPath
+        try #require(FileManager.default.fileExists(atPath: modelPath + "/model.safetensors"), "run tools/fetch-model.sh minilm")
+        try withTemporaryDirectory { dir in
+            let encoder = try TextEncoder(path: modelPath)
+            let lines = try String(contentsOfFile: sharedDirectory + "/data/cranfield/corpus.jsonl", encoding: .utf8).split(separator: "\n").prefix(400)
+            let docs = try lines.map { line -> TextDocument in
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                let title = o["title"] as? String ?? ""
+                let text = o["text"] as? String ?? ""
+                return TextDocument(id: o["_id"] as! String, text: title.isEmpty ? text : title + " " + text)
+            }
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [.dense("minilm", dimensions: 384, metric: .cosine)]))
+            try c.ingest(docs, encoder: encoder, options: IngestOptions(batchSize: 64))
+            #expect(try c.count() == 400)
+            let embeddings = try encoder.embed(docs.map(\.text), task: .document)
+            let stored = Dictionary(uniqueKeysWithValues: zip(docs.map(\.id), embeddings.map { denseStored($0, cosine: true, half: false) }))
+            let queries = try String(contentsOfFile: sharedDirectory + "/data/cranfield/queries.jsonl", encoding: .utf8).split(separator: "\n").prefix(25)
+            for line in queries {
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                let text = o["text"] as! String
+                let q = try encoder.embed([text], task: .query)[0]
+                for d in [384, 128] {
+                    let got = try c.search(.dense(q), options: SearchOptions(k: 10, dimensions: d)).hits.map { ($0.id, $0.score) }
+                    let scores = stored.mapValues { denseScore(q, $0, d: d, cosine: true) }
+                    let problem = rankingMismatch(got, scores: scores, k: 10)
+                    #expect(problem == nil, "query \(o["_id"]!) d=\(d): \(problem ?? "")")
+                }
+                // Text search goes through the field's recorded encoder.
+                let byText = try c.search(text: text, encoder: try c.queryEncoder(model: nil), options: SearchOptions(k: 10)).hits.map(\.id)
+                let byVector = try c.search(.dense(q), options: SearchOptions(k: 10)).hits.map(\.id)
+                #expect(byText == byVector)
+            }
+        }
+    }
+}

@@ -193,3 +193,32 @@ package func rankingMismatch(
     }
     return nil
 }
+
+/// A row as the field stores it.
+package func denseStored(_ v: [Float], cosine: Bool, half: Bool) -> [Float] {
+    var row = v
+    if cosine {
+        let n = v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        row = v.map { Float(Double($0) / n) }
+    }
+    if half { row = row.map { Float(Float16($0)) } }
+    return row
+}
+
+/// The field's exact score of a stored row for a query, on the first `d` values.
+package func denseScore(_ q: [Float], _ row: [Float], d: Int, cosine: Bool) -> Double {
+    var qq = Array(q.prefix(d))
+    if cosine {
+        let n = qq.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        qq = qq.map { Float(Double($0) / n) }
+    }
+    var s = 0.0
+    var p = 0.0
+    for j in 0..<d {
+        s += Double(qq[j]) * Double(row[j])
+        p += Double(row[j]) * Double(row[j])
+    }
+    if cosine && d < row.count { s /= p.squareRoot() }
+    return s
+}
+
