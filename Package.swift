@@ -60,8 +60,26 @@ let package = Package(
         // Shared test helpers: brute-force oracles, seeded data, fixtures, running the CLI.
         .target(name: "SparseDBTestSupport", dependencies: ["SparseDB", "SparseDBTools"], path: "Tests/SparseDBTestSupport"),
         // Fast, self-contained: no ../shared, no model.
-        .testTarget(name: "SparseDBUnitTests", dependencies: ["SparseDBTestSupport"]),
+        .testTarget(name: "SparseDBUnitTests", dependencies: ["SparseDBTestSupport", "SparseDBFuzzing"]),
         // Real data from ../shared, the default model, the CLI and the example program.
         .testTarget(name: "SparseDBIntegrationTests", dependencies: ["SparseDBTestSupport"]),
+
+        // MARK: Fuzzing (tools/fuzz.sh, Fuzz/README.md) ----------------------------------------
+        // One libFuzzer target per parser of untrusted bytes. A plain `swift build` makes each a
+        // replay tool (`FuzzVectorLine FILE|DIR ...`); tools/fuzz.sh rebuilds them with
+        // `-sanitize=fuzzer,address -DFUZZING` in .build-fuzz. The harnesses live in one library
+        // so that the unit tests replay the seed corpora through the same code.
+        .target(
+            name: "SparseDBFuzzing", dependencies: ["SparseDBTools", "SparseDBIndex", "SparseDBEncoders"], path: "Fuzz/Harness"),
+        // The prototype of libFuzzer's driver entry point (a header only; -sanitize=fuzzer links it).
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(name: "FuzzVectorLine", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzVectorLine"),
+        .executableTarget(name: "FuzzCorpusLine", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzCorpusLine"),
+        .executableTarget(name: "FuzzPostingBlock", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzPostingBlock"),
+        .executableTarget(name: "FuzzRecords", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzRecords"),
+        .executableTarget(name: "FuzzSafeTensors", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzSafeTensors"),
+        .executableTarget(name: "FuzzTokenizerJSON", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzTokenizerJSON"),
+        .executableTarget(name: "FuzzTokenizer", dependencies: ["SparseDBFuzzing", "CLibFuzzer"], path: "Fuzz/FuzzTokenizer"),
+        // MARK: end of fuzzing ------------------------------------------------------------------
     ]
 )
