@@ -1,0 +1,3 @@
+def test_import():
+    import sparsedb
+    assert sparsedb.native_version
