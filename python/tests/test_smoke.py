@@ -1,3 +1,0 @@
-def test_import():
-    import sparsedb
-    assert sparsedb.native_version
