@@ -179,30 +179,23 @@ public func sdb_documents_free(_ documents: OpaquePointer?) { release(documents,
 
 // MARK: Search
 
-/// The hits of a batch of queries, flattened (`sdb_results`).
+/// The hits of a batch of queries, flattened into one buffer (`sdb_results`): the layout
+/// sparsedb.h gives for `sdb_results_packed`, whose sections `sdb_results_view` points into.
 final class ResultsBox {
-    let offsets: OwnedBuffer<Int64>
-    let scores: OwnedBuffer<Double>
-    let internalIds: OwnedBuffer<UInt32>
-    let idBytes: OwnedBuffer<UInt8>
-    let idOffsets: OwnedBuffer<Int64>
-    let payloadBytes: OwnedBuffer<UInt8>
-    let payloadOffsets: OwnedBuffer<Int64>
-    let payloadPresent: OwnedBuffer<UInt8>
-    /// Seven counters per query, in `SearchStatistics` order.
-    let statistics: OwnedBuffer<Int64>
-    var queries: Int { offsets.count - 1 }
+    let buffer: UnsafeMutableRawPointer
+    let size: Int
+    let queries: Int
+    let hits: Int
+    // Byte offsets of the sections in `buffer`.
+    let offsets, scores, internalIds, idOffsets, payloadOffsets, statistics, present, idBytes, payloadBytes: Int
 
     init(_ results: [SearchResult]) {
+        var ids = PackedStrings()
+        var payloads = PackedStrings()
         var offsets: [Int64] = [0]
         var scores: [Double] = []
         var internalIds: [UInt32] = []
-        var ids = PackedStrings()
-        var payloads = PackedStrings()
         var statistics: [Int64] = []
-        let total = results.reduce(0) { $0 + $1.hits.count }
-        scores.reserveCapacity(total)
-        internalIds.reserveCapacity(total)
         for r in results {
             for hit in r.hits {
                 scores.append(hit.score)
@@ -212,24 +205,59 @@ final class ResultsBox {
             }
             offsets.append(Int64(scores.count))
             let s = r.statistics
-            statistics += [s.terms, s.postingsDecoded, s.blocksDecoded, s.blocksSkipped, s.blocksDecompressed, s.documentsScored, s.candidatesRescored]
-                .map { Int64($0) }
+            for v in [s.terms, s.postingsDecoded, s.blocksDecoded, s.blocksSkipped, s.blocksDecompressed, s.documentsScored, s.candidatesRescored] {
+                statistics.append(Int64(v))
+            }
         }
-        self.offsets = OwnedBuffer(offsets)
-        self.scores = OwnedBuffer(scores)
-        self.internalIds = OwnedBuffer(internalIds)
-        idBytes = OwnedBuffer(ids.bytes)
-        idOffsets = OwnedBuffer(ids.offsets)
-        payloadBytes = OwnedBuffer(payloads.bytes)
-        payloadOffsets = OwnedBuffer(payloads.offsets)
-        payloadPresent = OwnedBuffer(payloads.present)
-        self.statistics = OwnedBuffer(statistics)
+        queries = results.count
+        hits = scores.count
+        func padded(_ n: Int) -> Int { (n + 7) & ~7 }
+        var at = 32
+        func section(_ bytes: Int) -> Int {
+            defer { at += padded(bytes) }
+            return at
+        }
+        self.offsets = section(8 * offsets.count)
+        self.scores = section(8 * hits)
+        self.internalIds = section(4 * hits)
+        self.idOffsets = section(8 * ids.offsets.count)
+        self.payloadOffsets = section(8 * payloads.offsets.count)
+        self.statistics = section(8 * statistics.count)
+        self.present = section(hits)
+        self.idBytes = section(ids.bytes.count)
+        self.payloadBytes = section(payloads.bytes.count)
+        size = at
+        buffer = .allocate(byteCount: size, alignment: 8)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        let header: [Int64] = [Int64(queries), Int64(hits), Int64(ids.bytes.count), Int64(payloads.bytes.count)]
+        func write<T>(_ values: [T], at offset: Int) {
+            values.withUnsafeBytes { b in
+                if let base = b.baseAddress { (buffer + offset).copyMemory(from: base, byteCount: b.count) }
+            }
+        }
+        write(header, at: 0)
+        write(offsets, at: self.offsets)
+        write(scores, at: self.scores)
+        write(internalIds, at: self.internalIds)
+        write(ids.offsets, at: self.idOffsets)
+        write(payloads.offsets, at: self.payloadOffsets)
+        write(statistics, at: self.statistics)
+        write(payloads.present, at: self.present)
+        write(ids.bytes, at: self.idBytes)
+        write(payloads.bytes, at: self.payloadBytes)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func pointer<T>(_ offset: Int, _: T.Type) -> UnsafePointer<T> {
+        UnsafePointer((buffer + offset).assumingMemoryBound(to: T.self))
     }
 }
 
 /// Options shared by vector and text search.
 struct SearchArguments {
     var options: SearchOptions
+    /// 0 = one per core (resolved by `runQueries` only for batches: asking is not free).
     var threads: Int
 
     init(
@@ -244,7 +272,7 @@ struct SearchArguments {
         options = SearchOptions(
             k: k, algorithm: try Input.algorithm(algorithm), field: try Input.optionalString(field, "field"),
             maxQueryTerms: m == 0 ? nil : m, heapFactor: heapFactor, includePayloads: flags & 1 == 0)  // SDB_SEARCH_NO_PAYLOADS
-        self.threads = threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : Int(threads)
+        self.threads = Int(threads)
     }
 }
 
@@ -257,7 +285,7 @@ func runQueries(_ n: Int, threads: Int, _ search: @Sendable (Int) throws -> Sear
         _ = slots.deinitialize()
         slots.deallocate()
     }
-    let workers = min(max(threads, 1), n)
+    let workers = n <= 1 ? 1 : min(threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : threads, n)
     if workers <= 1 {
         for i in 0..<n { slots[i] = Result { try search(i) } }
     } else {
@@ -308,15 +336,23 @@ public func sdb_results_view(
     guard let results else { return }
     let box = Unmanaged<ResultsBox>.fromOpaque(UnsafeRawPointer(results)).takeUnretainedValue()
     count?.pointee = Int64(box.queries)
-    offsets?.pointee = UnsafePointer(box.offsets.pointer)
-    scores?.pointee = UnsafePointer(box.scores.pointer)
-    internalIds?.pointee = UnsafePointer(box.internalIds.pointer)
-    idData?.pointee = UnsafeRawPointer(box.idBytes.pointer).assumingMemoryBound(to: CChar.self)
-    idOffsets?.pointee = UnsafePointer(box.idOffsets.pointer)
-    payloadData?.pointee = UnsafeRawPointer(box.payloadBytes.pointer).assumingMemoryBound(to: CChar.self)
-    payloadOffsets?.pointee = UnsafePointer(box.payloadOffsets.pointer)
-    payloadPresent?.pointee = UnsafePointer(box.payloadPresent.pointer)
-    statistics?.pointee = UnsafePointer(box.statistics.pointer)
+    offsets?.pointee = box.pointer(box.offsets, Int64.self)
+    scores?.pointee = box.pointer(box.scores, Double.self)
+    internalIds?.pointee = box.pointer(box.internalIds, UInt32.self)
+    idData?.pointee = box.pointer(box.idBytes, CChar.self)
+    idOffsets?.pointee = box.pointer(box.idOffsets, Int64.self)
+    payloadData?.pointee = box.pointer(box.payloadBytes, CChar.self)
+    payloadOffsets?.pointee = box.pointer(box.payloadOffsets, Int64.self)
+    payloadPresent?.pointee = box.pointer(box.present, UInt8.self)
+    statistics?.pointee = box.pointer(box.statistics, Int64.self)
+}
+
+@_cdecl("sdb_results_packed")
+public func sdb_results_packed(_ results: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeRawPointer?>?, _ size: UnsafeMutablePointer<Int64>?) {
+    guard let results else { return }
+    let box = Unmanaged<ResultsBox>.fromOpaque(UnsafeRawPointer(results)).takeUnretainedValue()
+    data?.pointee = UnsafeRawPointer(box.buffer)
+    size?.pointee = Int64(box.size)
 }
 
 @_cdecl("sdb_results_free")

@@ -257,6 +257,18 @@ void sdb_results_view(const sdb_results *results, int64_t *count, const int64_t 
                       const int64_t **id_offsets, const char **payload_data,
                       const int64_t **payload_offsets, const uint8_t **payload_present,
                       const int64_t **statistics);
+
+/**
+ * The whole result as one contiguous buffer of *size bytes, for bindings that copy it out in one
+ * piece (valid until sdb_results_free; the arrays of sdb_results_view point into it). Native byte
+ * order; every section starts at a multiple of 8 bytes from *data, in this order, with n queries
+ * and h hits:
+ *   int64_t header[4] = {n, h, id bytes, payload bytes};
+ *   int64_t offsets[n + 1]; double scores[h]; uint32_t internal_ids[h];
+ *   int64_t id_offsets[h + 1]; int64_t payload_offsets[h + 1]; int64_t statistics[7 * n];
+ *   uint8_t payload_present[h]; char id_data[id bytes]; char payload_data[payload bytes].
+ */
+void sdb_results_packed(const sdb_results *results, const void **data, int64_t *size);
 void sdb_results_free(sdb_results *results);
 
 /* ---- Text: encoders, ingest, text search ---------------------------------------------------- */

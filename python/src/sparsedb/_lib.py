@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import threading
 from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint32, c_void_p
 from pathlib import Path
 
@@ -105,6 +106,7 @@ _SIGNATURES = {
         c_int32,
     ),
     "sdb_results_view": ([P, I64P, PP, PP, PP, PP, PP, PP, PP, PP, PP], None),
+    "sdb_results_packed": ([P, PP, I64P], None),
     "sdb_results_free": ([P], None),
     "sdb_encoder_open": ([c_char_p, PP, ERR], c_int32),
     "sdb_encoder_free": ([P], None),
@@ -167,6 +169,23 @@ def call(fn, *args) -> None:
     status = fn(*args, byref(err))
     if status:
         raise_error(status, err)
+
+
+class _Slots(threading.local):
+    """Per-thread out-parameters (a handle and an error) with their byref objects made once: the
+    hot paths (a single small search) would otherwise spend a measurable part of their time
+    building them. Each value is read right after the call that set it, on the same thread."""
+
+    def __init__(self):
+        self.out = c_void_p()
+        self.err = c_void_p()
+        self.size = c_int64()
+        self.out_ref = byref(self.out)
+        self.err_ref = byref(self.err)
+        self.size_ref = byref(self.size)
+
+
+slots = _Slots()
 
 
 def take_string(pointer: c_void_p) -> str:

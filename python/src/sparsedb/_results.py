@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ctypes
+from itertools import repeat
+from struct import unpack_from
 from ctypes import byref, c_int64, c_void_p
 from typing import Any, List, NamedTuple, Optional
 
@@ -9,7 +11,7 @@ import numpy as np
 import scipy.sparse
 
 from ._convert import decode_payload
-from ._lib import lib
+from ._lib import lib, slots
 
 
 class Hit(NamedTuple):
@@ -51,51 +53,56 @@ def _strings(blob: bytes, offsets: List[int], count: int) -> List[str]:
     return [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(count)]
 
 
-def read_results(handle: c_void_p, single: bool, return_arrays: bool):
-    """The hits of a search result handle, which this frees."""
+_new_hit = tuple.__new__  # a C-level constructor: Hit's own __new__ is Python code
+
+
+def read_results(handle: int, single: bool, return_arrays: bool):
+    """The hits of a search result handle, which this frees. The result is copied out in one piece
+    (sdb_results_packed, layout in sparsedb.h) and parsed from that copy."""
     try:
-        n = c_int64()
-        offsets_p, scores_p, ids_p, id_offsets_p = c_void_p(), c_void_p(), c_void_p(), c_void_p()
-        payload_p, payload_offsets_p, present_p = c_void_p(), c_void_p(), c_void_p()
-        lib.sdb_results_view(
-            handle, byref(n), byref(offsets_p), byref(scores_p), None, byref(ids_p), byref(id_offsets_p),
-            byref(payload_p), byref(payload_offsets_p), byref(present_p), None,
-        )
-        queries = n.value
-        offsets = _buffer(offsets_p.value, queries + 1, "q", 8).tolist()
-        total = offsets[queries]
-        id_offsets = _buffer(id_offsets_p.value, total + 1, "q", 8).tolist()
-        ids = _strings(ctypes.string_at(ids_p.value, id_offsets[total]), id_offsets, total)
-        if return_arrays:
-            scores = np.frombuffer(ctypes.string_at(scores_p.value, total * 8), dtype=np.float64)
-            counts = np.diff(np.asarray(offsets, dtype=np.int64))
-            width = int(counts.max()) if queries else 0
-            out_ids = np.full((queries, width), None, dtype=object)
-            out_scores = np.full((queries, width), -np.inf, dtype=np.float64)
-            rows = np.repeat(np.arange(queries), counts)
-            cols = np.arange(total) - np.repeat(np.asarray(offsets[:-1], dtype=np.int64), counts)
-            out_scores[rows, cols] = scores
-            id_array = np.empty(total, dtype=object)
-            id_array[:] = ids
-            out_ids[rows, cols] = id_array
-            return SearchArrays(out_ids, out_scores)
-        scores = _buffer(scores_p.value, total, "d", 8).tolist()
-        present = _buffer(present_p.value, total, "B", 1)
-        if any(present):
-            payload_offsets = _buffer(payload_offsets_p.value, total + 1, "q", 8).tolist()
-            blob = ctypes.string_at(payload_p.value, payload_offsets[total])
-            payloads = [
-                decode_payload(blob[payload_offsets[h] : payload_offsets[h + 1]]) if present[h] else None
-                for h in range(total)
-            ]
-            hits = [Hit(ids[h], scores[h], payloads[h]) for h in range(total)]
-        else:
-            hits = [Hit(ids[h], scores[h], None) for h in range(total)]
-        if single:
-            return hits
-        return [hits[offsets[q] : offsets[q + 1]] for q in range(queries)]
+        lib.sdb_results_packed(handle, slots.out_ref, slots.size_ref)
+        raw = ctypes.string_at(slots.out.value, slots.size.value)
     finally:
         lib.sdb_results_free(handle)
+    queries, total, id_bytes, payload_bytes = unpack_from("4q", raw)
+    at = 32
+    offsets = unpack_from(f"{queries + 1}q", raw, at)
+    at += 8 * (queries + 1)
+    scores_at = at
+    at += 8 * total + ((4 * total + 7) & ~7)  # scores, internal ids
+    id_offsets = unpack_from(f"{total + 1}q", raw, at)
+    at += 8 * (total + 1)
+    payload_offsets_at = at
+    at += 8 * (total + 1) + 56 * queries  # payload offsets, statistics
+    present_at = at
+    at += (total + 7) & ~7
+    ids = _strings(raw[at : at + id_bytes], id_offsets, total)
+    at += (id_bytes + 7) & ~7
+    if return_arrays:
+        scores = np.frombuffer(raw, dtype=np.float64, count=total, offset=scores_at)
+        counts = np.diff(np.asarray(offsets, dtype=np.int64))
+        width = int(counts.max()) if queries else 0
+        out_ids = np.full((queries, width), None, dtype=object)
+        out_scores = np.full((queries, width), -np.inf, dtype=np.float64)
+        rows = np.repeat(np.arange(queries), counts)
+        cols = np.arange(total) - np.repeat(np.asarray(offsets[:-1], dtype=np.int64), counts)
+        out_scores[rows, cols] = scores
+        id_array = np.empty(total, dtype=object)
+        id_array[:] = ids
+        out_ids[rows, cols] = id_array
+        return SearchArrays(out_ids, out_scores)
+    scores = unpack_from(f"{total}d", raw, scores_at)
+    if payload_bytes or raw.count(1, present_at, present_at + total):
+        po = unpack_from(f"{total + 1}q", raw, payload_offsets_at)
+        blob = raw[at : at + payload_bytes]
+        present = raw[present_at : present_at + total]
+        payloads = [decode_payload(blob[po[h] : po[h + 1]]) if present[h] else None for h in range(total)]
+        hits = [_new_hit(Hit, t) for t in zip(ids, scores, payloads)]
+    else:
+        hits = [_new_hit(Hit, t) for t in zip(ids, scores, repeat(None))]
+    if single:
+        return hits
+    return [hits[offsets[q] : offsets[q + 1]] for q in range(queries)]
 
 
 def _csr_arrays(rows: int, indptr_p: c_void_p, indices_p: c_void_p, values_p: c_void_p):

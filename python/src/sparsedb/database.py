@@ -21,6 +21,8 @@ from ._lib import (
     SEARCH_NO_PAYLOADS,
     call,
     lib,
+    raise_error,
+    slots,
     take_string,
 )
 from ._results import Document, Hit, SearchArrays, read_documents, read_results
@@ -390,13 +392,15 @@ class Collection:
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         q = to_csr(queries, "queries")
-        out = c_void_p()
         indptr, indices, values = q.addresses
-        call(
-            lib.sdb_collection_search, self._handle, None if field is None else _name(field, "field name"), q.rows,
-            indptr, indices, values, k, _algorithm(algorithm), max_terms, heap_factor, flags, threads, out,
+        s = slots
+        status = lib.sdb_collection_search(
+            self._handle, None if field is None else _name(field, "field name"), q.rows, indptr, indices, values, k,
+            _algorithm(algorithm), max_terms, heap_factor, flags, threads, s.out_ref, s.err_ref,
         )
-        return read_results(out, q.single, return_arrays)
+        if status:
+            raise_error(status, s.err)
+        return read_results(s.out.value, q.single, return_arrays)
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -537,7 +541,7 @@ class Collection:
             packed.count, data, offsets, k, _algorithm(algorithm), max_terms, heap_factor, flags, threads,
             max_active_dims or 0, out,
         )
-        return read_results(out, single, return_arrays)
+        return read_results(out.value, single, return_arrays)
 
     # -- maintenance -----------------------------------------------------------------------------
 
