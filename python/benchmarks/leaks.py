@@ -52,10 +52,15 @@ def workload(c: "sparsedb.Collection", encoder):
             c.upsert(["x"], [{5000: 1.0}])
         except sparsedb.InvalidInputError:
             pass
+        try:
+            c.database.collection("nope")
+        except sparsedb.NotFoundError:
+            pass
 
     def metadata(i):
         len(c)
         c.encoder_info()
+        c.database.collections()
 
     def upsert_same(i):
         # Rewrites one document: the database grows on disk (tombstones) but not the heap.
@@ -73,8 +78,8 @@ def run(calls: int, with_encoder: bool = True, verbose: bool = True):
         db = sparsedb.Database(Path(tmp) / "db")
         c = db.create_collection("leaks", dimensions=1000)
         rng = np.random.default_rng(0)
-        docs = scipy.sparse.random(5000, 1000, density=0.02, format="csr", random_state=rng, dtype=np.float32)
-        c.upsert([f"d{i}" for i in range(5000)], docs, payloads=[{"n": i} for i in range(5000)])
+        docs = scipy.sparse.random(2000, 1000, density=0.02, format="csr", random_state=rng, dtype=np.float32)
+        c.upsert([f"d{i}" for i in range(2000)], docs, payloads=[{"n": i} for i in range(2000)])
         encoder = None
         if with_encoder:
             try:
@@ -83,7 +88,7 @@ def run(calls: int, with_encoder: bool = True, verbose: bool = True):
                 encoder = None
         growth = {}
         for kind, fn in workload(c, encoder).items():
-            n = calls if kind not in ("upsert", "encode") else max(calls // 20, 1)
+            n = calls if kind not in ("upsert", "encode", "search_batch") else max(calls // 20, 1)
             warm = max(n // 10, 100)
             for i in range(warm):
                 fn(i)

@@ -23,6 +23,7 @@ lists of hits and as arrays, and single-query calls from 2 Python threads.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import statistics
 import subprocess
@@ -39,6 +40,8 @@ import scipy.sparse
 import sparsedb
 from sparsedb._convert import to_csr
 from sparsedb._lib import lib, slots
+from sparsedb._results import parse_results
+from sparsedb.database import _algorithm, _search_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +70,7 @@ def cli_latencies(cli: Path, db: Path, queries: Path, algorithm: str):
     return [json.loads(line)["latency_ms"] * 1000 for line in out.splitlines()]
 
 
-def python_latencies(c, queries, prepared, algorithm: str, reps: int = 3):
+def python_latencies(c, queries, prepared, algorithm: str, reps: int = 4):
     algo = {"exhaustive": 0, "maxscore": 1, "wand": 2, "bmw": 3}[algorithm]
     for q in queries:  # warm-up pass
         c.search(q, k=10, algorithm=algorithm)
@@ -94,9 +97,14 @@ def python_latencies(c, queries, prepared, algorithm: str, reps: int = 3):
     for q, arrays in zip(queries, prepared):
         # Each of the two several times, alternating which goes first, keeping the minimum: both
         # then see the same warm CPU caches, and a moment of other load does not count.
-        b = [run_bare(*arrays) if r % 2 == 0 else None for r in range(2 * reps)]
-        f = [run_full(q) for _ in range(reps)]
-        b = [x for x in b if x is not None] + [run_bare(*arrays) for _ in range(reps)]
+        b, f = [], []
+        for r in range(reps):
+            if r % 2 == 0:
+                b.append(run_bare(*arrays))
+                f.append(run_full(q))
+            else:
+                f.append(run_full(q))
+                b.append(run_bare(*arrays))
         bare.append(min(x[0] for x in b))
         bare_cpu.append(min(x[1] for x in b))
         full.append(min(x[0] for x in f))
@@ -164,6 +172,54 @@ def main():
         sm = summary(list(v))
         print(f"| {name} | {sm[0]:.1f} | {sm[1]:.1f} | {sm[2]:.1f} |")
     best = (summary(list(cli_us)),)
+
+    # The Python layer by component, each timed in a tight loop over all queries (minimum of 5
+    # passes): robust to other load, since no engine work is inside the timed code.
+    with sparsedb.Database(db_path, read_only=True) as db:
+        c = db.collection("bench")
+        raws = []
+        for arrays in prepared:
+            s = slots
+            lib.sdb_collection_search(c._handle, None, 1, *arrays, 10, 1, 0, 1.0, 0, 1, s.out_ref, s.err_ref)
+            handle = s.out.value
+            lib.sdb_results_packed(handle, s.out_ref, s.size_ref)
+            raws.append(ctypes.string_at(s.out.value, s.size.value))
+            lib.sdb_results_free(handle)
+
+        def arguments():
+            for _ in queries:
+                _search_numbers(10, None, 1.0, 0)
+                _algorithm(args.algorithm)
+
+        def convert():
+            for q in queries:
+                to_csr(q, "queries").addresses
+
+        def boundary():  # the C call with no query, then packed + copy + free: the fixed cost of crossing
+            s = slots
+            for _ in queries:
+                lib.sdb_collection_search(c._handle, None, 0, None, None, None, 10, 1, 0, 1.0, 0, 0, s.out_ref, s.err_ref)
+                h = s.out.value
+                lib.sdb_results_packed(h, s.out_ref, s.size_ref)
+                ctypes.string_at(s.out.value, s.size.value)
+                lib.sdb_results_free(h)
+
+        def parse():
+            for raw in raws:
+                parse_results(raw, True, False)
+
+        print()
+        print("| Python layer, by component (µs per query, min of 5 passes) | µs |")
+        print("|---|---|")
+        total = 0.0
+        for label, fn in (("argument checks", arguments), ("dict → arrays (to_csr)", convert),
+                          ("crossing: ctypes call + C entry + packed copy + free (empty batch)", boundary),
+                          ("10 hits → list of Hit (parse_results)", parse)):
+            best_s = min(_timed(fn) for _ in range(5))
+            per = best_s / len(queries) * 1e6
+            total += per
+            print(f"| {label} | {per:.1f} |")
+        print(f"| **sum** | **{total:.1f}** |")
 
     # Batch throughput.
     batch = scipy.sparse.vstack([

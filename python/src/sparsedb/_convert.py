@@ -35,18 +35,16 @@ class CSR:
     """Rows of sparse vectors as int64 indptr, uint32 indices, float32 values (C-contiguous numpy
     arrays, or array.array('q' / 'I' / 'f') when built from dicts)."""
 
-    __slots__ = ("rows", "indptr", "indices", "values", "single")
+    __slots__ = ("rows", "indptr", "indices", "values", "single", "addresses")
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, single: bool):
+    def __init__(self, indptr, indices, values, single: bool):
         self.rows = len(indptr) - 1
         self.indptr = indptr
         self.indices = indices
         self.values = values
         self.single = single
-
-    @property
-    def addresses(self) -> Tuple[int, int, int]:
-        return (address(self.indptr), address(self.indices), address(self.values))
+        #: (indptr, indices, values) addresses, valid while this object lives.
+        self.addresses: Tuple[int, int, int] = (address(indptr), address(indices), address(values))
 
 
 def _torch():
@@ -194,6 +192,15 @@ def _from_dicts(dicts: Sequence[dict], single: bool, what: str) -> CSR:
 def to_csr(vectors: Any, what: str = "vectors") -> CSR:
     """Normalises one vector or a batch. ``single`` says whether one vector (a dict, a 1-D array or
     tensor) was given rather than a batch (a matrix, a 2-D tensor, a list)."""
+    if type(vectors) is dict:
+        # The common single query: straight into arrays (their constructors check the types and
+        # ranges; anything unusual takes the general path, which says what is wrong).
+        try:
+            keys = array("I", vectors)
+            values = array("f", vectors.values())
+        except (TypeError, OverflowError):
+            return _from_dicts([vectors], True, what)
+        return CSR(array("q", (0, len(keys))), keys, values, True)
     if isinstance(vectors, dict):
         return _from_dicts([vectors], True, what)
     if scipy.sparse.issparse(vectors):

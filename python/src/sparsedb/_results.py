@@ -64,6 +64,11 @@ def read_results(handle: int, single: bool, return_arrays: bool):
         raw = ctypes.string_at(slots.out.value, slots.size.value)
     finally:
         lib.sdb_results_free(handle)
+    return parse_results(raw, single, return_arrays)
+
+
+def parse_results(raw: bytes, single: bool, return_arrays: bool):
+    """Hits from a copy of a packed result buffer."""
     queries, total, id_bytes, payload_bytes = unpack_from("4q", raw)
     at = 32
     offsets = unpack_from(f"{queries + 1}q", raw, at)
