@@ -22,6 +22,9 @@ let package = Package(
         .library(name: "SparseDB", targets: ["SparseDB"]),
         .executable(name: "sparsedb", targets: ["sparsedb"]),
         .executable(name: "sparsedb-example", targets: ["SparseDBExample"]),
+        // The C ABI over the public API (Sources/SparseDBCAPI/include/sparsedb.h), for the
+        // Python package in python/ and any other host language.
+        .library(name: "SparseDBC", type: .dynamic, targets: ["SparseDBCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -55,6 +58,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `@_cdecl` functions over the public facade only (no engine logic, no `package` symbols).
+        .target(name: "SparseDBCAPI", dependencies: ["SparseDB"], exclude: ["include"]),
         .executableTarget(name: "SparseDBExample", dependencies: ["SparseDB"], path: "Examples/HostProgram"),
 
         // Shared test helpers: brute-force oracles, seeded data, fixtures, running the CLI.

@@ -1,0 +1,358 @@
+/*
+ * sparsedb.h — the C ABI of SparseDB (libSparseDBC.so), an embedded sparse-vector database.
+ *
+ *     swift build -c release --product SparseDBC     # .build/release/libSparseDBC.so
+ *
+ * A thin layer over the Swift library's public API (Database, VectorCollection, TextEncoder):
+ * the same engine, the same checks, the same error messages. Built for bindings (the Python
+ * package in python/ uses it through ctypes) and for C hosts.
+ *
+ * CONVENTIONS
+ *
+ * Status.  Every call that can fail returns an int32_t status: SDB_OK (0) or one of the SDB_*
+ *   codes below, and takes a last argument `sdb_error **error`. On failure, when `error` is not
+ *   NULL, *error receives a new error object (code, message) that the caller frees with
+ *   sdb_error_free; on success *error is set to NULL. Passing NULL for `error` is allowed (the
+ *   status alone is returned). No Swift error and no Swift trap crosses this boundary: bad
+ *   arguments (NULL handles, inconsistent offsets, invalid UTF-8, NaN or negative weights,
+ *   dimensions out of range, ...) are refused with SDB_INVALID_INPUT and a message naming the
+ *   offending document or query. Calls that write change nothing when they fail.
+ *
+ * Handles.  sdb_database, sdb_collection, sdb_encoder are opaque pointers to retained Swift
+ *   objects; each handle returned through an out-parameter is owned by the caller and released
+ *   exactly once by its *_free function (NULL is accepted and ignored). A collection handle keeps
+ *   its database object alive; it may outlive the database handle it came from.
+ *
+ * Results.  Calls that return data return one owned result object (sdb_results, sdb_documents,
+ *   sdb_vectors) whose arrays are read through a *_view call and stay valid, unchanged, until
+ *   the object's *_free call; or a JSON text (char *) freed with sdb_string_free. Nothing else
+ *   returned by this library needs freeing, and nothing the caller passes in is retained after a
+ *   call returns (inputs are copied).
+ *
+ * Arrays in.  Batches are passed CSR-style so that a binding hands over whole buffers:
+ *   - n strings (ids, texts) as `data` (UTF-8 bytes, no terminators) plus `offsets` (n + 1
+ *     int64_t, non-decreasing): string i is data[offsets[i] .. offsets[i+1]).
+ *   - n sparse vectors as `indptr` (n + 1 int64_t, non-decreasing), `indices` (uint32_t
+ *     dimensions) and `values` (float weights): vector i is entries indptr[i] .. indptr[i+1].
+ *     Entries of a row may come in any order (they are sorted); a repeated dimension is refused.
+ *     Weights must be finite, >= 0 and <= 1e9; zeros are allowed and dropped from the index.
+ *   - optional payloads (opaque bytes) as data + offsets + `present` (n uint8_t, 0 = no payload);
+ *     pass three NULLs for "no payloads".
+ *   The caller guarantees that each array has the length these rules give it; the library
+ *   checks the offsets themselves (non-negative, non-decreasing) before reading anything.
+ *
+ * Threads.  Database, collection and encoder objects are thread-safe: any number of threads may
+ *   call into the same handles at once (searches run concurrently on MVCC snapshots; writes are
+ *   serialized). The library keeps no global mutable state of its own. A handle must not be
+ *   freed while another thread is still using it. Batch searches may fan out over several
+ *   threads inside one call (`threads` argument). Calls block; a binding should release its
+ *   interpreter lock around them (Python's ctypes does).
+ *
+ * Closing.  sdb_database_close closes the database (LMDB environment) for every handle and
+ *   collection on the same directory in this process; their later calls fail with SDB_CLOSED.
+ *   Handles must still be freed.
+ */
+#ifndef SPARSEDB_H
+#define SPARSEDB_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions ---------------------------------------------------------------------------- */
+
+/** The ABI version of this header (1). A binding checks it before any other call. */
+#define SDB_ABI_VERSION 1
+int32_t sdb_abi_version(void);
+/** The library version, e.g. "0.1.0"; a static string (do not free). */
+const char *sdb_version(void);
+
+/* ---- Status codes (stable; new ones may be added) ---------------------------------------- */
+
+#define SDB_OK 0
+#define SDB_INVALID_INPUT 1    /* a vector, id, argument or option is not acceptable */
+#define SDB_NOT_FOUND 2        /* a collection, database, model or file does not exist */
+#define SDB_ALREADY_EXISTS 3   /* a collection that must be new exists */
+#define SDB_CORRUPT 4          /* stored bytes failed a check (checksum, length, structure) */
+#define SDB_FOREIGN_FORMAT 5   /* the directory holds something that is not a SparseDB database */
+#define SDB_NEWER_FORMAT 6     /* written by a newer SparseDB */
+#define SDB_OLDER_FORMAT 7     /* written by an older format: `sparsedb upgrade --db DIR` */
+#define SDB_STORAGE 8          /* LMDB reported an error (sdb_error_lmdb_code) */
+#define SDB_COMPRESSION 9      /* zstd reported an error */
+#define SDB_MODEL 10           /* a model folder or weight file is missing, malformed or unsupported */
+#define SDB_IO 11              /* a file could not be read or written */
+#define SDB_MODEL_MISMATCH 12  /* a collection was built with another encoder */
+#define SDB_CLOSED 13          /* the database was closed */
+#define SDB_DISK_FULL 14       /* the file system is full; committed data is intact */
+#define SDB_INTERNAL 100       /* anything else (a bug: please report the message) */
+
+/* ---- Errors and strings ------------------------------------------------------------------ */
+
+typedef struct sdb_error sdb_error;
+
+/** The SDB_* code of `error` (SDB_OK for NULL). */
+int32_t sdb_error_code(const sdb_error *error);
+/** What went wrong and where, NUL-terminated UTF-8; owned by `error`, valid until it is freed. */
+const char *sdb_error_message(const sdb_error *error);
+/** The LMDB return code when LMDB reported the failure, else 0. */
+int32_t sdb_error_lmdb_code(const sdb_error *error);
+/** Frees an error object (NULL is ignored). */
+void sdb_error_free(sdb_error *error);
+/** Frees a string returned by a *_json call or sdb_collection_ingest (NULL is ignored). */
+void sdb_string_free(char *string);
+
+/* ---- Databases ----------------------------------------------------------------------------- */
+
+typedef struct sdb_database sdb_database;
+typedef struct sdb_collection sdb_collection;
+typedef struct sdb_encoder sdb_encoder;
+
+#define SDB_OPEN_READ_ONLY 1u  /* open an existing database without write access */
+#define SDB_OPEN_NO_CREATE 2u  /* never create the database; SDB_NOT_FOUND when absent */
+
+/**
+ * Opens (creating it unless told otherwise) the database in directory `path`.
+ * `posting_cache_bytes`: bytes of decoded postings kept between queries (< 0: default 512 MiB;
+ * 0 disables the cache). On success *out is a new handle (free it with sdb_database_free).
+ * Every handle on one directory in one process shares one environment.
+ */
+int32_t sdb_database_open(const char *path, uint32_t flags, int64_t posting_cache_bytes,
+                          sdb_database **out, sdb_error **error);
+/** Closes the database for every handle on its directory (waits for running transactions).
+ *  Safe to call more than once and from any thread; does not free the handle. */
+void sdb_database_close(sdb_database *db);
+/** Releases the handle (NULL is ignored). Does not close the database by itself. */
+void sdb_database_free(sdb_database *db);
+
+/** The collection names, sorted, as a JSON array of strings (free with sdb_string_free). */
+int32_t sdb_database_collection_names(sdb_database *db, char **names_json, sdb_error **error);
+
+/** The existing collection `name` (SDB_NOT_FOUND when absent); free with sdb_collection_free. */
+int32_t sdb_database_collection(sdb_database *db, const char *name, sdb_collection **out,
+                                sdb_error **error);
+
+#define SDB_CREATE_EXIST_OK 1u  /* return the collection when it exists with the same schema */
+
+/**
+ * Creates collection `name` with `field_count` sparse fields: field i is named field_names[i]
+ * (`field_names` may be NULL when field_count is 1: the field is then "vector") and has
+ * dimensions[i] dimensions (indices 0 .. dimensions[i]-1). SDB_ALREADY_EXISTS when it exists,
+ * unless SDB_CREATE_EXIST_OK (then SDB_INVALID_INPUT if its schema differs).
+ */
+int32_t sdb_database_create_collection(sdb_database *db, const char *name, int64_t field_count,
+                                       const char *const *field_names, const uint32_t *dimensions,
+                                       uint32_t flags, sdb_collection **out, sdb_error **error);
+
+/** Deletes collection `name` and everything in it, in one transaction. */
+int32_t sdb_database_drop_collection(sdb_database *db, const char *name, sdb_error **error);
+
+/** Sizes and counts of the database as JSON (`sparsedb stats`); free with sdb_string_free. */
+int32_t sdb_database_statistics_json(sdb_database *db, char **json, sdb_error **error);
+
+/** Checks every stored structure; *json is a JSON array of problems (empty when sound). */
+int32_t sdb_database_verify_json(sdb_database *db, char **json, sdb_error **error);
+
+/** Writes a compacted copy of the database into `target` (a new or empty directory). */
+int32_t sdb_database_write_compacted_copy(sdb_database *db, const char *target, sdb_error **error);
+
+/* ---- Collections ------------------------------------------------------------------------- */
+
+/** Releases a collection handle (NULL is ignored). */
+void sdb_collection_free(sdb_collection *collection);
+
+/** `{"name", "dimensions", "fields": [{"name", "kind", "dimensions"}]}` (no I/O). */
+int32_t sdb_collection_info_json(sdb_collection *collection, char **json, sdb_error **error);
+
+/** Counts and sizes of the collection as JSON (scans its tables: not for hot paths). */
+int32_t sdb_collection_statistics_json(sdb_collection *collection, char **json, sdb_error **error);
+
+/** Number of live documents. */
+int32_t sdb_collection_count(sdb_collection *collection, int64_t *count, sdb_error **error);
+
+/** Removes deleted documents for good and re-packs the posting lists (one transaction). */
+int32_t sdb_collection_compact(sdb_collection *collection, sdb_error **error);
+
+/**
+ * Inserts `count` documents, replacing stored ones with the same ids, in ONE transaction (all or
+ * nothing). Ids: data + offsets (1..500 UTF-8 bytes each, unique within the call). Vectors: for
+ * each of `field_count` fields f, a CSR matrix indptrs[f] / indices[f] / values[f] with `count`
+ * rows; field_names[f] names the field (`field_names`, or one of its entries, may be NULL for the
+ * collection's only field). Every document gets a vector (possibly empty) in every field given.
+ * Payloads: opaque bytes stored with the document and returned with hits (NULLs: none).
+ */
+int32_t sdb_collection_upsert(sdb_collection *collection, int64_t count, const char *id_data,
+                              const int64_t *id_offsets, int64_t field_count,
+                              const char *const *field_names, const int64_t *const *indptrs,
+                              const uint32_t *const *indices, const float *const *values,
+                              const char *payload_data, const int64_t *payload_offsets,
+                              const uint8_t *payload_present, sdb_error **error);
+
+/** Deletes the documents with these ids in one transaction; *deleted (may be NULL) receives how
+ *  many existed (ids that do not exist are not an error). */
+int32_t sdb_collection_delete(sdb_collection *collection, int64_t count, const char *id_data,
+                              const int64_t *id_offsets, int64_t *deleted, sdb_error **error);
+
+typedef struct sdb_documents sdb_documents;
+
+/**
+ * Looks up `count` documents by id (one read snapshot per id). `field`: the field whose vector is
+ * returned (NULL: the only field, or "vector"). *out is freed with sdb_documents_free.
+ */
+int32_t sdb_collection_get(sdb_collection *collection, const char *field, int64_t count,
+                           const char *id_data, const int64_t *id_offsets, sdb_documents **out,
+                           sdb_error **error);
+
+/**
+ * The arrays of a get result (any out-pointer may be NULL): *count rows; found[i] is 1 when id i
+ * exists; its vector is the CSR row indptr[i] .. indptr[i+1] of indices / values (empty when
+ * absent); its payload is bytes payload_offsets[i] .. payload_offsets[i+1] of payload_data,
+ * present when payload_present[i] is 1. Pointers are valid until sdb_documents_free.
+ */
+void sdb_documents_view(const sdb_documents *documents, int64_t *count, const uint8_t **found,
+                        const int64_t **indptr, const uint32_t **indices, const float **values,
+                        const char **payload_data, const int64_t **payload_offsets,
+                        const uint8_t **payload_present);
+void sdb_documents_free(sdb_documents *documents);
+
+/* ---- Search ---------------------------------------------------------------------------------- */
+
+/* Algorithms: every exact one returns the same hits with the same scores. */
+#define SDB_EXHAUSTIVE 0
+#define SDB_MAXSCORE 1
+#define SDB_WAND 2
+#define SDB_BMW 3
+
+#define SDB_SEARCH_NO_PAYLOADS 1u           /* do not load payloads (faster) */
+#define SDB_SEARCH_ALLOW_MODEL_MISMATCH 2u  /* search_text: accept an encoder other than the recorded one */
+
+typedef struct sdb_results sdb_results;
+
+/**
+ * Exact top-`k` by dot product for `count` queries given as a CSR matrix (see "Arrays in"), on
+ * `field` (NULL: the collection's only field, or "vector"). `max_query_terms` > 0 keeps only that
+ * many largest query weights and `heap_factor` > 1 prunes more (both approximate; 0 and 1 =
+ * exact). `threads`: the queries are spread over this many threads (0 = one per core, 1 = the
+ * calling thread only). All queries are checked before any runs; a failure fails the whole call
+ * and names the query. *out is freed with sdb_results_free.
+ */
+int32_t sdb_collection_search(sdb_collection *collection, const char *field, int64_t count,
+                              const int64_t *indptr, const uint32_t *indices, const float *values,
+                              int64_t k, int32_t algorithm, int64_t max_query_terms,
+                              float heap_factor, uint32_t flags, int32_t threads,
+                              sdb_results **out, sdb_error **error);
+
+/**
+ * The arrays of a search result (any out-pointer may be NULL): *count queries; the hits of query
+ * q are h = offsets[q] .. offsets[q+1], best first, with scores[h] (exact dot product, summed in
+ * double), internal_ids[h] (insertion order; ties in score go to the smaller), the external id
+ * bytes id_offsets[h] .. id_offsets[h+1] of id_data (UTF-8), and the payload bytes
+ * payload_offsets[h] .. payload_offsets[h+1] of payload_data when payload_present[h] is 1.
+ * statistics holds 7 counters per query: terms, postings decoded, blocks decoded, blocks skipped,
+ * blocks decompressed, documents scored, candidates rescored. Valid until sdb_results_free.
+ */
+void sdb_results_view(const sdb_results *results, int64_t *count, const int64_t **offsets,
+                      const double **scores, const uint32_t **internal_ids, const char **id_data,
+                      const int64_t **id_offsets, const char **payload_data,
+                      const int64_t **payload_offsets, const uint8_t **payload_present,
+                      const int64_t **statistics);
+
+/**
+ * The whole result as one contiguous buffer of *size bytes, for bindings that copy it out in one
+ * piece (valid until sdb_results_free; the arrays of sdb_results_view point into it). Native byte
+ * order; every section starts at a multiple of 8 bytes from *data, in this order, with n queries
+ * and h hits:
+ *   int64_t header[4] = {n, h, id bytes, payload bytes};
+ *   int64_t offsets[n + 1]; double scores[h]; uint32_t internal_ids[h];
+ *   int64_t id_offsets[h + 1]; int64_t payload_offsets[h + 1]; int64_t statistics[7 * n];
+ *   uint8_t payload_present[h]; char id_data[id bytes]; char payload_data[payload bytes].
+ */
+void sdb_results_packed(const sdb_results *results, const void **data, int64_t *size);
+void sdb_results_free(sdb_results *results);
+
+/* ---- Text: encoders, ingest, text search ---------------------------------------------------- */
+
+typedef struct sdb_vectors sdb_vectors;
+
+/** Loads the model in folder `path` ("default": splade-tiny in the model cache). SDB_MODEL for a
+ *  missing, malformed or unsupported folder. Free with sdb_encoder_free. Thread-safe. */
+int32_t sdb_encoder_open(const char *path, sdb_encoder **out, sdb_error **error);
+void sdb_encoder_free(sdb_encoder *encoder);
+
+/** `{"name", "kind", "path", "checksum", "dimensions", "default_max_active_dims", "sparse"}`. */
+int32_t sdb_encoder_info_json(sdb_encoder *encoder, char **json, sdb_error **error);
+
+#define SDB_TASK_DOCUMENT 0
+#define SDB_TASK_QUERY 1
+
+/**
+ * Encodes `count` texts (data + offsets) to sparse vectors, in parallel over all cores.
+ * `task`: SDB_TASK_DOCUMENT or SDB_TASK_QUERY (route and prompt). `max_active_dims` > 0 keeps
+ * that many largest weights (0: the model's default). *out is freed with sdb_vectors_free.
+ */
+int32_t sdb_encoder_encode(sdb_encoder *encoder, int64_t count, const char *text_data,
+                           const int64_t *text_offsets, int32_t task, int64_t max_active_dims,
+                           sdb_vectors **out, sdb_error **error);
+
+/** The CSR arrays of encoded vectors (rows sorted by dimension); valid until sdb_vectors_free. */
+void sdb_vectors_view(const sdb_vectors *vectors, int64_t *count, const int64_t **indptr,
+                      const uint32_t **indices, const float **values);
+void sdb_vectors_free(sdb_vectors *vectors);
+
+/** The encoder a field was built with, as JSON `{"name", "checksum", "kind", "path"}`, or `null`
+ *  when it was not built from text. `field` NULL: the only field. */
+int32_t sdb_collection_encoder_json(sdb_collection *collection, const char *field, char **json,
+                                    sdb_error **error);
+
+/**
+ * The encoder for text queries on `field`: the model in folder `model` (or "default"), checked
+ * against the field's recorded encoder unless `allow_mismatch`; with `model` NULL, the recorded
+ * one, loaded from its folder (SDB_INVALID_INPUT when the field was not built from text,
+ * SDB_NOT_FOUND when its folder is gone). Free with sdb_encoder_free.
+ */
+int32_t sdb_collection_query_encoder(sdb_collection *collection, const char *model,
+                                     const char *field, int32_t allow_mismatch,
+                                     sdb_encoder **out, sdb_error **error);
+
+/**
+ * Encodes `count` query texts with `encoder` (NULL: the field's recorded encoder, loaded for this
+ * call — pass one from sdb_collection_query_encoder to avoid that) in one batch, then searches
+ * them as sdb_collection_search does. An encoder other than the recorded one is SDB_MODEL_MISMATCH
+ * unless flags has SDB_SEARCH_ALLOW_MODEL_MISMATCH; an empty (all white-space) text is
+ * SDB_INVALID_INPUT. `max_active_dims` as for sdb_encoder_encode.
+ */
+int32_t sdb_collection_search_text(sdb_collection *collection, sdb_encoder *encoder,
+                                   const char *field, int64_t count, const char *text_data,
+                                   const int64_t *text_offsets, int64_t k, int32_t algorithm,
+                                   int64_t max_query_terms, float heap_factor, uint32_t flags,
+                                   int32_t threads, int64_t max_active_dims, sdb_results **out,
+                                   sdb_error **error);
+
+#define SDB_INGEST_REPLACE 1u         /* re-encode and replace stored ids (default: skip them) */
+#define SDB_INGEST_ALLOW_MISMATCH 2u  /* accept an encoder other than the field's recorded one */
+#define SDB_INGEST_NO_COMPACT 4u      /* do not re-pack fragmented lists at the end */
+
+/**
+ * Encodes `count` texts with `encoder` (NULL: the field's recorded one) and stores them with ids
+ * and optional payloads into `field` (NULL: the only field), `batch_size` documents per write
+ * transaction, encoding the next batch while the previous one commits. Every committed batch
+ * stays if a later one fails. Ids already stored are skipped unless SDB_INGEST_REPLACE (so the
+ * same call resumes an interrupted ingest); an id given twice is refused. The encoder is recorded
+ * on the field on first use. *progress_json (may be NULL; free with sdb_string_free) receives
+ * `{"read", "committed", "skipped", "encode_seconds", "write_seconds", "elapsed_seconds",
+ * "compacted", "compact_seconds"}`.
+ */
+int32_t sdb_collection_ingest(sdb_collection *collection, sdb_encoder *encoder, const char *field,
+                              int64_t count, const char *id_data, const int64_t *id_offsets,
+                              const char *text_data, const int64_t *text_offsets,
+                              const char *payload_data, const int64_t *payload_offsets,
+                              const uint8_t *payload_present, int64_t batch_size,
+                              int64_t max_active_dims, uint32_t flags, char **progress_json,
+                              sdb_error **error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPARSEDB_H */

@@ -1,0 +1,67 @@
+"""SparseDB for Python: an embedded sparse-vector database with exact top-k search.
+
+The same engine as the Swift library and the ``sparsedb`` command (LMDB, compressed posting
+lists, MaxScore / WAND / Block-Max WAND, a native SPLADE encoder), through its C ABI.
+
+>>> import sparsedb
+>>> with sparsedb.Database("my.sdb") as db:
+...     docs = db.create_collection("docs", dimensions=30522)
+...     docs.upsert(["d1", "d2"], [{2054: 1.2, 7592: 0.5}, {2054: 0.3}])
+...     docs.search({2054: 1.0}, k=1)
+[Hit(id='d1', score=1.2000000476837158, payload=None)]
+
+See the README (python/README.md) for a complete example with sentence-transformers.
+"""
+from ._lib import version as _native_version
+from ._results import Document, Hit, SearchArrays
+from .database import Collection, Database
+from .encoder import Encoder
+from .errors import (
+    AlreadyExistsError,
+    ClosedError,
+    CompressionError,
+    CorruptError,
+    DiskFullError,
+    Error,
+    FileError,
+    ForeignFormatError,
+    FormatError,
+    InternalError,
+    InvalidInputError,
+    ModelError,
+    ModelMismatchError,
+    NewerFormatError,
+    NotFoundError,
+    OlderFormatError,
+    StorageError,
+)
+
+__version__ = "0.1.0"
+#: The version of the native library (libSparseDBC) in use.
+native_version = _native_version()
+
+__all__ = [
+    "Database",
+    "Collection",
+    "Encoder",
+    "Hit",
+    "Document",
+    "SearchArrays",
+    "Error",
+    "InvalidInputError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "CorruptError",
+    "FormatError",
+    "ForeignFormatError",
+    "NewerFormatError",
+    "OlderFormatError",
+    "StorageError",
+    "CompressionError",
+    "ModelError",
+    "FileError",
+    "ModelMismatchError",
+    "ClosedError",
+    "DiskFullError",
+    "InternalError",
+]

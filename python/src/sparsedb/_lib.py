@@ -1,0 +1,206 @@
+"""Loading libSparseDBC.so and declaring its functions for ctypes (see sparsedb.h).
+
+ctypes releases the GIL for the duration of every foreign call, so searches, ingests and
+encodes from several Python threads run in parallel inside the engine.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import threading
+from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint32, c_void_p
+from pathlib import Path
+
+from .errors import Error, error_for
+
+ABI_VERSION = 1
+LIBRARY_NAME = "libSparseDBC.so"
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split())
+                    return {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"} <= flags
+    except OSError:
+        pass
+    return False
+
+
+def _load() -> ctypes.CDLL:
+    path = os.environ.get("SPARSEDB_LIBRARY") or str(Path(__file__).with_name(LIBRARY_NAME))
+    if not Path(path).is_file():
+        raise ImportError(
+            f"sparsedb: {path} is missing; install the package with `pip install ./python` from a "
+            "SparseDB checkout (it builds the library), or point SPARSEDB_LIBRARY at libSparseDBC.so"
+        )
+    # OpenBLAS reads its settings once, when it loads (as a dependency of libSparseDBC). Like the
+    # CLI: one BLAS thread (the encoder parallelises itself) and the AVX-512 kernels where the CPU
+    # has them (OpenBLAS 0.3.21 misdetects these EPYCs). The process environment is restored
+    # afterwards; SPARSEDB_KEEP_OPENBLAS_ENV=1 keeps it untouched.
+    saved = {}
+    if os.environ.get("SPARSEDB_KEEP_OPENBLAS_ENV") != "1":
+        wanted = {}
+        if "OPENBLAS_NUM_THREADS" not in os.environ:
+            wanted["OPENBLAS_NUM_THREADS"] = "1"
+        core = os.environ.get("OPENBLAS_CORETYPE", "")
+        if core.lower() in ("", "haswell") and platform.machine() == "x86_64" and _has_avx512():
+            wanted["OPENBLAS_CORETYPE"] = "SkylakeX"
+        for key, value in wanted.items():
+            saved[key] = os.environ.get(key)
+            os.environ[key] = value
+    try:
+        lib = ctypes.CDLL(path)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    _declare(lib)
+    version = lib.sdb_abi_version()
+    if version != ABI_VERSION:
+        raise ImportError(f"sparsedb: {path} has C ABI version {version}, this package needs {ABI_VERSION}; reinstall it")
+    return lib
+
+
+P = c_void_p  # handles and data pointers are passed as plain addresses
+PP = POINTER(c_void_p)
+ERR = POINTER(c_void_p)
+I64P = POINTER(c_int64)
+CP = POINTER(c_char_p)
+
+_SIGNATURES = {
+    "sdb_abi_version": ([], c_int32),
+    "sdb_version": ([], c_char_p),
+    "sdb_error_code": ([P], c_int32),
+    "sdb_error_message": ([P], c_char_p),
+    "sdb_error_lmdb_code": ([P], c_int32),
+    "sdb_error_free": ([P], None),
+    "sdb_string_free": ([P], None),
+    "sdb_database_open": ([c_char_p, c_uint32, c_int64, PP, ERR], c_int32),
+    "sdb_database_close": ([P], None),
+    "sdb_database_free": ([P], None),
+    "sdb_database_collection_names": ([P, PP, ERR], c_int32),
+    "sdb_database_collection": ([P, c_char_p, PP, ERR], c_int32),
+    "sdb_database_create_collection": ([P, c_char_p, c_int64, P, P, c_uint32, PP, ERR], c_int32),
+    "sdb_database_drop_collection": ([P, c_char_p, ERR], c_int32),
+    "sdb_database_statistics_json": ([P, PP, ERR], c_int32),
+    "sdb_database_verify_json": ([P, PP, ERR], c_int32),
+    "sdb_database_write_compacted_copy": ([P, c_char_p, ERR], c_int32),
+    "sdb_collection_free": ([P], None),
+    "sdb_collection_info_json": ([P, PP, ERR], c_int32),
+    "sdb_collection_statistics_json": ([P, PP, ERR], c_int32),
+    "sdb_collection_count": ([P, I64P, ERR], c_int32),
+    "sdb_collection_compact": ([P, ERR], c_int32),
+    "sdb_collection_upsert": ([P, c_int64, P, P, c_int64, P, P, P, P, P, P, P, ERR], c_int32),
+    "sdb_collection_delete": ([P, c_int64, P, P, I64P, ERR], c_int32),
+    "sdb_collection_get": ([P, c_char_p, c_int64, P, P, PP, ERR], c_int32),
+    "sdb_documents_view": ([P, I64P, PP, PP, PP, PP, PP, PP, PP], None),
+    "sdb_documents_free": ([P], None),
+    "sdb_collection_search": (
+        [P, c_char_p, c_int64, P, P, P, c_int64, c_int32, c_int64, c_float, c_uint32, c_int32, PP, ERR],
+        c_int32,
+    ),
+    "sdb_results_view": ([P, I64P, PP, PP, PP, PP, PP, PP, PP, PP, PP], None),
+    "sdb_results_packed": ([P, PP, I64P], None),
+    "sdb_results_free": ([P], None),
+    "sdb_encoder_open": ([c_char_p, PP, ERR], c_int32),
+    "sdb_encoder_free": ([P], None),
+    "sdb_encoder_info_json": ([P, PP, ERR], c_int32),
+    "sdb_encoder_encode": ([P, c_int64, P, P, c_int32, c_int64, PP, ERR], c_int32),
+    "sdb_vectors_view": ([P, I64P, PP, PP, PP], None),
+    "sdb_vectors_free": ([P], None),
+    "sdb_collection_encoder_json": ([P, c_char_p, PP, ERR], c_int32),
+    "sdb_collection_query_encoder": ([P, c_char_p, c_char_p, c_int32, PP, ERR], c_int32),
+    "sdb_collection_search_text": (
+        [P, P, c_char_p, c_int64, P, P, c_int64, c_int32, c_int64, c_float, c_uint32, c_int32, c_int64, PP, ERR],
+        c_int32,
+    ),
+    "sdb_collection_ingest": (
+        [P, P, c_char_p, c_int64, P, P, P, P, P, P, P, c_int64, c_int64, c_uint32, PP, ERR],
+        c_int32,
+    ),
+}
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    for name, (argtypes, restype) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes = argtypes
+        fn.restype = restype
+
+
+lib = _load()
+
+# Status codes, algorithms, flags (sparsedb.h).
+ALGORITHMS = {"exhaustive": 0, "maxscore": 1, "wand": 2, "bmw": 3}
+SEARCH_NO_PAYLOADS = 1
+SEARCH_ALLOW_MODEL_MISMATCH = 2
+OPEN_READ_ONLY = 1
+OPEN_NO_CREATE = 2
+CREATE_EXIST_OK = 1
+INGEST_REPLACE = 1
+INGEST_ALLOW_MISMATCH = 2
+INGEST_NO_COMPACT = 4
+TASK_DOCUMENT = 0
+TASK_QUERY = 1
+
+
+def raise_error(status: int, err: c_void_p) -> None:
+    """Turns a failed call's error object into the matching exception (and frees the object)."""
+    if err.value:
+        try:
+            code = lib.sdb_error_code(err)
+            raw = lib.sdb_error_message(err) or b""
+            lmdb_code = lib.sdb_error_lmdb_code(err)
+        finally:
+            lib.sdb_error_free(err)
+        raise error_for(code, raw.decode("utf-8", "replace"), lmdb_code)
+    raise error_for(status, f"sparsedb call failed with status {status}")
+
+
+def call(fn, *args) -> None:
+    """Calls a status-returning function with an error out-parameter appended; raises on failure."""
+    err = c_void_p()
+    status = fn(*args, byref(err))
+    if status:
+        raise_error(status, err)
+
+
+class _Slots(threading.local):
+    """Per-thread out-parameters (a handle and an error) with their byref objects made once: the
+    hot paths (a single small search) would otherwise spend a measurable part of their time
+    building them. Each value is read right after the call that set it, on the same thread."""
+
+    def __init__(self):
+        self.out = c_void_p()
+        self.err = c_void_p()
+        self.size = c_int64()
+        self.out_ref = byref(self.out)
+        self.err_ref = byref(self.err)
+        self.size_ref = byref(self.size)
+
+
+slots = _Slots()
+
+
+def take_string(pointer: c_void_p) -> str:
+    """The text of a string the library returned, freed afterwards."""
+    if not pointer.value:
+        return ""
+    try:
+        return ctypes.string_at(pointer.value).decode("utf-8")
+    finally:
+        lib.sdb_string_free(pointer)
+
+
+def version() -> str:
+    """The version of the native library."""
+    return lib.sdb_version().decode()
+
+
+__all__ = ["lib", "call", "raise_error", "take_string", "Error"]

@@ -1,0 +1,164 @@
+"""Reading the owned result objects of the C ABI into Python values (then freeing them)."""
+from __future__ import annotations
+
+import ctypes
+from itertools import repeat
+from struct import unpack_from
+from ctypes import byref, c_int64, c_void_p
+from typing import Any, List, NamedTuple, Optional
+
+import numpy as np
+import scipy.sparse
+
+from ._convert import decode_payload
+from ._lib import lib, slots
+
+
+class Hit(NamedTuple):
+    """One search hit: the document's id, its exact score (dot product), and its payload (the
+    stored JSON value, or None)."""
+
+    id: str
+    score: float
+    payload: Any = None
+
+
+class SearchArrays(NamedTuple):
+    """Hits of a batch as arrays of shape (queries, m), m = the most hits any query got (<= k).
+
+    ``ids`` is an object array of str, ``scores`` float64; rows with fewer hits are padded with
+    None and -inf.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class Document(NamedTuple):
+    """A stored document: id, payload, and its vector as ``{dimension: weight}``."""
+
+    id: str
+    payload: Any
+    vector: dict
+
+
+def _buffer(address: int, count: int, fmt: str, size: int) -> memoryview:
+    return memoryview(ctypes.string_at(address, count * size)).cast(fmt)
+
+
+def _strings(blob: bytes, offsets: List[int], count: int) -> List[str]:
+    text = blob.decode("utf-8")
+    if len(text) == len(blob):  # ASCII: byte offsets are character offsets
+        return [text[offsets[i] : offsets[i + 1]] for i in range(count)]
+    return [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(count)]
+
+
+_new_hit = tuple.__new__  # a C-level constructor: Hit's own __new__ is Python code
+
+
+def read_results(handle: int, single: bool, return_arrays: bool):
+    """The hits of a search result handle, which this frees. The result is copied out in one piece
+    (sdb_results_packed, layout in sparsedb.h) and parsed from that copy."""
+    try:
+        lib.sdb_results_packed(handle, slots.out_ref, slots.size_ref)
+        raw = ctypes.string_at(slots.out.value, slots.size.value)
+    finally:
+        lib.sdb_results_free(handle)
+    return parse_results(raw, single, return_arrays)
+
+
+def parse_results(raw: bytes, single: bool, return_arrays: bool):
+    """Hits from a copy of a packed result buffer."""
+    queries, total, id_bytes, payload_bytes = unpack_from("4q", raw)
+    at = 32
+    offsets = unpack_from(f"{queries + 1}q", raw, at)
+    at += 8 * (queries + 1)
+    scores_at = at
+    at += 8 * total + ((4 * total + 7) & ~7)  # scores, internal ids
+    id_offsets = unpack_from(f"{total + 1}q", raw, at)
+    at += 8 * (total + 1)
+    payload_offsets_at = at
+    at += 8 * (total + 1) + 56 * queries  # payload offsets, statistics
+    present_at = at
+    at += (total + 7) & ~7
+    ids = _strings(raw[at : at + id_bytes], id_offsets, total)
+    at += (id_bytes + 7) & ~7
+    if return_arrays:
+        scores = np.frombuffer(raw, dtype=np.float64, count=total, offset=scores_at)
+        counts = np.diff(np.asarray(offsets, dtype=np.int64))
+        width = int(counts.max()) if queries else 0
+        out_ids = np.full((queries, width), None, dtype=object)
+        out_scores = np.full((queries, width), -np.inf, dtype=np.float64)
+        rows = np.repeat(np.arange(queries), counts)
+        cols = np.arange(total) - np.repeat(np.asarray(offsets[:-1], dtype=np.int64), counts)
+        out_scores[rows, cols] = scores
+        id_array = np.empty(total, dtype=object)
+        id_array[:] = ids
+        out_ids[rows, cols] = id_array
+        return SearchArrays(out_ids, out_scores)
+    scores = unpack_from(f"{total}d", raw, scores_at)
+    if payload_bytes or raw.count(1, present_at, present_at + total):
+        po = unpack_from(f"{total + 1}q", raw, payload_offsets_at)
+        blob = raw[at : at + payload_bytes]
+        present = raw[present_at : present_at + total]
+        payloads = [decode_payload(blob[po[h] : po[h + 1]]) if present[h] else None for h in range(total)]
+        hits = [_new_hit(Hit, t) for t in zip(ids, scores, payloads)]
+    else:
+        hits = [_new_hit(Hit, t) for t in zip(ids, scores, repeat(None))]
+    if single:
+        return hits
+    return [hits[offsets[q] : offsets[q + 1]] for q in range(queries)]
+
+
+def _csr_arrays(rows: int, indptr_p: c_void_p, indices_p: c_void_p, values_p: c_void_p):
+    indptr = np.frombuffer(ctypes.string_at(indptr_p.value, (rows + 1) * 8), dtype=np.int64)
+    nnz = int(indptr[-1])
+    indices = np.frombuffer(ctypes.string_at(indices_p.value, nnz * 4), dtype=np.uint32)
+    values = np.frombuffer(ctypes.string_at(values_p.value, nnz * 4), dtype=np.float32)
+    return indptr, indices, values
+
+
+def read_vectors(handle: c_void_p, dimensions: int) -> scipy.sparse.csr_matrix:
+    """Encoded vectors as a CSR matrix of shape (texts, dimensions); frees the handle."""
+    try:
+        n = c_int64()
+        indptr_p, indices_p, values_p = c_void_p(), c_void_p(), c_void_p()
+        lib.sdb_vectors_view(handle, byref(n), byref(indptr_p), byref(indices_p), byref(values_p))
+        indptr, indices, values = _csr_arrays(n.value, indptr_p, indices_p, values_p)
+    finally:
+        lib.sdb_vectors_free(handle)
+    index_dtype = np.int32 if dimensions < (1 << 31) and len(indices) < (1 << 31) else np.int64
+    return scipy.sparse.csr_matrix(
+        (values, indices.astype(index_dtype), indptr.astype(index_dtype)), shape=(n.value, dimensions)
+    )
+
+
+def read_documents(handle: c_void_p, ids: List[str]) -> List[Optional[Document]]:
+    """The documents of a get result (None where an id is absent); frees the handle."""
+    try:
+        n = c_int64()
+        found_p, indptr_p, indices_p, values_p = c_void_p(), c_void_p(), c_void_p(), c_void_p()
+        payload_p, payload_offsets_p, present_p = c_void_p(), c_void_p(), c_void_p()
+        lib.sdb_documents_view(
+            handle, byref(n), byref(found_p), byref(indptr_p), byref(indices_p), byref(values_p),
+            byref(payload_p), byref(payload_offsets_p), byref(present_p),
+        )
+        rows = n.value
+        found = _buffer(found_p.value, rows, "B", 1).tolist()
+        indptr, indices, values = _csr_arrays(rows, indptr_p, indices_p, values_p)
+        present = _buffer(present_p.value, rows, "B", 1).tolist()
+        payload_offsets = _buffer(payload_offsets_p.value, rows + 1, "q", 8).tolist()
+        blob = ctypes.string_at(payload_p.value, payload_offsets[rows])
+    finally:
+        lib.sdb_documents_free(handle)
+    out: List[Optional[Document]] = []
+    dims = indices.tolist()
+    weights = values.tolist()
+    for i in range(rows):
+        if not found[i]:
+            out.append(None)
+            continue
+        a, b = int(indptr[i]), int(indptr[i + 1])
+        payload = decode_payload(blob[payload_offsets[i] : payload_offsets[i + 1]]) if present[i] else None
+        out.append(Document(ids[i], payload, dict(zip(dims[a:b], weights[a:b]))))
+    return out

@@ -1,0 +1,149 @@
+"""Search through Python equals brute force (numpy), on random data and on the reference vectors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+import sparsedb
+from conftest import ALGORITHMS, assert_top_k, brute_force, load_vectors, random_corpus, reference
+
+
+@pytest.fixture(scope="module")
+def random_collection(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    docs = random_corpus(rng, 3000, 2000, 25)
+    ids = [f"doc-{i}" for i in range(docs.shape[0])]
+    db = sparsedb.Database(tmp_path_factory.mktemp("random") / "db")
+    c = db.create_collection("random", dimensions=2000)
+    # Several transactions, so that lists have several (partial) blocks; then replace and delete.
+    for start in range(0, 3000, 700):
+        c.upsert(ids[start : start + 700], docs[start : start + 700])
+    replaced = random_corpus(rng, 100, 2000, 25)
+    docs = docs.tolil()
+    docs[1000:1100] = replaced
+    docs = docs.tocsr()
+    c.upsert(ids[1000:1100], replaced)
+    deleted = set(ids[::17])
+    assert c.delete(sorted(deleted)) == len(deleted)
+    queries = random_corpus(rng, 40, 2000, 6)
+    yield c, docs, ids, set(ids) - deleted, queries
+    db.close()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_random_equals_brute_force(random_collection, algorithm, k):
+    c, docs, ids, live, queries = random_collection
+    assert len(c) == len(live)
+    expected = brute_force(docs, ids, queries, live)
+    results = c.search(queries, k=k, algorithm=algorithm)
+    assert len(results) == queries.shape[0]
+    for q, (hits, exp) in enumerate(zip(results, expected)):
+        assert_top_k(hits, exp, k, f"{algorithm} k={k} query {q}")
+
+
+def test_random_after_compaction(random_collection):
+    c, docs, ids, live, queries = random_collection
+    before = c.search(queries, k=10, algorithm="bmw")
+    c.compact()
+    after = c.search(queries, k=10, algorithm="bmw")
+    expected = brute_force(docs, ids, queries, live)
+    for q, (hits, exp) in enumerate(zip(after, expected)):
+        assert_top_k(hits, exp, 10, f"after compaction, query {q}")
+    assert [[h.id for h in r] for r in before] == [[h.id for h in r] for r in after]
+
+
+def test_input_types_give_the_same_hits(random_collection):
+    c, docs, ids, live, queries = random_collection
+    torch = pytest.importorskip("torch")
+    base = c.search(queries, k=10)
+    as_dicts = [dict(zip(queries[i].indices.tolist(), queries[i].data.tolist())) for i in range(queries.shape[0])]
+    # Entries in reverse order: not coalesced (the binding coalesces).
+    q = queries.tocoo()
+    coo = torch.sparse_coo_tensor(np.vstack([q.row[::-1], q.col[::-1]]), q.data[::-1].copy(), q.shape, check_invariants=True)
+    assert not coo.is_coalesced()
+    variants = {
+        "dicts": c.search(as_dicts, k=10),
+        "coo matrix": c.search(queries.tocoo(), k=10),
+        "dense numpy": c.search(queries.toarray(), k=10),
+        "torch coo": c.search(torch.tensor(queries.toarray()).to_sparse(), k=10),
+        "torch csr": c.search(torch.tensor(queries.toarray()).to_sparse_csr(), k=10),
+        "torch dense": c.search(torch.tensor(queries.toarray()), k=10),
+        "torch coo uncoalesced": c.search(coo, k=10),
+    }
+    for name, result in variants.items():
+        assert [[(h.id, h.score) for h in r] for r in result] == [[(h.id, h.score) for h in r] for r in base], name
+    # One query: a dict, a 1-D tensor, a 1-D array give a flat list of hits.
+    single = c.search(as_dicts[0], k=10)
+    assert single == base[0]
+    assert c.search(torch.tensor(queries[0].toarray()[0]).to_sparse(), k=10) == base[0]
+    assert c.search(queries[0].toarray()[0], k=10) == base[0]
+
+
+def test_return_arrays(random_collection):
+    c, docs, ids, live, queries = random_collection
+    hits = c.search(queries, k=10)
+    arrays = c.search(queries, k=10, return_arrays=True)
+    assert arrays.ids.shape == arrays.scores.shape == (queries.shape[0], max(len(h) for h in hits))
+    for q, row in enumerate(hits):
+        assert list(arrays.ids[q, : len(row)]) == [h.id for h in row]
+        assert np.array_equal(arrays.scores[q, : len(row)], [h.score for h in row])
+        assert all(x is None for x in arrays.ids[q, len(row) :])
+        assert np.all(arrays.scores[q, len(row) :] == -np.inf)
+
+
+def test_threads_argument_gives_the_same_hits(random_collection):
+    c, docs, ids, live, queries = random_collection
+    one = c.search(queries, k=10, threads=1)
+    assert c.search(queries, k=10, threads=0) == one
+    assert c.search(queries, k=10, threads=3) == one
+
+
+def test_approximate_options(random_collection):
+    c, docs, ids, live, queries = random_collection
+    exact = c.search(queries, k=10)
+    approx = c.search(queries, k=10, max_query_terms=2, heap_factor=1.3)
+    assert len(approx) == len(exact)
+    for a in approx:
+        assert [h.score for h in a] == sorted((h.score for h in a), reverse=True)
+    assert c.search(queries, k=10, heap_factor=1.0) == exact
+
+
+@pytest.fixture(scope="module")
+def cranfield(tmp_path_factory):
+    folder = reference("cranfield")
+    doc_ids, docs = load_vectors(folder / "doc_vectors.jsonl")
+    query_ids, queries = load_vectors(folder / "query_vectors.jsonl")
+    db = sparsedb.Database(tmp_path_factory.mktemp("cranfield") / "db")
+    c = db.create_collection("cranfield", dimensions=30522)
+    for start in range(0, len(doc_ids), 500):
+        c.upsert(doc_ids[start : start + 500], docs[start : start + 500])
+    yield c, doc_ids, docs, query_ids, queries
+    db.close()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_cranfield_reference_vectors_equal_brute_force(cranfield, algorithm):
+    c, doc_ids, docs, query_ids, queries = cranfield
+    assert len(c) == len(doc_ids) == 1400
+    expected = brute_force(docs, doc_ids, queries)
+    results = c.search(queries, k=100, algorithm=algorithm)
+    for qid, hits, exp in zip(query_ids, results, expected):
+        assert_top_k(hits, exp, 100, f"cranfield {algorithm} query {qid}")
+
+
+def test_cranfield_matches_the_reference_run(cranfield):
+    """The reference run (top-100 of the reference implementation) up to ties."""
+    c, doc_ids, docs, query_ids, queries = cranfield
+    run = {}
+    with open(reference("cranfield") / "run.trec") as f:
+        for line in f:
+            qid, _, did, rank, score, _ = line.split()
+            run.setdefault(qid, []).append((did, float(score)))
+    results = c.search(queries, k=100, return_arrays=True)
+    for i, qid in enumerate(query_ids):
+        ref = run.get(qid, [])
+        got = [s for s in results.scores[i] if s != -np.inf]
+        assert len(got) == len(ref)
+        assert np.allclose(got, [s for _, s in ref], atol=2e-5), qid
