@@ -17,7 +17,7 @@ struct IngestCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Collection name (created when absent).") var collection: String = "default"
-    @Option(help: "Vector JSONL ('-' = stdin): {\"_id\": ..., \"vector\": {\"DIM\": weight}}; other fields become the payload.")
+    @Option(help: "Vector JSONL ('-' = stdin): {\"_id\": ..., \"vector\": {\"DIM\": weight}}; other fields become the payload. A name ending in .csr: big-ann-benchmarks sparse format, ids from FILE.csr.ids (else row numbers).")
     var vectors: String?
     @Option(help: "BEIR corpus JSONL ('-' = stdin): {\"_id\", \"title\", \"text\"}; encoded with --model or the --field models.")
     var corpus: String?
@@ -88,11 +88,10 @@ struct IngestCommand: ParsableCommand {
             // First pass: check every line, so that a bad line leaves the database exactly as it was.
             var seen = [String: Int]()
             var lines = 0
-            let reader = try input.lines()
-            while let (line, bytes) = try reader.next() {
-                let r = try LineFormats.vectorRecord(bytes, file: name, line: line, dimensions: dims)
-                if let first = seen.updateValue(line, forKey: r.id) {
-                    throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' repeats line \(first)")
+            let reader = try VectorFileReader(input, dimensions: dims)
+            while let r = try reader.next() {
+                if let first = seen.updateValue(r.ordinal, forKey: r.id) {
+                    throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' repeats \(reader.format == .bigANN ? "row" : "line") \(first)")
                 }
                 lines += 1
             }
@@ -114,11 +113,10 @@ struct IngestCommand: ParsableCommand {
             batch.removeAll(keepingCapacity: true)
             progress.update(done)
         }
-        let reader = try input.lines()
-        while let (line, bytes) = try reader.next() {
-            let r = try LineFormats.vectorRecord(bytes, file: name, line: line, dimensions: dims)
+        let reader = try VectorFileReader(input, dimensions: dims)
+        while let r = try reader.next() {
             guard seen.insert(r.id).inserted else {
-                throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' appears more than once in the input")
+                throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' appears more than once in the input")
             }
             let vector = maxActiveDims.map { r.vector.droppingZeros().keepingLargest($0) } ?? r.vector
             batch.append(Document(id: r.id, payload: r.payload, vector: vector))
