@@ -16,7 +16,9 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Reads the query vectors (JSONL, or a big-ann-benchmarks .csr file), runs them once as a \
             warm-up (unless --cold or --no-warmup), then --repeat times, timing each search alone \
-            (hits are looked up by id; payloads are not loaded unless --payloads). With --threads N, \
+            (hits are looked up by id; payloads are not loaded unless --payloads); *_ms are wall-clock \
+            latencies, cpu_*_ms the searching thread's CPU time (what a busy machine's waiting leaves \
+            out). With --threads N, \
             N threads each take the next query until all are done: qps is the throughput, the \
             latencies are per query. --cold empties this process's query caches before every query \
             (Database.dropCaches(); the operating system's page cache is not touched); \
@@ -129,8 +131,9 @@ struct BenchCommand: ParsableCommand {
             let memoryEnd = MemoryStatus.read()
             let load1 = loadAverage()
 
-            let (latencies, stats, hits) = measurements.collect()
+            let (latencies, cpuTimes, stats, hits) = measurements.collect()
             let s = LatencySummary(latencies)
+            let c = LatencySummary(cpuTimes)
             var report: [String: Any] = [
                 "engine": "sparsedb",
                 "db": database.db,
@@ -151,6 +154,7 @@ struct BenchCommand: ParsableCommand {
                 "warmup_s": warmupSeconds,
                 "payloads": payloads,
                 "mean_ms": s.mean, "p50_ms": s.p50, "p90_ms": s.p90, "p99_ms": s.p99, "max_ms": s.max,
+                "cpu_mean_ms": c.mean, "cpu_p50_ms": c.p50, "cpu_p90_ms": c.p90, "cpu_p99_ms": c.p99, "cpu_max_ms": c.max,
                 "qps": Double(total) / max(wall, 1e-12),
                 "wall_s": wall,
                 "memory": [
@@ -187,10 +191,20 @@ private func measure(
     into m: Measurements
 ) throws {
     let qi = i % queries.count
+    let c0 = threadCPUNanoseconds()
     let t0 = DispatchTime.now().uptimeNanoseconds
     let result = try coll.search(queries[qi].vector, options: opts)
     let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-    m.record(ms, result.statistics, hits: i / queries.count == lastPass ? (qi, result.hits.map { ($0.id, $0.score) }) : nil)
+    let cpu = Double(threadCPUNanoseconds() - c0) / 1e6
+    m.record(ms, cpu: cpu, result.statistics, hits: i / queries.count == lastPass ? (qi, result.hits.map { ($0.id, $0.score) }) : nil)
+}
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in nanoseconds: unlike wall time,
+/// it leaves out the time the thread waited for a core on a busy machine.
+private func threadCPUNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// What the worker threads share: the queries (read-only), the next query index, the first
@@ -224,6 +238,7 @@ private final class Workers: Sendable {
 private final class Measurements: Sendable {
     private struct State {
         var latencies: [Double] = []
+        var cpu: [Double] = []
         var stats = StatisticsTotals()
         var hits: [Int: [(id: String, score: Double)]] = [:]
     }
@@ -231,16 +246,17 @@ private final class Measurements: Sendable {
 
     init(queries: Int) {}
 
-    func record(_ ms: Double, _ s: SearchStatistics, hits: (Int, [(String, Double)])?) {
+    func record(_ ms: Double, cpu: Double, _ s: SearchStatistics, hits: (Int, [(String, Double)])?) {
         state.withLock { st in
             st.latencies.append(ms)
+            st.cpu.append(cpu)
             st.stats.add(s)
             if let (qi, h) = hits { st.hits[qi] = h.map { (id: $0.0, score: $0.1) } }
         }
     }
 
-    func collect() -> ([Double], StatisticsTotals, [Int: [(id: String, score: Double)]]) {
-        state.withLock { ($0.latencies, $0.stats, $0.hits) }
+    func collect() -> ([Double], [Double], StatisticsTotals, [Int: [(id: String, score: Double)]]) {
+        state.withLock { ($0.latencies, $0.cpu, $0.stats, $0.hits) }
     }
 }
 

@@ -17,7 +17,8 @@ mode builds both ways and requires byte-identical files.
 
 Search: the quantized scorer, one thread, k results; query weights are passed scaled by 100 and
 PISA repeats a term floor(weight * 100) times (query_weighted=1). One warm-up pass, then one
-measured pass; the latency of a query is the wall time of one `_pisathon.retrieve` call.
+measured pass; the latency of a query is the wall time of one `_pisathon.retrieve` call (and its
+CPU time, thread_time, as cpu_*_ms).
 """
 import argparse, json, os, sys, time
 
@@ -121,16 +122,19 @@ def search(args):
     buf = dict(result_qidxs=np.empty(k, np.int32), result_docnos=np.empty(k, dtype=object),
                result_ranks=np.empty(k, np.int32), result_scores=np.empty(k, np.float32))
     load0 = os.getloadavg()[0]
-    runs, scores, lat = [], [], []
+    runs, scores, lat, cpu = [], [], [], []
     warm_s = 0.0
     for rep in range(2):  # warm-up pass, measured pass
         t_pass = time.perf_counter()
         for inp in inputs:
+            c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             n = _pisathon.retrieve(retr._ctxt, algo, [inp], k=k, threads=1, query_weighted=1, pretokenised=True, **buf)
             dt = (time.perf_counter_ns() - t0) / 1e6
+            dc = (time.thread_time_ns() - c0) / 1e6
             if rep == 1:
                 lat.append(dt)
+                cpu.append(dc)
                 runs.append([str(d) for d in buf["result_docnos"][:n]])
                 scores.append([float(s) for s in buf["result_scores"][:n]])
         if rep == 0:
@@ -138,7 +142,7 @@ def search(args):
         else:
             wall = time.perf_counter() - t_pass
     D.write_run(args.run, queries.ids, runs, scores)
-    out = dict(D.latency_summary(lat), engine="pisa", algorithm=args.algorithm, queries=len(queries), qps=len(queries) / wall,
+    out = dict(D.latency_summary(lat), **D.latency_summary(cpu, prefix="cpu_"), engine="pisa", algorithm=args.algorithm, queries=len(queries), qps=len(queries) / wall,
                wall_s=wall, warmup_s=warm_s, load_average_1m={"start": load0, "end": os.getloadavg()[0]},
                cpus_allowed=sorted(os.sched_getaffinity(0)))
     with open(args.out, "w") as f:

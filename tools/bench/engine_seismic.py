@@ -56,22 +56,25 @@ def search(args):
     results = []
     for si, st in enumerate(json.loads(args.settings)):
         load0 = os.getloadavg()[0]
-        runs, scores, lat = [], [], []
+        runs, scores, lat, cpu = [], [], [], []
         for rep in range(2):
             t_pass = time.perf_counter()
             for qi in range(len(queries)):
+                c1 = time.thread_time_ns()
                 t1 = time.perf_counter_ns()
                 res = index.search(str(qi), comps[qi], vals[qi], args.k, st["query_cut"], st["heap_factor"], sorted=st.get("sorted", True))
                 dt = (time.perf_counter_ns() - t1) / 1e6
+                dc = (time.thread_time_ns() - c1) / 1e6
                 if rep == 1:
                     lat.append(dt)
+                    cpu.append(dc)
                     runs.append([r[2] for r in res])
                     scores.append([float(r[1]) for r in res])
             if rep == 1:
                 wall = time.perf_counter() - t_pass
         run = "%s-%d.jsonl" % (args.run_prefix, si)
         D.write_run(run, queries.ids, runs, scores)
-        results.append(dict(D.latency_summary(lat), setting=st, run=run, queries=len(queries), qps=len(queries) / wall, wall_s=wall,
+        results.append(dict(D.latency_summary(lat), **D.latency_summary(cpu, prefix="cpu_"), setting=st, run=run, queries=len(queries), qps=len(queries) / wall, wall_s=wall,
                             load_average_1m={"start": load0, "end": os.getloadavg()[0]}))
     out = {"engine": "seismic", "load_s": load_s, "cpus_allowed": sorted(os.sched_getaffinity(0)), "settings": results}
     with open(args.out, "w") as f:

@@ -49,7 +49,7 @@ SPARSEDB_FULL = [
     dict(algorithm="bmw", heap_factor=1.2), dict(algorithm="bmw", heap_factor=1.5), dict(algorithm="bmw", heap_factor=2.0),
     dict(algorithm="maxscore", max_query_terms=40), dict(algorithm="maxscore", max_query_terms=20), dict(algorithm="maxscore", max_query_terms=10),
     dict(algorithm="maxscore", max_query_terms=20, heap_factor=1.2), dict(algorithm="maxscore", max_query_terms=10, heap_factor=1.5),
-    dict(algorithm="maxscore", threads=2),
+    dict(algorithm="maxscore", threads=2), dict(algorithm="maxscore", cold=True),
 ]
 SPARSEDB_QUICK = [
     dict(algorithm="exhaustive"), dict(algorithm="maxscore"), dict(algorithm="wand"), dict(algorithm="bmw"),
@@ -58,7 +58,7 @@ SPARSEDB_QUICK = [
 PISA_ALGORITHMS = ["maxscore", "block_max_maxscore", "block_max_wand"]
 # Seismic: build configurations (its knobs; n_postings = postings kept per list on average) and
 # the search settings run on each.
-SEISMIC_FULL_BUILDS = [dict(n_postings=2000, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15)]
+SEISMIC_FULL_BUILDS = [dict(n_postings=1000, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15)]
 SEISMIC_FULL_SEARCHES = [dict(query_cut=5, heap_factor=0.9), dict(query_cut=10, heap_factor=0.9), dict(query_cut=10, heap_factor=0.8),
                          dict(query_cut=20, heap_factor=0.7)]
 SEISMIC_QUICK_BUILDS = [dict(n_postings=150, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15)]
@@ -136,8 +136,19 @@ class Harness:
         os.makedirs(self.out, exist_ok=True)
         self.logfile = os.path.join(self.out, "harness.log")
         self.cpu = None if args.cpu == "none" else args.cpu
+        previous = os.path.join(self.out, "results.json")
+        if args.reuse and os.path.exists(previous):
+            # Keep the rows of engines this run does not measure (one table over several runs).
+            with open(previous) as f:
+                old = json.load(f)
+            self.rows = [r for r in old.get("rows", []) if r["engine"] not in args.engines]
+            self.earlier = old.get("meta", {}).get("runs", [])
+        else:
+            self.earlier = []
         self.meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(shlex.quote(a) for a in sys.argv),
                      "k": args.k, "cpu": self.cpu, "machine": machine(), "load_average_1m_start": loadavg(), "git": git_head()}
+        self.meta["runs"] = self.earlier + [{"command": self.meta["command"], "started": self.meta["started"], "engines": args.engines,
+                                             "load_average_1m_start": self.meta["load_average_1m_start"]}]
 
     # MARK: data
 
@@ -157,15 +168,21 @@ class Harness:
         fresh = not (os.path.exists(stamp) and open(stamp).read() == key and os.path.exists(self.docs_csr) and os.path.exists(self.queries_csr))
         if fresh:
             log("writing %d documents and %d queries to %s" % (len(docs), len(queries), datadir))
-            D.save(docs, self.docs_csr)
-            D.save(queries, self.queries_csr)
+            for src, v, dst in ((a.docs, docs, self.docs_csr), (a.queries, queries, self.queries_csr)):
+                for f in (dst, dst + ".ids"):
+                    if os.path.lexists(f):
+                        os.remove(f)
+                if src.endswith(".csr") and os.path.exists(src + ".ids") and len(v) == len(D.read_ids(src, D.read_csr(src)[0].shape[0] - 1)):
+                    os.symlink(os.path.abspath(src), dst)  # the whole file: no copy
+                    os.symlink(os.path.abspath(src) + ".ids", dst + ".ids")
+                else:
+                    D.save(v, dst)
             gt = D.GroundTruth.compute(docs, queries, a.k, log=log)
             gt.save(os.path.join(datadir, "ground_truth.npz"))
             with open(stamp, "w") as f:
                 f.write(key)
-            if not a.reuse:
-                for engine in ("sparsedb", "pisa", "seismic"):
-                    shutil.rmtree(os.path.join(self.work, engine), ignore_errors=True)
+            for engine in ("sparsedb", "pisa", "seismic"):  # built from other data
+                shutil.rmtree(os.path.join(self.work, engine), ignore_errors=True)
         gt = D.GroundTruth.load(os.path.join(datadir, "ground_truth.npz"))
         self.docs, self.queries, self.gt = docs, queries, gt
         self.recall = D.Recall(docs, queries, gt)
@@ -218,12 +235,16 @@ class Harness:
                 json.dump(b, f, indent=1)
         b = json.load(open(build_json))
         log("sparsedb index: %.1f s, %.1f MB on disk (%.2f bytes/posting)" % (b["build_s"], b["index_bytes"] / 1e6, b["index_bytes"] / self.docs.nnz))
+        if a.build_only:
+            return
         for s in (SPARSEDB_QUICK if a.quick else SPARSEDB_FULL if not a.sparsedb_settings else json.loads(a.sparsedb_settings)):
             algo = s["algorithm"]
             hf = s.get("heap_factor")
             mqt = s.get("max_query_terms")
             threads = s.get("threads", 1)
-            label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if threads == 1 else " %d threads" % threads)
+            cold = s.get("cold", False)
+            label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if threads == 1 else " %d threads" % threads) \
+                + (" cold" if cold else "")
             tag = label.replace(" ", "_").replace("=", "")
             runf = os.path.join(base, "run-%s.jsonl" % tag)
             cmd = [exe, "bench", "--db", db, "--collection", "bench", "--query-vectors", self.queries_csr, "--algorithm", algo, "--k", str(a.k),
@@ -232,6 +253,8 @@ class Harness:
                 cmd += ["--heap-factor", str(hf)]
             if mqt is not None:
                 cmd += ["--max-query-terms", str(mqt)]
+            if cold:
+                cmd += ["--cold"]
             try:
                 # Two threads cannot be pinned to one core: they get the machine's cores.
                 _, rss, text = run(cmd, cpu=self.cpu if threads == 1 else None, stdout_path=os.path.join(base, "bench-%s.json" % tag),
@@ -241,9 +264,9 @@ class Harness:
                 continue
             r = json.loads(text)
             st = r["statistics"]["mean_per_query"]
-            row = {"engine": "sparsedb", "setting": label, "algorithm": algo, "exact": r["exact"], "threads": threads,
+            row = {"engine": "sparsedb", "setting": label, "algorithm": algo, "exact": r["exact"], "threads": threads, "cold": cold,
                    "params": {"heap_factor": hf, "max_query_terms": mqt},
-                   "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"],
+                   "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"], **cpu_fields(r),
                    "index_bytes": b["index_bytes"], "build_s": b["build_s"], "build_peak_rss_bytes": b["build_peak_rss_bytes"],
                    "search_peak_rss_bytes": rss, "load_average_1m": [r["load_average_1m"]["start"], r["load_average_1m"]["end"]],
                    "per_query": {k2: round(v, 1) for k2, v in st.items()}}
@@ -271,6 +294,8 @@ class Harness:
                 self.check_pisa_inverter(script, index, base)
         b = json.load(open(build_json))
         log("pisa index: %.1f s (%s inverter), %.1f MB on disk" % (b["build_s"], b["inverter"], b["index_bytes"] / 1e6))
+        if a.build_only:
+            return
         for algo in PISA_ALGORITHMS:
             runf = os.path.join(base, "run-%s.jsonl" % algo)
             outf = os.path.join(base, "search-%s.json" % algo)
@@ -282,7 +307,7 @@ class Harness:
                 continue
             r = json.load(open(outf))
             row = {"engine": "pisa", "setting": algo, "algorithm": algo, "exact": True, "threads": 1, "params": {"scorer": "quantized"},
-                   "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"],
+                   "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"], **cpu_fields(r),
                    "index_bytes": b["index_bytes"], "index_bytes_query_files": b["index_bytes_query_files"], "build_s": b["build_s"],
                    "build_peak_rss_bytes": b["build_peak_rss_bytes"], "search_peak_rss_bytes": rss,
                    "load_average_1m": [r["load_average_1m"]["start"], r["load_average_1m"]["end"]]}
@@ -329,6 +354,8 @@ class Harness:
                     json.dump(b, f, indent=1)
             b = json.load(open(build_json))
             log("seismic index %s: %.1f s, %.1f MB" % (tag, b["build_s"], b["index_bytes"] / 1e6))
+            if a.build_only:
+                continue
             outf = prefix + ".search.json"
             try:
                 _, rss, _ = run([sys.executable, script, "search", "--index", prefix, "--queries", self.queries_csr, "--settings", json.dumps(searches),
@@ -341,7 +368,7 @@ class Harness:
                 st = s["setting"]
                 label = "np=%d qc=%d hf=%g%s" % (cfg["n_postings"], st["query_cut"], st["heap_factor"], "" if st.get("sorted", True) else " unsorted")
                 row = {"engine": "seismic", "setting": label, "algorithm": "seismic", "exact": False, "threads": 1, "params": dict(cfg, **st),
-                       "mean_ms": s["mean_ms"], "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "max_ms": s["max_ms"], "qps": s["qps"],
+                       "mean_ms": s["mean_ms"], "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "max_ms": s["max_ms"], "qps": s["qps"], **cpu_fields(s),
                        "index_bytes": b["index_bytes"], "build_s": b["build_s"], "build_threads": b["threads"],
                        "build_peak_rss_bytes": b["build_peak_rss_bytes"], "search_peak_rss_bytes": rss,
                        "load_average_1m": [s["load_average_1m"]["start"], s["load_average_1m"]["end"]]}
@@ -366,6 +393,10 @@ class Harness:
         return problems
 
 
+def cpu_fields(r):
+    return {k: r[k] for k in ("cpu_mean_ms", "cpu_p50_ms", "cpu_p99_ms", "cpu_max_ms") if k in r}
+
+
 def markdown(results):
     meta, rows = results["meta"], results["rows"]
     mb = lambda x: "%.1f" % (x / 1e6) if x else "—"  # noqa: E731
@@ -373,11 +404,13 @@ def markdown(results):
         meta.get("corpus", ""), meta.get("documents"), meta.get("postings"), meta.get("queries"), meta.get("mean_query_terms"), meta.get("k")), "",
         "Machine: %s. Searches pinned to CPU %s, one query at a time after a warm-up pass (warm caches). 1-minute load average %s at the start, %s at the end." % (
             meta["machine"].get("summary", ""), meta.get("cpu"), meta.get("load_average_1m_start"), meta.get("load_average_1m_end")), "",
-        "| engine | setting | exact | mean ms | p50 ms | p99 ms | QPS | recall@10 | index MB (all files) | build s | peak RSS build / search MB | load (start–end) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "Latency: wall clock per query (mean / p50 / p99), and the searching thread's CPU time per query (mean / p99), which leaves out the time a busy machine kept the query waiting for a core.", "",
+        "| engine | setting | exact | mean ms | p50 ms | p99 ms | CPU mean / p99 ms | QPS | recall@10 | index MB (all files) | build s | peak RSS build / search MB | load (start–end) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append("| %s | %s | %s | %.3f | %.3f | %.3f | %.1f | %.4f | %s | %.1f | %s / %s | %s–%s |" % (
-            r["engine"], r["setting"], "yes" if r["exact"] else "no", r["mean_ms"], r["p50_ms"], r["p99_ms"], r["qps"], r["recall_at_10"],
+        cpu = "%.3f / %.3f" % (r["cpu_mean_ms"], r["cpu_p99_ms"]) if "cpu_mean_ms" in r else "—"
+        out.append("| %s | %s | %s | %.3f | %.3f | %.3f | %s | %.1f | %.4f | %s | %.1f | %s / %s | %s–%s |" % (
+            r["engine"], r["setting"], "yes" if r["exact"] else "no", r["mean_ms"], r["p50_ms"], r["p99_ms"], cpu, r["qps"], r["recall_at_10"],
             mb(r["index_bytes"]), r["build_s"], mb(r.get("build_peak_rss_bytes")), mb(r.get("search_peak_rss_bytes")),
             round(r["load_average_1m"][0], 1), round(r["load_average_1m"][1], 1)))
     sdb = [r for r in rows if r["engine"] == "sparsedb" and r.get("per_query")]
@@ -444,6 +477,7 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--cpu", default="1", help="core for builds and searches (taskset -c), or 'none'")
     ap.add_argument("--reuse", action="store_true", help="reuse indexes already built in WORK")
+    ap.add_argument("--build-only", action="store_true", help="build the indexes, run no queries (then --reuse)")
     ap.add_argument("--no-swift-build", action="store_true")
     ap.add_argument("--batch-size", type=int, default=100000, help="SparseDB ingest batch (documents per transaction)")
     ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, threads}")

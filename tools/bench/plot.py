@@ -25,11 +25,13 @@ def plot(results, path):
     import matplotlib.pyplot as plt
     rows = [r for r in results["rows"] if r.get("recall_at_10") is not None and r.get("mean_ms")]
     meta = results.get("meta", {})
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
-    for ax, key, name in ((axes[0], "mean_ms", "mean"), (axes[1], "p99_ms", "p99")):
-        for engine in sorted({r["engine"] for r in rows}):
+    fig, axes = plt.subplots(1, 3, figsize=(20, 6.5))
+    panels = ((axes[0], "mean_ms", "mean wall-clock"), (axes[1], "p99_ms", "p99 wall-clock"), (axes[2], "cpu_mean_ms", "mean CPU-time"))
+    for ax, key, name in panels:
+        rows_k = [r for r in rows if r.get(key) is not None]
+        for engine in sorted({r["engine"] for r in rows_k}):
             colour, marker = STYLE.get(engine, ("tab:gray", "x"))
-            pts = [r for r in rows if r["engine"] == engine and r.get("threads", 1) == 1]
+            pts = [r for r in rows_k if r["engine"] == engine and r.get("threads", 1) == 1 and not r.get("cold")]
             if not pts:
                 continue
             ax.scatter([r["recall_at_10"] for r in pts], [r[key] for r in pts], c=colour, marker=marker, s=36, label=engine, zorder=3,
