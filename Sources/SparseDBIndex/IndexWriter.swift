@@ -223,9 +223,9 @@ package enum IndexWriter {
                 let v = vector.droppingZeros()
                 let rowKey = Keys.forwardRow(c, fid, docId)
                 try txn.putAppending(Records.forwardRow(key: rowKey, v), forKey: rowKey, in: txn.table(.forwardRow))
-                var lists = pending[fid] ?? [:]
-                for (d, w) in zip(v.dimensions, v.weights) { lists[d, default: PendingList()].append(docId, w) }
-                pending[fid] = lists
+                // Mutated in place: copying the field's dictionary out and back would copy every
+                // term's list once per document (quadratic in the batch size).
+                for (d, w) in zip(v.dimensions, v.weights) { pending[fid, default: [:]][d, default: PendingList()].append(docId, w) }
                 if var field = record.fields.first(where: { $0.id == fid }) {
                     field.postings += UInt64(v.count)
                     record.updateField(field)

@@ -205,9 +205,17 @@ package final class PostingCache: Sendable {
     /// Number of term entries held.
     package var entryCount: Int { state.withLock { $0.entries.count } }
 
-    /// Drops everything (the benchmark's cold mode).
+    /// Drops everything (the benchmark's cold mode): every term entry (marked evicted, so that a
+    /// query still holding one does not count its bytes against the budget) and the deleted-
+    /// document sets.
     package func removeAll() {
-        state.withLock { s in s = State() }
+        let dropped = state.withLock { s in
+            let entries = Array(s.entries.values)
+            s = State()
+            return entries
+        }
+        for e in dropped { _ = e.evict() }
+        deleted.withLock { $0 = DeletedSets() }
     }
 
     // MARK: deleted-document sets

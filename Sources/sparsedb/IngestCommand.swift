@@ -17,7 +17,7 @@ struct IngestCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Collection name (created when absent).") var collection: String = "default"
-    @Option(help: "Vector JSONL ('-' = stdin): {\"_id\": ..., \"vector\": {\"DIM\": weight}}; other fields become the payload.")
+    @Option(help: "Vector JSONL ('-' = stdin): {\"_id\": ..., \"vector\": {\"DIM\": weight}}; other fields become the payload. A name ending in .csr: big-ann-benchmarks sparse format, ids from FILE.csr.ids (else row numbers).")
     var vectors: String?
     @Option(help: "BEIR corpus JSONL ('-' = stdin): {\"_id\", \"title\", \"text\"}; encoded with --model or the --field models.")
     var corpus: String?
@@ -110,17 +110,43 @@ struct IngestCommand: ParsableCommand {
 
     // MARK: vectors
 
-    /// One parsed input line of the chosen kind.
-    private func vectorLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int, dims: UInt32?) throws -> (id: String, vector: FieldVector, payload: [UInt8]?) {
+    /// One parsed input record of the chosen kind.
+    private struct InputVector {
+        var id: String
+        var vector: FieldVector
+        var payload: [UInt8]?
+        /// `file:line` or `file: row N`, for messages.
+        var location: String
+        /// The line (JSONL, from 1) or row (`.csr`, from 0).
+        var ordinal: Int
+    }
+
+    /// Streams the records of `input`: sparse and csr vectors from vector JSONL or a
+    /// big-ann-benchmarks `.csr` file; dense vectors from JSONL (`"dense": [...]`), every one as
+    /// long as the first (or `dims`, when the field or `--dims` fixes it).
+    private func vectorRecords(_ input: InputFile, dims: UInt32?) throws -> () throws -> InputVector? {
         switch kind {
         case .sparse, .csr:
-            let r = try LineFormats.vectorRecord(bytes, file: file, line: line, dimensions: dims ?? (kind == .csr ? 4096 : 30_522))
-            var v = r.vector.droppingZeros()
-            if let k = maxActiveDims { v = v.keepingLargest(k) }
-            return (r.id, .sparse(v), r.payload)
+            let reader = try VectorFileReader(input, dimensions: dims ?? (kind == .csr ? 4096 : 30_522))
+            let keep = maxActiveDims
+            return {
+                guard let r = try reader.next() else { return nil }
+                var v = r.vector.droppingZeros()
+                if let keep { v = v.keepingLargest(keep) }
+                return InputVector(id: r.id, vector: .sparse(v), payload: r.payload, location: r.location, ordinal: r.ordinal)
+            }
         case .dense:
-            let r = try LineFormats.denseRecord(bytes, file: file, line: line, dimensions: dims.map(Int.init))
-            return (r.id, .dense(r.values), r.payload)
+            guard !BigANN.isBigANNPath(input.path) else {
+                throw SparseDBError.invalidInput("\(input.displayName): a .csr file holds sparse vectors; dense vectors come as JSONL lines with \"dense\": [...]")
+            }
+            let reader = try input.lines()
+            var length = dims.map(Int.init)
+            return {
+                guard let (line, bytes) = try reader.next() else { return nil }
+                let r = try LineFormats.denseRecord(bytes, file: input.displayName, line: line, dimensions: length)
+                length = r.values.count
+                return InputVector(id: r.id, vector: .dense(r.values), payload: r.payload, location: "\(input.displayName):\(line)", ordinal: line)
+            }
         }
     }
 
@@ -143,18 +169,17 @@ struct IngestCommand: ParsableCommand {
             // First pass: check every line, so that a bad line leaves the database exactly as it was.
             var seen = [String: Int]()
             var lines = 0
-            let reader = try input.lines()
-            while let (line, bytes) = try reader.next() {
-                let r = try vectorLine(bytes, file: name, line: line, dims: dims)
-                if let first = seen.updateValue(line, forKey: r.id) {
-                    throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' repeats line \(first)")
+            let next = try vectorRecords(input, dims: dims)
+            while let r = try next() {
+                if let first = seen.updateValue(r.ordinal, forKey: r.id) {
+                    throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' repeats \(BigANN.isBigANNPath(input.path) ? "row" : "line") \(first)")
                 }
-                _ = try attributeValues(r.payload, attributes, file: name, line: line)
+                _ = try attributeValues(r.payload, attributes, file: name, line: r.ordinal)
                 switch r.vector {
                 case .sparse(let v):
                     maxActive = max(maxActive, v.count)
                     if kind == .csr, let k = field?.activeDimensions, v.count > k, field?.keepLargest != true {
-                        throw SparseDBError.invalidInput("\(name):\(line): document '\(r.id)' has \(v.count) active dimensions; field '\(fieldName)' holds at most \(k)")
+                        throw SparseDBError.invalidInput("\(r.location): document '\(r.id)' has \(v.count) active dimensions; field '\(fieldName)' holds at most \(k)")
                     }
                 case .dense(let v):
                     if dims == nil { dims = UInt32(v.count) }
@@ -201,15 +226,14 @@ struct IngestCommand: ParsableCommand {
             batch.removeAll(keepingCapacity: true)
             progress.update(done)
         }
-        let reader = try input.lines()
-        while let (line, bytes) = try reader.next() {
-            let r = try vectorLine(bytes, file: name, line: line, dims: dims)
+        let next = try vectorRecords(input, dims: dims)
+        while let r = try next() {
             guard seen.insert(r.id).inserted else {
-                throw SparseDBError.invalidInput("\(name):\(line): document id '\(r.id)' appears more than once in the input")
+                throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' appears more than once in the input")
             }
             if case .dense(let v) = r.vector, dims == nil { dims = UInt32(v.count) }
             batch.append(
-                Document(id: r.id, payload: r.payload, vectors: [fieldName: r.vector], attributes: try attributeValues(r.payload, attributes, file: name, line: line)))
+                Document(id: r.id, payload: r.payload, vectors: [fieldName: r.vector], attributes: try attributeValues(r.payload, attributes, file: name, line: r.ordinal)))
             if batch.count >= batchSize { try flush() }
         }
         try flush()

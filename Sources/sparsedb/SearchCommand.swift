@@ -10,7 +10,8 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Collection name.") var collection: String = "default"
     @Option(help: "One query text.") var query: String?
     @Option(help: "Query JSONL {\"_id\", \"text\"} ('-' = stdin).") var queries: String?
-    @Option(help: "Query vector JSONL {\"_id\", \"vector\"} ('-' = stdin).") var queryVectors: String?
+    @Option(help: "Query vector JSONL {\"_id\", \"vector\"} ('-' = stdin), or a big-ann-benchmarks .csr file (ids from FILE.csr.ids, else row numbers).")
+    var queryVectors: String?
     @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
     @Option(help: "The field to search (default: the collection's only field).") var field: String?
@@ -77,15 +78,15 @@ struct SearchCommand: ParsableCommand {
                 let input = try InputFile(path: path)
                 let target = try searchedField(coll)
                 var queries: [(String, FieldVector)] = []
-                let reader = try input.lines()
-                while let (line, bytes) = try reader.next() {
-                    if target.kind == .dense {
+                if target.kind == .dense {
+                    let reader = try input.lines()
+                    while let (line, bytes) = try reader.next() {
                         let r = try LineFormats.denseRecord(bytes, file: input.displayName, line: line, dimensions: nil)
                         queries.append((r.id, .dense(r.values)))
-                    } else {
-                        let r = try LineFormats.vectorRecord(bytes, file: input.displayName, line: line, dimensions: target.dimensions)
-                        queries.append((r.id, .sparse(r.vector)))
                     }
+                } else {
+                    let reader = try VectorFileReader(input, dimensions: target.dimensions)
+                    while let r = try reader.next() { queries.append((r.id, .sparse(r.vector))) }
                 }
                 if warmup { for (_, q) in queries { _ = try coll.search(q, options: options) } }
                 for (qid, q) in queries {

@@ -1,0 +1,355 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SparseDB
+import SparseDBTools
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure query latency and throughput in this process; JSON on stdout.",
+        discussion: """
+            Reads the query vectors (JSONL, or a big-ann-benchmarks .csr file), runs them once as a \
+            warm-up (unless --cold or --no-warmup), then --repeat times, timing each search alone \
+            (hits are looked up by id; payloads are not loaded unless --payloads); *_ms are wall-clock \
+            latencies, cpu_*_ms the searching thread's CPU time (what a busy machine's waiting leaves \
+            out). With --threads N, \
+            N threads each take the next query until all are done: qps is the throughput, the \
+            latencies are per query. --cold empties this process's query caches before every query \
+            (Database.dropCaches(); the operating system's page cache is not touched); \
+            --drop-os-cache also asks the kernel to drop the data file's pages (best effort: \
+            madvise(MADV_DONTNEED) on this process's mappings of data.mdb, then \
+            posix_fadvise(POSIX_FADV_DONTNEED); pages other processes map stay).
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Collection name.") var collection: String = "default"
+    @Option(help: "Query vectors: JSONL {\"_id\", \"vector\"}, or a .csr file (ids from FILE.csr.ids, else row numbers).")
+    var queryVectors: String
+    @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
+    @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
+    @Option(help: "The field to search (default: the collection's only field).") var field: String?
+    @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(parsing: .unconditional, help: "Queries in flight at once (threads taking the next query).") var threads: Int = 1
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Measured passes over the queries.") var repetitions: Int = 1
+    @Option(parsing: .unconditional, help: "Use only the first N queries.") var limit: Int?
+    @Flag(help: "Empty the process's query caches before every query (implies --no-warmup; one thread).") var cold = false
+    @Flag(help: "With --cold: also drop data.mdb's pages from the OS page cache before every query (best effort).")
+    var dropOsCache = false
+    @Flag(inversion: .prefixedNo, help: "Run every query once before measuring (ignored with --cold).") var warmup = true
+    @Flag(help: "Load each hit's payload, as `search` does.") var payloads = false
+    @Option(name: .customLong("run"), help: "Write the hits of the last measured pass to this file, one JSON line per query.")
+    var runFile: String?
+
+    func validate() throws {
+        if k < 1 { throw ValidationError("--k must be at least 1, got \(k)") }
+        if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
+        if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
+        if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1 ... 1024, got \(threads)") }
+        if repetitions < 1 { throw ValidationError("--repeat must be at least 1, got \(repetitions)") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        if cold && threads > 1 { throw ValidationError("--cold measures one query at a time: use --threads 1") }
+        if dropOsCache && !cold { throw ValidationError("--drop-os-cache goes with --cold") }
+    }
+
+    var options: SearchOptions {
+        SearchOptions(k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, includePayloads: payloads)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let load0 = loadAverage()
+            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            let coll = try db.collection(collection)
+            let dims: UInt32
+            if let field {
+                guard let f = coll.schema.fields.first(where: { $0.name == field }) else {
+                    throw SparseDBError.invalidInput("collection '\(coll.name)' has no field '\(field)'")
+                }
+                dims = f.dimensions
+            } else {
+                dims = coll.dimensions
+            }
+            let input = try InputFile(path: queryVectors)
+            let reader = try VectorFileReader(input, dimensions: dims)
+            var queries: [(id: String, vector: SparseVector)] = []
+            while let r = try reader.next() {
+                queries.append((r.id, r.vector))
+                if let limit, queries.count >= limit { break }
+            }
+            guard !queries.isEmpty else { throw SparseDBError.invalidInput("\(input.displayName): no queries") }
+            let memoryOpen = MemoryStatus.read()
+            let opts = options
+
+            var warmupSeconds = 0.0
+            if warmup && !cold {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for q in queries { _ = try coll.search(q.vector, options: opts) }
+                warmupSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            }
+            let memoryWarm = MemoryStatus.read()
+
+            let total = queries.count * repetitions
+            let measurements = Measurements(queries: queries.count)
+            let dataFile = database.db + "/data.mdb"
+            let start = DispatchTime.now().uptimeNanoseconds
+            if threads == 1 {
+                for i in 0..<total {
+                    if cold {
+                        db.dropCaches()
+                        if dropOsCache { OSCache.drop(dataFile) }
+                    }
+                    try measure(coll, queries, i, opts, lastPass: repetitions - 1, into: measurements)
+                }
+            } else {
+                let shared = Workers(queries, total: total)
+                let group = DispatchGroup()
+                let last = repetitions - 1
+                for _ in 0..<threads {
+                    group.enter()
+                    let thread = Thread {
+                        defer { group.leave() }
+                        while let i = shared.take() {
+                            do { try measure(coll, shared.queries, i, opts, lastPass: last, into: measurements) } catch {
+                                shared.fail(error)
+                            }
+                        }
+                    }
+                    thread.stackSize = 8 << 20
+                    thread.start()
+                }
+                group.wait()
+                if let e = shared.failure { throw e }
+            }
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let memoryEnd = MemoryStatus.read()
+            let load1 = loadAverage()
+
+            let (latencies, cpuTimes, stats, hits) = measurements.collect()
+            let s = LatencySummary(latencies)
+            let c = LatencySummary(cpuTimes)
+            var report: [String: Any] = [
+                "engine": "sparsedb",
+                "db": database.db,
+                "collection": collection,
+                "query_file": queryVectors,
+                "queries": queries.count,
+                "repeat": repetitions,
+                "measured_queries": total,
+                "threads": threads,
+                "k": k,
+                "algorithm": algorithm.rawValue,
+                "max_query_terms": maxQueryTerms.map { $0 as Any } ?? NSNull(),
+                "heap_factor": Double(heapFactor),
+                "exact": maxQueryTerms == nil && heapFactor == 1,
+                "cold": cold,
+                "drop_os_cache": dropOsCache,
+                "warmup": warmup && !cold,
+                "warmup_s": warmupSeconds,
+                "payloads": payloads,
+                "mean_ms": s.mean, "p50_ms": s.p50, "p90_ms": s.p90, "p99_ms": s.p99, "max_ms": s.max,
+                "cpu_mean_ms": c.mean, "cpu_p50_ms": c.p50, "cpu_p90_ms": c.p90, "cpu_p99_ms": c.p99, "cpu_max_ms": c.max,
+                "qps": Double(total) / max(wall, 1e-12),
+                "wall_s": wall,
+                "memory": [
+                    "after_open": memoryOpen.dictionary, "after_warmup": memoryWarm.dictionary, "end": memoryEnd.dictionary,
+                ],
+                "rss_bytes": memoryEnd.rss,
+                "peak_rss_bytes": memoryEnd.peak,
+                "load_average_1m": ["start": load0, "end": load1],
+                "cpus_allowed": cpusAllowed(),
+            ]
+            report["statistics"] = stats.report(queries: total)
+            if let run = runFile {
+                var out = ""
+                for (qi, q) in queries.enumerated() {
+                    let h = hits[qi] ?? []
+                    out += "{\"query_id\":\(jsonString(q.id)),\"hits\":["
+                    out += h.map { "[\(jsonString($0.id)),\($0.score)]" }.joined(separator: ",")
+                    out += "]}\n"
+                }
+                guard FileManager.default.createFile(atPath: run, contents: Data(out.utf8)) else {
+                    throw SparseDBError(.io, "cannot write \(run)")
+                }
+            }
+            printLine(try jsonText(report, pretty: true))
+        }
+    }
+
+}
+
+/// Runs query `i % count` (pass `i / count`) and records its latency, statistics and, on the
+/// last pass, its hits.
+private func measure(
+    _ coll: VectorCollection, _ queries: [(id: String, vector: SparseVector)], _ i: Int, _ opts: SearchOptions, lastPass: Int,
+    into m: Measurements
+) throws {
+    let qi = i % queries.count
+    let c0 = threadCPUNanoseconds()
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let result = try coll.search(queries[qi].vector, options: opts)
+    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+    let cpu = Double(threadCPUNanoseconds() - c0) / 1e6
+    m.record(ms, cpu: cpu, result.statistics, hits: i / queries.count == lastPass ? (qi, result.hits.map { ($0.id, $0.score) }) : nil)
+}
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in nanoseconds: unlike wall time,
+/// it leaves out the time the thread waited for a core on a busy machine.
+private func threadCPUNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// What the worker threads share: the queries (read-only), the next query index, the first
+/// error (which stops them all).
+private final class Workers: Sendable {
+    let queries: [(id: String, vector: SparseVector)]
+    let total: Int
+    private let next = Atomic<Int>(0)
+    private let error = Mutex<SparseDBError?>(nil)
+
+    init(_ queries: [(id: String, vector: SparseVector)], total: Int) {
+        self.queries = queries
+        self.total = total
+    }
+
+    /// The next query index, or nil when all are taken or a query failed.
+    func take() -> Int? {
+        let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return i < total && failure == nil ? i : nil
+    }
+
+    func fail(_ e: any Error) {
+        let typed = (e as? SparseDBError) ?? SparseDBError(.io, "\(e)")
+        error.withLock { $0 = $0 ?? typed }
+    }
+
+    var failure: SparseDBError? { error.withLock { $0 } }
+}
+
+/// Latencies, statistics and hits of the measured queries, from any thread.
+private final class Measurements: Sendable {
+    private struct State {
+        var latencies: [Double] = []
+        var cpu: [Double] = []
+        var stats = StatisticsTotals()
+        var hits: [Int: [(id: String, score: Double)]] = [:]
+    }
+    private let state = Mutex(State())
+
+    init(queries: Int) {}
+
+    func record(_ ms: Double, cpu: Double, _ s: SearchStatistics, hits: (Int, [(String, Double)])?) {
+        state.withLock { st in
+            st.latencies.append(ms)
+            st.cpu.append(cpu)
+            st.stats.add(s)
+            if let (qi, h) = hits { st.hits[qi] = h.map { (id: $0.0, score: $0.1) } }
+        }
+    }
+
+    func collect() -> ([Double], [Double], StatisticsTotals, [Int: [(id: String, score: Double)]]) {
+        state.withLock { ($0.latencies, $0.cpu, $0.stats, $0.hits) }
+    }
+}
+
+/// Sums of the queries' ``SearchStatistics``.
+private struct StatisticsTotals {
+    var terms = 0
+    var postingsDecoded = 0
+    var blocksDecoded = 0
+    var blocksSkipped = 0
+    var blocksDecompressed = 0
+    var documentsScored = 0
+    var candidatesRescored = 0
+
+    mutating func add(_ s: SearchStatistics) {
+        terms += s.terms
+        postingsDecoded += s.postingsDecoded
+        blocksDecoded += s.blocksDecoded
+        blocksSkipped += s.blocksSkipped
+        blocksDecompressed += s.blocksDecompressed
+        documentsScored += s.documentsScored
+        candidatesRescored += s.candidatesRescored
+    }
+
+    func report(queries: Int) -> [String: Any] {
+        let sums: [String: Int] = [
+            "terms": terms, "postings_decoded": postingsDecoded, "blocks_decoded": blocksDecoded, "blocks_skipped": blocksSkipped,
+            "blocks_decompressed": blocksDecompressed, "documents_scored": documentsScored, "candidates_rescored": candidatesRescored,
+        ]
+        let n = Double(max(queries, 1))
+        return ["sum": sums, "mean_per_query": sums.mapValues { Double($0) / n }]
+    }
+}
+
+/// This process's memory, from /proc/self/status (bytes; 0 where unavailable).
+private struct MemoryStatus {
+    var rss = 0
+    var peak = 0
+    var anonymous = 0
+    var file = 0
+
+    static func read() -> MemoryStatus {
+        var m = MemoryStatus()
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return m }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard parts.count >= 2, let kb = Int(parts[1]) else { continue }
+            switch parts[0] {
+            case "VmRSS:": m.rss = kb * 1024
+            case "VmHWM:": m.peak = kb * 1024
+            case "RssAnon:": m.anonymous = kb * 1024
+            case "RssFile:": m.file = kb * 1024
+            default: break
+            }
+        }
+        return m
+    }
+
+    var dictionary: [String: Int] { ["rss_bytes": rss, "peak_rss_bytes": peak, "rss_anon_bytes": anonymous, "rss_file_bytes": file] }
+}
+
+/// Dropping a file's pages from the OS page cache, as far as an unprivileged process can.
+enum OSCache {
+    /// `madvise(MADV_DONTNEED)` on this process's mappings of `path` (read-only shared file
+    /// mappings: the pages are only unmapped, and fault back in from the cache or the disk), then
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`, which evicts the clean pages no process maps.
+    static func drop(_ path: String) {
+        let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        if let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) {
+            for line in maps.split(separator: "\n") where line.hasSuffix(real) {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count >= 6, fields[1].hasPrefix("r"), !fields[1].contains("w") else { continue }
+                let range = fields[0].split(separator: "-")
+                guard range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16), hi > lo else { continue }
+                _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), Int(hi - lo), MADV_DONTNEED)
+            }
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        close(fd)
+    }
+}
+
+private func loadAverage() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8), let first = text.split(separator: " ").first else { return -1 }
+    return Double(first) ?? -1
+}
+
+/// The CPUs this process may run on (`taskset`), as the kernel lists them.
+private func cpusAllowed() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "" }
+    for line in text.split(separator: "\n") where line.hasPrefix("Cpus_allowed_list:") {
+        return line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+    }
+    return ""
+}
