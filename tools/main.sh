@@ -16,8 +16,18 @@ fi
 bin=.build/release/sparsedb
 # A database left by an older SparseDB is converted first (a no-op when it is current).
 if [ -f "$home/db/data.mdb" ]; then "$bin" upgrade --db "$home/db"; fi
-"$bin" ingest --collection wordnet --corpus "$corpus" --model default --batch-size 1000
+# A wordnet collection made before it had the part-of-speech attribute is rebuilt once.
+if [ -f "$home/db/data.mdb" ] && "$bin" stats --db "$home/db" | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin)["collections"] if c["name"] == "wordnet"]
+sys.exit(0 if c and "pos" not in c[0].get("attributes", {}) else 1)'; then
+  "$bin" drop --db "$home/db" --collection wordnet
+fi
+"$bin" ingest --collection wordnet --corpus "$corpus" --model default --batch-size 1000 --attribute pos:keyword
 for q in "a large animal that lives in the sea" "machine for flying through the air" "feeling very happy"; do
   "$bin" search --collection wordnet --query "$q" --k 5 --format text | sed "s/^query 1:/query: $q/"
 done
+# The same engine, restricted by an attribute: verbs only.
+q="move fast"
+"$bin" search --collection wordnet --query "$q" --k 5 --format text --filter '{"pos": "verb"}' | sed "s/^query 1:/query: $q (verbs only)/"
 "$bin" stats | head -n 20

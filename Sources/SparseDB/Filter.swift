@@ -100,7 +100,11 @@ public indirect enum Filter: Sendable, Equatable {
                         case "eq":
                             parts.append(.equals(key, try FilterValue(json: operand, path: "\(path).\(key).eq")))
                         case "gt", "gte", "lt", "lte":
-                            bounds[op] = try FilterValue(json: operand, path: "\(path).\(key).\(op)")
+                            let bound = try FilterValue(json: operand, path: "\(path).\(key).\(op)")
+                            switch bound {
+                            case .integer, .float: bounds[op] = bound
+                            case .string, .bool: throw SparseDBError(.invalidInput, "\(path).\(key).\(op): a range bound must be a number")
+                            }
                         default:
                             throw SparseDBError(.invalidInput, "\(path).\(key): unknown operator '\(op)' (in, eq, gt, gte, lt, lte)")
                         }

@@ -211,15 +211,24 @@ public final class VectorCollection: Sendable {
                     forwardBytes += v.count
                     return true
                 }
+                var flatBytes = 0
+                if field.isFlat {
+                    try txn.scan(prefix: prefix, in: txn.table(.flatChunk)) { _, v in
+                        flatBytes += v.count
+                        return true
+                    }
+                }
                 fields.append(
                     FieldStatistics(
                         name: field.name, kind: field.kind, dimensions: field.dimensions, postings: field.postings, terms: terms,
                         postingBlocks: blocks, postingBytes: postingBytes,
                         bytesPerPosting: field.postings > 0 ? Double(postingBytes) / Double(field.postings) : 0, forwardBytes: forwardBytes,
-                        encoder: field.encoder?.name))
+                        encoder: field.encoder?.name, index: field.kind == "csr" ? (field.isInverted ? "inverted" : "flat") : nil,
+                        activeDimensions: field.activeDimensions, metric: field.metric, precision: field.precision, flatBytes: flatBytes))
             }
             return CollectionStatistics(
-                name: name, documents: record.liveDocuments, deletedDocuments: record.deletedDocuments, fields: fields)
+                name: name, documents: record.liveDocuments, deletedDocuments: record.deletedDocuments, fields: fields,
+                attributes: Dictionary(uniqueKeysWithValues: record.attributes.map { ($0.name, $0.type) }))
         }
     }
 
@@ -256,6 +265,8 @@ public struct CollectionStatistics: Sendable, Codable {
     public var deletedDocuments: UInt64
     /// One entry per vector field.
     public var fields: [FieldStatistics]
+    /// The declared payload attributes: name → type (keyword, integer, float, bool).
+    public var attributes: [String: String] = [:]
 
     /// The postings of all fields.
     public var postings: UInt64 { fields.reduce(0) { $0 + $1.postings } }
@@ -283,4 +294,14 @@ public struct FieldStatistics: Sendable, Codable {
     public var forwardBytes: Int
     /// Name of the model the field was built with, if built from text.
     public var encoder: String?
+    /// csr: `flat` or `inverted`; nil for other kinds.
+    public var index: String? = nil
+    /// csr: the most active dimensions a code holds.
+    public var activeDimensions: Int? = nil
+    /// dense: `dot` or `cosine`.
+    public var metric: String? = nil
+    /// csr and dense: `f32` or `f16`.
+    public var precision: String? = nil
+    /// Bytes of the flat index's row chunks (csr flat and dense fields).
+    public var flatBytes: Int = 0
 }

@@ -48,11 +48,12 @@ package enum Verifier {
             for (aid, entries) in try Attributes.indexedEntries(txn, record: record) {
                 for (doc, key) in entries { indexed.insert(AttributeEntry(attribute: aid, document: doc, value: key)) }
             }
+            func name(_ aid: UInt32) -> String { record.attributes.first { $0.id == aid }.map { "'\($0.name)'" } ?? "#\(aid)" }
             for e in indexed.subtracting(expectedAttributes).prefix(20) {
-                problem("attribute index lists document \(e.document) under attribute #\(e.attribute), which its record does not hold")
+                problem("attribute index lists document \(e.document) (\(externalIds[e.document].map { "'\($0)'" } ?? "no record")) under attribute \(name(e.attribute)), which its record does not hold")
             }
             for e in expectedAttributes.subtracting(indexed).prefix(20) {
-                problem("document \(e.document)'s value of attribute #\(e.attribute) is missing from the attribute index")
+                problem("document \(e.document) ('\(externalIds[e.document] ?? "")'): its value of attribute \(name(e.attribute)) is missing from the attribute index")
             }
         } catch { problem("attribute index: \(message(error))") }
         var tombstones = DocumentBitmap(capacity: record.nextDocument)

@@ -129,7 +129,8 @@ package final class QueryEngine: Sendable {
                 stats.terms = cursors.count
                 stats.documentsScored = allowed.count
                 stats.candidatesRescored = allowed.count
-                let scored = try rescore(txn, collection: c, field: f, query: q, documents: allowed.members).filter { $0.score > 0 }
+                // An admitted document without a vector in this field has no row: it scores 0.
+                let scored = try rescore(txn, collection: c, field: f, query: q, documents: allowed.members, skippingAbsentRows: true).filter { $0.score > 0 }
                 return (Array(scored.prefix(query.k)), stats)
             }
         }
@@ -151,8 +152,13 @@ package final class QueryEngine: Sendable {
     }
 
     /// Exact scores of `documents` from their forward rows (checksums checked), best first.
+    ///
+    /// A document found in the posting lists must have a row (its absence is damage); with
+    /// `skippingAbsentRows`, for documents taken from a filter, an absent row means the document
+    /// has no vector in this field, and it is left out.
     package func rescore(
-        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32]
+        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32],
+        skippingAbsentRows: Bool = false
     ) throws -> [ScoredDocument] {
         var scored: [ScoredDocument] = []
         scored.reserveCapacity(documents.count)
@@ -162,12 +168,15 @@ package final class QueryEngine: Sendable {
                 for doc in documents {
                     let key = Keys.forwardRow(c, f, doc)
                     let s = try key.withUnsafeBytes { k in
-                        try txn.withValue(key, in: rows) { b throws -> Double in
-                            guard let b else { throw SparseDBError(.corrupt, "document \(doc) has no forward row") }
+                        try txn.withValue(key, in: rows) { b throws -> Double? in
+                            guard let b else {
+                                if skippingAbsentRows { return nil }
+                                throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")
+                            }
                             return try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b))
                         }
                     }
-                    scored.append(ScoredDocument(document: doc, score: s))
+                    if let s { scored.append(ScoredDocument(document: doc, score: s)) }
                 }
             }
         }

@@ -231,8 +231,8 @@ package enum LineFormats {
         if parsed.idIsNotString { throw SparseDBError(.invalidInput, "\(file):\(line): \"_id\" must be a string") }
         guard let id = parsed.id else { throw SparseDBError(.invalidInput, "\(file):\(line): missing \"_id\"") }
         try checkId(id, file: file, line: line)
-        guard let dense = parsed.dense else { throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has no \"dense\" field") }
         if let problem = parsed.denseError { throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)': \(problem)") }
+        guard let dense = parsed.dense else { throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has no \"dense\" field") }
         if let dimensions, dense.count != dimensions {
             throw SparseDBError(.invalidInput, "\(file):\(line): document '\(id)' has \(dense.count) values, expected \(dimensions)")
         }

@@ -14,7 +14,7 @@ struct SparseDBCommand: ParsableCommand {
         version: "0.2.0",
         subcommands: [
             IngestCommand.self, SearchCommand.self, EncodeCommand.self, EvalCommand.self, DeleteCommand.self, CompactCommand.self,
-            StatsCommand.self, VerifyCommand.self, UpgradeCommand.self, DoctorCommand.self, BenchCommand.self,
+            StatsCommand.self, VerifyCommand.self, UpgradeCommand.self, DoctorCommand.self, BenchCommand.self, DropCommand.self,
         ]
     )
 

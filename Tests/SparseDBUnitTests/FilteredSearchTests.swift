@@ -1,0 +1,300 @@
+import Foundation
+import SparseDB
+import SparseDBTestSupport
+import Testing
+
+/// Filtered search against brute force over the matching documents. The oracle evaluates every
+/// filter itself, from the attribute values the test gave each document (its own model, not the
+/// engine's index), for every algorithm and every kind of field, through deletes, upserts that
+/// change or drop attributes, compaction and reopening.
+@Suite struct FilteredSearchTests {
+    /// The test's own copy of a document's attributes.
+    struct Attributes {
+        var lang: [String]?
+        var year: Int64?
+        var price: Double?
+        var open: Bool?
+        var tag: String
+
+        var values: [String: AttributeValue] {
+            var out: [String: AttributeValue] = ["tag": .keyword(tag)]
+            if let lang { out["lang"] = lang.count == 1 ? .keyword(lang[0]) : .keywords(lang) }
+            if let year { out["year"] = .integer(year) }
+            if let price { out["price"] = .float(price) }
+            if let open { out["open"] = .bool(open) }
+            return out
+        }
+    }
+
+    static let languages = ["en", "de", "fr", "es", "it"]
+
+    static func randomAttributes(_ i: Int, _ rng: inout SplitMix64) -> Attributes {
+        var a = Attributes(tag: "t\(i)")
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 0: a.lang = nil
+        case 1, 2: a.lang = Array(Set((0..<Int.random(in: 1...3, using: &rng)).map { _ in languages.randomElement(using: &rng)! })).sorted()
+        default: a.lang = [languages[Int(Double(languages.count) * pow(Double.random(in: 0..<1, using: &rng), 2))]]  // skewed: "en" common
+        }
+        if Int.random(in: 0..<8, using: &rng) != 0 { a.year = Int64.random(in: 1990...2030, using: &rng) }
+        if Int.random(in: 0..<8, using: &rng) != 0 {
+            // Negative, zero (both signs), and duplicates among the prices.
+            a.price = [-2.5, -0.0, 0.0, 1.25, 99.99][Int.random(in: 0..<5, using: &rng)] + (Bool.random(using: &rng) ? 0 : Double(Int.random(in: -50...50, using: &rng)))
+        }
+        if Int.random(in: 0..<4, using: &rng) != 0 { a.open = Bool.random(using: &rng) }
+        return a
+    }
+
+    /// A filter and its meaning, evaluated by the test.
+    struct Case: @unchecked Sendable {  // immutable once built
+        var filter: Filter
+        var admits: (Attributes) -> Bool
+        var label: String
+    }
+
+    static func randomCase(_ rng: inout SplitMix64, count: Int, depth: Int = 0) -> Case {
+        let pick = Int.random(in: 0..<(depth >= 2 ? 7 : 10), using: &rng)
+        switch pick {
+        case 0:
+            let l = (languages + ["zz"]).randomElement(using: &rng)!
+            return Case(filter: .equals("lang", .string(l)), admits: { $0.lang?.contains(l) ?? false }, label: "lang=\(l)")
+        case 1:
+            let ls = Array(Set((0..<Int.random(in: 0...3, using: &rng)).map { _ in languages.randomElement(using: &rng)! }))
+            return Case(filter: .isIn("lang", ls.map { .string($0) }), admits: { a in a.lang.map { !Set($0).isDisjoint(with: ls) } ?? false }, label: "lang in \(ls)")
+        case 2:
+            let lo = Int64.random(in: 1985...2035, using: &rng)
+            let hi = Int64.random(in: 1985...2035, using: &rng)
+            let strictLo = Bool.random(using: &rng)
+            let strictHi = Bool.random(using: &rng)
+            let hasLo = Int.random(in: 0..<4, using: &rng) != 0
+            let hasHi = !hasLo || Bool.random(using: &rng)
+            let f = Filter.range(
+                "year", greaterThan: hasLo && strictLo ? .integer(lo) : nil, atLeast: hasLo && !strictLo ? .integer(lo) : nil,
+                lessThan: hasHi && strictHi ? .integer(hi) : nil, atMost: hasHi && !strictHi ? .integer(hi) : nil)
+            return Case(filter: f, admits: { a in
+                guard let y = a.year else { return false }
+                if hasLo, strictLo ? !(y > lo) : !(y >= lo) { return false }
+                if hasHi, strictHi ? !(y < hi) : !(y <= hi) { return false }
+                return true
+            }, label: "year \(hasLo ? (strictLo ? ">" : ">=") + "\(lo)" : "") \(hasHi ? (strictHi ? "<" : "<=") + "\(hi)" : "")")
+        case 3:
+            let bound = [-2.5, 0.0, -0.0, 1.25, 40.0, -60.0][Int.random(in: 0..<6, using: &rng)]
+            let upper = Bool.random(using: &rng)
+            let f: Filter = upper ? .range("price", lessThan: .float(bound)) : .range("price", atLeast: .float(bound))
+            return Case(filter: f, admits: { a in a.price.map { upper ? $0 < bound : $0 >= bound } ?? false }, label: "price \(upper ? "<" : ">=") \(bound)")
+        case 4:
+            let p = [-2.5, 0.0, 1.25][Int.random(in: 0..<3, using: &rng)]
+            return Case(filter: .equals("price", .float(p)), admits: { $0.price == p }, label: "price=\(p)")
+        case 5:
+            let b = Bool.random(using: &rng)
+            return Case(filter: .equals("open", .bool(b)), admits: { $0.open == b }, label: "open=\(b)")
+        case 6:
+            // Exactly one document (or none, when it was deleted).
+            let t = "t\(Int.random(in: 0..<count, using: &rng))"
+            return Case(filter: .equals("tag", .string(t)), admits: { $0.tag == t }, label: "tag=\(t)")
+        case 7:
+            let parts = (0..<Int.random(in: 1...3, using: &rng)).map { _ in randomCase(&rng, count: count, depth: depth + 1) }
+            return Case(filter: .and(parts.map(\.filter)), admits: { a in parts.allSatisfy { $0.admits(a) } }, label: "and(\(parts.map(\.label).joined(separator: ", ")))")
+        case 8:
+            let parts = (0..<Int.random(in: 1...3, using: &rng)).map { _ in randomCase(&rng, count: count, depth: depth + 1) }
+            return Case(filter: .or(parts.map(\.filter)), admits: { a in parts.contains { $0.admits(a) } }, label: "or(\(parts.map(\.label).joined(separator: ", ")))")
+        default:
+            let inner = randomCase(&rng, count: count, depth: depth + 1)
+            return Case(filter: .not(inner.filter), admits: { !inner.admits($0) }, label: "not(\(inner.label))")
+        }
+    }
+
+    /// Filters that admit nothing and everything, always among the cases.
+    static let edgeCases: [Case] = [
+        Case(filter: .equals("lang", .string("zz")), admits: { _ in false }, label: "nothing (absent value)"),
+        Case(filter: .isIn("lang", []), admits: { _ in false }, label: "nothing (empty in)"),
+        Case(filter: .range("year", greaterThan: .integer(5000)), admits: { _ in false }, label: "nothing (empty range)"),
+        Case(filter: .not(.equals("lang", .string("zz"))), admits: { _ in true }, label: "everything (not absent)"),
+        Case(filter: .or([.not(.equals("open", .bool(true))), .equals("open", .bool(true))]), admits: { _ in true }, label: "everything (or)"),
+        Case(filter: .range("year", atLeast: .integer(Int64.min)), admits: { $0.year != nil }, label: "every year"),
+    ]
+
+    static let dims = 12
+
+    /// Builds a collection with a sparse field, a dense field and CSR fields (flat and inverted)
+    /// plus every attribute type, and checks filtered searches after each phase.
+    @Test(arguments: [UInt64(1), 2])
+    func filteredSearchMatchesBruteForce(seed: UInt64) throws {
+        try withTemporaryDirectory { dir in
+            let n = 1400
+            var rng = SplitMix64(seed: seed)
+            let sparse = try randomDocuments(count: n + 300, dims: 2000, seed: seed &+ 10)
+            let dense = FlatFieldTests.denseDocs(count: n + 300, dims: Self.dims, seed: seed &+ 11)
+            let codes = try FlatFieldTests.codes(count: n + 300, k: 8, seed: seed &+ 12)
+            struct Live {
+                var s: SparseVector?
+                var e: [Float]?
+                var code: SparseVector?
+                var attributes: Attributes
+            }
+            var live: [String: Live] = [:]
+            func document(_ i: Int, variant: Int) -> (Document, Live) {
+                let a = Self.randomAttributes(i, &rng)
+                var v: [String: FieldVector] = [:]
+                var l = Live(attributes: a)
+                let j = (i + variant * 977) % (n + 300)
+                if (i + variant) % 6 != 0 { v["s"] = .sparse(sparse[j].vector); l.s = sparse[j].vector }
+                if (i + variant) % 5 != 0 { v["e"] = .dense(dense[j].values); l.e = dense[j].values }
+                if (i + variant) % 4 != 0 { v["code"] = .sparse(codes[j].vector); v["icode"] = .sparse(codes[j].vector); l.code = codes[j].vector }
+                return (Document(id: "d\(i)", vectors: v, attributes: a.values), l)
+            }
+            let schema = CollectionSchema(
+                fields: [
+                    .sparse("s", dimensions: 2000), .dense("e", dimensions: UInt32(Self.dims)),
+                    .csr("code", dimensions: 4096, activeDimensions: 8, index: .flat),
+                    .csr("icode", dimensions: 4096, activeDimensions: 8, index: .inverted),
+                ],
+                attributes: [
+                    AttributeField(name: "lang", type: .keyword), AttributeField(name: "year", type: .integer),
+                    AttributeField(name: "price", type: .float), AttributeField(name: "open", type: .bool),
+                    AttributeField(name: "tag", type: .keyword),
+                ])
+
+            func check(_ c: VectorCollection, phase: String, rounds: Int) throws {
+                var qrng = SplitMix64(seed: seed &* 1000 &+ UInt64(phase.utf8.count))
+                var cases = Self.edgeCases
+                for _ in 0..<rounds { cases.append(Self.randomCase(&qrng, count: n + 300)) }
+                for (ci, fc) in cases.enumerated() {
+                    let matching = live.filter { fc.admits($0.value.attributes) }
+                    let k = [1, 10, 60][ci % 3]
+                    let qs = try randomQuery(&qrng, dims: 2000)
+                    let qe = (0..<Self.dims).map { _ in Float.random(in: -1...1, using: &qrng) }
+                    let qc = try FlatFieldTests.codes(count: 1, k: 8, seed: qrng.next())[0].vector
+                    let sparseScores = matching.compactMapValues { $0.s?.dot(qs) }
+                    let codeScores = matching.compactMapValues { $0.code?.dot(qc) }
+                    let denseScores = matching.compactMapValues { $0.e.map { FlatFieldTests.denseScore(qe, $0, d: Self.dims, cosine: false) } }
+                    for algorithm in SearchAlgorithm.allCases {
+                        let opts = SearchOptions(k: k, algorithm: algorithm, field: "s", filter: fc.filter)
+                        let got = try c.search(qs, options: opts).hits.map { ($0.id, $0.score) }
+                        let problem = rankingMismatch(got, scores: sparseScores, k: k, positiveOnly: true)
+                        #expect(problem == nil, "\(phase) s \(algorithm) k=\(k) [\(fc.label)] (\(matching.count) match): \(problem ?? "")")
+                        for field in ["code", "icode"] {
+                            let got = try c.search(.sparse(qc), options: SearchOptions(k: k, algorithm: algorithm, field: field, filter: fc.filter)).hits.map { ($0.id, $0.score) }
+                            let problem = rankingMismatch(got, scores: codeScores, k: k, positiveOnly: true)
+                            #expect(problem == nil, "\(phase) \(field) \(algorithm) k=\(k) [\(fc.label)]: \(problem ?? "")")
+                        }
+                    }
+                    let got = try c.search(.dense(qe), options: SearchOptions(k: k, field: "e", filter: fc.filter)).hits.map { ($0.id, $0.score) }
+                    let problem = rankingMismatch(got, scores: denseScores, k: k)
+                    #expect(problem == nil, "\(phase) e k=\(k) [\(fc.label)]: \(problem ?? "")")
+
+                    // Hybrid: every field's list is exact among the matching documents, and
+                    // every fused hit matches.
+                    let hybrid = try c.search(
+                        hybrid: ["s": .sparse(qs), "e": .dense(qe), "code": .sparse(qc)], fusion: FusionOptions(method: .rrf, depth: 30),
+                        options: SearchOptions(k: k, filter: fc.filter))
+                    for h in hybrid.hits { #expect(matching[h.id] != nil, "\(phase) hybrid [\(fc.label)]: \(h.id) does not match") }
+                    for (field, scores, positive) in [("s", sparseScores, true), ("e", denseScores, false), ("code", codeScores, true)] {
+                        let problem = rankingMismatch(hybrid.fields[field]!.map { ($0.id, $0.score) }, scores: scores, k: 30, positiveOnly: positive)
+                        #expect(problem == nil, "\(phase) hybrid field \(field) [\(fc.label)]: \(problem ?? "")")
+                    }
+                }
+            }
+
+            let path = dir + "/db"
+            do {
+                let db = try Database(path: path)
+                defer { db.close() }
+                let c = try db.createCollection("c", schema: schema)
+                for start in stride(from: 0, to: n, by: 350) {
+                    var batch: [Document] = []
+                    for i in start..<min(n, start + 350) {
+                        let (d, l) = document(i, variant: 0)
+                        batch.append(d)
+                        live[d.id] = l
+                    }
+                    try c.upsert(batch)
+                }
+                try check(c, phase: "ingested", rounds: 30)
+
+                // Deletes; upserts that change, drop or add attributes and vectors; new documents.
+                let deleted = stride(from: 0, to: n, by: 7).map { "d\($0)" }
+                _ = try c.delete(ids: deleted)
+                for id in deleted { live[id] = nil }
+                var batch: [Document] = []
+                for i in Array(stride(from: 3, to: n, by: 11)) + Array(n..<(n + 300)) {
+                    var (d, l) = document(i, variant: 1)
+                    if i % 2 == 0 { d.attributes = ["tag": .keyword("t\(i)")]; l.attributes = Attributes(tag: "t\(i)") }
+                    batch.append(d)
+                    live[d.id] = l
+                }
+                try c.upsert(batch)
+                try check(c, phase: "updated", rounds: 30)
+                #expect(try c.verify().isEmpty)
+                try c.compact()
+                #expect(try c.verify().isEmpty)
+                try check(c, phase: "compacted", rounds: 20)
+                // What a document reads back is what was given.
+                let d3 = try #require(try c.document(id: "d3"))
+                #expect(d3.attributes == live["d3"]!.attributes.values)
+            }
+            let db = try Database(path: path, configuration: .readOnlyExisting)
+            defer { db.close() }
+            try check(try db.collection("c"), phase: "reopened", rounds: 10)
+        }
+    }
+
+    /// The JSON form parses to the same filter as the Swift form.
+    @Test func filterParsesFromJSON() throws {
+        let f = try Filter(json: #"{"lang": {"in": ["en", "de"]}, "year": {"gte": 2000, "lt": 2010}, "$not": {"open": false}}"#)
+        #expect(f == .and([
+            .not(.equals("open", .bool(false))),
+            .isIn("lang", [.string("en"), .string("de")]),
+            .range("year", atLeast: .integer(2000), lessThan: .integer(2010)),
+        ]))
+        #expect(try Filter(json: #"{"$or": [{"a": 1}, {"b": 2.5}]}"#) == .or([.equals("a", .integer(1)), .equals("b", .float(2.5))]))
+        #expect(try Filter(json: #"{"a": {"eq": true}}"#) == .equals("a", .bool(true)))
+    }
+
+    @Test func badFiltersAndAttributeValuesAreRefusedAndWriteNothing() throws {
+        for bad in [
+            "", "[1]", "{}", #"{"a": null}"#, #"{"a": [1, 2]}"#, #"{"a": {"near": 3}}"#, #"{"$xor": []}"#, #"{"$and": []}"#,
+            #"{"$and": {}}"#, #"{"a": {"in": 3}}"#, #"{"a": {"gte": "x"}}"#, #"{"a": 1e999}"#,
+        ] {
+            #expect(throws: SparseDBError.self, "filter \(bad)") { _ = try Filter(json: bad) }
+        }
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(
+                fields: [.sparse("s", dimensions: 100)],
+                attributes: [AttributeField(name: "lang", type: .keyword), AttributeField(name: "year", type: .integer), AttributeField(name: "open", type: .bool)]))
+            let v = try SparseVector([(1, 1)])
+            try c.upsert([Document(id: "a", vector: v, attributes: ["lang": .keyword("en"), "year": .integer(2001)])])
+            // Filters that do not fit the collection.
+            for (filter, needle) in [
+                (Filter.equals("nope", .string("x")), "nope"),
+                (.equals("year", .string("2001")), "year"),
+                (.equals("year", .float(2001.5)), "year"),
+                (.range("lang", atLeast: .integer(1)), "lang"),
+                (.equals("open", .integer(1)), "open"),
+                (.and([.equals("lang", .string("en")), .not(.equals("lang", .bool(true)))]), "lang"),
+            ] {
+                do {
+                    _ = try c.search(v, options: SearchOptions(filter: filter))
+                    Issue.record("filter \(filter) was accepted")
+                } catch let e as SparseDBError {
+                    #expect(e.code == .invalidInput && "\(e)".contains(needle), "\(e)")
+                }
+            }
+            // Values of the wrong type or undeclared attributes: the whole batch is refused.
+            for attrs in [
+                ["year": AttributeValue.keyword("2001")], ["lang": .integer(1)], ["open": .float(1)], ["other": .bool(true)],
+                ["year": .float(.nan)],
+            ] as [[String: AttributeValue]] {
+                #expect(throws: SparseDBError.self, "\(attrs)") {
+                    try c.upsert([Document(id: "b", vector: v), Document(id: "c", vector: v, attributes: attrs)])
+                }
+            }
+            #expect(try c.count() == 1)
+            #expect(try c.document(id: "b") == nil)
+            #expect(try c.verify().isEmpty)
+            let hits = try c.search(v, options: SearchOptions(filter: .equals("lang", .string("en")))).hits
+            #expect(hits.map(\.id) == ["a"])
+        }
+    }
+}
