@@ -44,6 +44,7 @@ struct BenchCommand: ParsableCommand {
     var dropOsCache = false
     @Flag(inversion: .prefixedNo, help: "Run every query once before measuring (ignored with --cold).") var warmup = true
     @Flag(help: "Load each hit's payload, as `search` does.") var payloads = false
+    @Option(help: "Only documents matching this JSON filter on payload attributes (as `search --filter`).") var filter: String?
     @Option(name: .customLong("run"), help: "Write the hits of the last measured pass to this file, one JSON line per query.")
     var runFile: String?
 
@@ -56,10 +57,13 @@ struct BenchCommand: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if cold && threads > 1 { throw ValidationError("--cold measures one query at a time: use --threads 1") }
         if dropOsCache && !cold { throw ValidationError("--drop-os-cache goes with --cold") }
+        if let filter { _ = try Filter(json: filter) }
     }
 
     var options: SearchOptions {
-        SearchOptions(k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, includePayloads: payloads)
+        SearchOptions(
+            k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, filter: filter.flatMap { try? Filter(json: $0) },
+            includePayloads: payloads)
     }
 
     func run() throws {
@@ -147,6 +151,7 @@ struct BenchCommand: ParsableCommand {
                 "algorithm": algorithm.rawValue,
                 "max_query_terms": maxQueryTerms.map { $0 as Any } ?? NSNull(),
                 "heap_factor": Double(heapFactor),
+                "filter": filter ?? NSNull(),
                 "exact": maxQueryTerms == nil && heapFactor == 1,
                 "cold": cold,
                 "drop_os_cache": dropOsCache,

@@ -211,7 +211,8 @@ class Harness:
 
     def sparsedb(self):
         a = self.args
-        exe = os.path.join(REPO, ".build", "release", "sparsedb")
+        # SPARSEDB_BIN: a copy of the binary, so that rebuilding the checkout during a long run does not change it.
+        exe = os.environ.get("SPARSEDB_BIN") or os.path.join(REPO, ".build", "release", "sparsedb")
         if not a.no_swift_build:
             log("building SparseDB (release)")
             run(["swift", "build", "-c", "release", "--product", "sparsedb"], log_path=self.logfile, env=dict(os.environ))
