@@ -165,10 +165,18 @@ public indirect enum Filter: Sendable, Equatable {
 }
 
 /// A value in a filter.
+///
+/// A value is compared with an attribute of the matching type: a string with a `keyword`, an
+/// integer with an `integer` (or a `float`), a float with a `float` (or an `integer` when it is
+/// whole), a bool with a `bool`; any other pairing is refused when the filter is used.
 public enum FilterValue: Sendable, Equatable {
+    /// A keyword.
     case string(String)
+    /// A whole number.
     case integer(Int64)
+    /// A finite number.
     case float(Double)
+    /// `true` or `false`.
     case bool(Bool)
 
     init(json: Any, path: String) throws {

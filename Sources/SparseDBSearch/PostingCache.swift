@@ -88,6 +88,10 @@ package final class TermEntry: Sendable {
 
     private let state = Locked(State())
 
+    /// Set when a query looks the entry up, cleared when eviction passes over it (the CLOCK
+    /// policy's reference bit). Only read and written under the cache's lock.
+    nonisolated(unsafe) var referenced = false
+
     /// The term's statistics as of collection generation `generation`, if known (the inner
     /// optional is nil when the term has no postings then).
     func statistics(generation: UInt64) -> Records.TermStats?? {
@@ -147,7 +151,10 @@ package final class TermEntry: Sendable {
 /// the directory from where it stopped. Compaction bumps the field's epoch, so queries on newer
 /// snapshots use new entries while older snapshots keep theirs until evicted. Blocks are decoded
 /// lazily, one at a time, so a block the traversal skips is never decompressed. Bounded by a
-/// byte budget; whole entries are evicted oldest first.
+/// byte budget; whole entries are evicted in CLOCK order (second chance): an entry looked up
+/// since eviction last passed it goes back to the end of the queue once, so the terms most
+/// queries share stay while the budget turns over the rare ones — plain insertion order would
+/// evict the hottest entries first whenever the working set exceeds the budget.
 package final class PostingCache: Sendable {
     package struct Key: Hashable, Sendable {
         var collection: UInt32
@@ -174,7 +181,10 @@ package final class PostingCache: Sendable {
     func entry(_ key: Key) -> TermEntry {
         guard isEnabled else { return TermEntry() }
         return state.withLock { s in
-            if let e = s.entries[key] { return e }
+            if let e = s.entries[key] {
+                e.referenced = true
+                return e
+            }
             let e = TermEntry()
             s.entries[key] = e
             s.order.append(key)
@@ -187,10 +197,18 @@ package final class PostingCache: Sendable {
         guard isEnabled, delta != 0 else { return }
         state.withLock { s in
             s.used += delta
+            // Each pass over the queue clears reference bits, so this ends within two passes.
             while s.used > budget && s.orderHead < s.order.count {
                 let victim = s.order[s.orderHead]
                 s.orderHead += 1
-                if let e = s.entries.removeValue(forKey: victim) { s.used -= e.evict() }
+                guard let e = s.entries[victim] else { continue }
+                if e.referenced {
+                    e.referenced = false
+                    s.order.append(victim)
+                    continue
+                }
+                s.entries[victim] = nil
+                s.used -= e.evict()
             }
             if s.orderHead > 4096 && s.orderHead * 2 > s.order.count {
                 s.order.removeFirst(s.orderHead)

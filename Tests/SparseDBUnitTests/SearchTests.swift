@@ -23,12 +23,14 @@ import Testing
     }
 
     /// Uneven batches (so lists have partial blocks in the middle), dimension spaces from 50 to
-    /// 2^24, one case without the posting cache.
+    /// 2^24, one case without the posting cache and one with a cache so small that it evicts on
+    /// almost every query.
     @Test(arguments: [(300, UInt32(50), UInt64(1)), (1500, UInt32(400), UInt64(2)), (4000, UInt32(2000), UInt64(3)), (800, UInt32(1 << 24), UInt64(4))])
     func everyAlgorithmMatchesBruteForce(count: Int, dims: UInt32, seed: UInt64) throws {
         try withTemporaryDirectory { dir in
             var config = Database.Configuration()
             if seed == 2 { config.postingCacheBytes = 0 }
+            if seed == 3 { config.postingCacheBytes = 48 << 10 }
             let db = try Database(path: dir + "/db", configuration: config)
             defer { db.close() }
             let c = try db.collection("c", creatingWithDimensions: dims)
