@@ -207,7 +207,7 @@ public final class Database: Sendable {
         for _ in 0..<5 {
             let (snapshot, report) = try env.read { txn in (txn.id, try PageWalker.check(dataFile: path + "/data.mdb")) }
             // A commit between beginning the snapshot and reading the meta page: walk again.
-            if UInt64(snapshot) != report.txnid && report.isClean { continue }
+            if UInt64(truncatingIfNeeded: snapshot) != report.txnid && report.isClean { continue }
             return Self.pageProblems(report)
         }
         return []

@@ -145,6 +145,13 @@ public indirect enum Filter: Sendable, Equatable {
             guard type == .integer || type == .float else {
                 throw SparseDBError(.invalidInput, "filter: attribute '\(name)' is \(type.rawValue); ranges (gt, gte, lt, lte) need a number attribute")
             }
+            if type == .integer {
+                // Bounds become inclusive integer bounds, so that a fractional or out-of-range
+                // bound means what it says ({"gt": 2000.5} is gte 2001; gte 1e30 admits nothing).
+                guard let (low, high) = try Self.integerBounds(gt: gt, gte: gte, lt: lt, lte: lte, attribute: name), low <= high else { return .none }
+                return .range(
+                    attribute: id, lower: Attributes.orderedBits(.integer(low)), upper: Attributes.orderedBits(.integer(high)))
+            }
             var lower: UInt64 = 0
             var upper: UInt64 = .max
             if let v = gte { lower = max(lower, Attributes.orderedBits(try v.stored(for: type, attribute: name))) }
@@ -164,12 +171,82 @@ public indirect enum Filter: Sendable, Equatable {
     }
 }
 
+extension Filter {
+    /// The inclusive integer range a range filter's bounds admit, or nil when it admits nothing.
+    static func integerBounds(gt: FilterValue?, gte: FilterValue?, lt: FilterValue?, lte: FilterValue?, attribute: String) throws -> (Int64, Int64)? {
+        let limit = 9_223_372_036_854_775_808.0  // 2^63
+        var low = Int64.min
+        var high = Int64.max
+        func number(_ v: FilterValue) throws -> Double? {
+            switch v {
+            case .integer: return nil
+            case .float(let x): return x
+            default: throw SparseDBError(.invalidInput, "filter: attribute '\(attribute)' is integer, and \(v) is not a number")
+            }
+        }
+        // Each bound of a double x: the inclusive Int64 bound it means, `.unbounded` when every
+        // Int64 satisfies it, `.empty` when none does. Doubles at ±2^63 and beyond are compared
+        // as doubles, never converted, so rounding at the extremes cannot admit a value.
+        enum Bound { case value(Int64), unbounded, empty }
+        func atLeast(_ x: Double) -> Bound {  // n ≥ x
+            let c = x.rounded(.up)
+            return c >= limit ? .empty : c <= -limit ? .unbounded : .value(Int64(c))
+        }
+        func greater(_ x: Double) -> Bound {  // n > x
+            if x >= limit { return .empty }
+            if x < -limit { return .unbounded }
+            let f = x.rounded(.down)
+            if f + 1 >= limit { return .empty }
+            return f < -limit ? .unbounded : .value(Int64(f) + 1)
+        }
+        func atMost(_ x: Double) -> Bound {  // n ≤ x
+            let f = x.rounded(.down)
+            return f < -limit ? .empty : f >= limit ? .unbounded : .value(Int64(f))
+        }
+        func less(_ x: Double) -> Bound {  // n < x
+            if x <= -limit { return .empty }
+            if x > limit { return .unbounded }
+            let c = x.rounded(.up)
+            if c >= limit { return .unbounded }
+            return .value(Int64(c) - 1)
+        }
+        func apply(_ bound: Bound, lower: Bool) -> Bool {
+            switch bound {
+            case .empty: return false
+            case .unbounded: return true
+            case .value(let n):
+                if lower { low = max(low, n) } else { high = min(high, n) }
+                return true
+            }
+        }
+        if let v = gte {
+            if case .integer(let n) = v { low = max(low, n) } else if let x = try number(v), !apply(atLeast(x), lower: true) { return nil }
+        }
+        if let v = gt {
+            if case .integer(let n) = v {
+                if n == .max { return nil }
+                low = max(low, n + 1)
+            } else if let x = try number(v), !apply(greater(x), lower: true) { return nil }
+        }
+        if let v = lte {
+            if case .integer(let n) = v { high = min(high, n) } else if let x = try number(v), !apply(atMost(x), lower: false) { return nil }
+        }
+        if let v = lt {
+            if case .integer(let n) = v {
+                if n == .min { return nil }
+                high = min(high, n - 1)
+            } else if let x = try number(v), !apply(less(x), lower: false) { return nil }
+        }
+        return (low, high)
+    }
+}
+
 /// A value in a filter.
 ///
 /// A value is compared with an attribute of the matching type: a string with a `keyword`, an
 /// integer with an `integer` (or a `float`), a float with a `float` (or an `integer` when it is
 /// whole), a bool with a `bool`; any other pairing is refused when the filter is used.
-public enum FilterValue: Sendable, Equatable {
+public enum FilterValue: Sendable, Equatable, CustomStringConvertible {
     /// A keyword.
     case string(String)
     /// A whole number.
@@ -178,6 +255,16 @@ public enum FilterValue: Sendable, Equatable {
     case float(Double)
     /// `true` or `false`.
     case bool(Bool)
+
+    /// The value as JSON writes it.
+    public var description: String {
+        switch self {
+        case .string(let s): "\"\(s)\""
+        case .integer(let v): "\(v)"
+        case .float(let v): "\(v)"
+        case .bool(let v): "\(v)"
+        }
+    }
 
     init(json: Any, path: String) throws {
         if let s = json as? String {
@@ -189,6 +276,9 @@ public enum FilterValue: Sendable, Equatable {
             case "c": self = .bool(n.boolValue)
             case "d", "f":
                 guard n.doubleValue.isFinite else { throw SparseDBError(.invalidInput, "\(path): \(n) is not a finite number") }
+                self = .float(n.doubleValue)
+            case "Q" where n.uint64Value > UInt64(Int64.max):
+                // Beyond Int64: kept as a number (a range bound then admits everything or nothing).
                 self = .float(n.doubleValue)
             default: self = .integer(n.int64Value)
             }
@@ -206,7 +296,7 @@ public enum FilterValue: Sendable, Equatable {
         case (.integer, .float(let v)) where v.rounded() == v && abs(v) < 9.0e18: return .integer(Int64(v))
         case (.bool, .bool(let v)): return .bool(v)
         default:
-            throw SparseDBError(.invalidInput, "filter: attribute '\(attribute)' is \(type.rawValue), and \(self) is not")
+            throw SparseDBError(.invalidInput, "filter: attribute '\(attribute)' is \(type.rawValue), and \(self) is not a value of that type")
         }
     }
 }

@@ -250,6 +250,43 @@ import Testing
         #expect(try Filter(json: #"{"a": {"eq": true}}"#) == .equals("a", .bool(true)))
     }
 
+    /// Range bounds on an integer attribute that are fractional or beyond Int64 mean what they
+    /// say, checked against the values the test stored.
+    @Test func integerRangesWithFractionalAndHugeBounds() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(
+                fields: [.sparse("s", dimensions: 10)], attributes: [AttributeField(name: "year", type: .integer)]))
+            let years: [Int64] = [.min, -5, 1999, 2000, 2001, .max]
+            let v = try SparseVector([(1, 1)])
+            try c.upsert(years.enumerated().map { Document(id: "y\($0.offset)", vector: v, attributes: ["year": .integer($0.element)]) })
+            func ids(_ json: String) throws -> [Int64] {
+                try c.search(v, options: SearchOptions(k: 100, filter: try Filter(json: json))).hits
+                    .map { years[Int($0.id.dropFirst())!] }.sorted()
+            }
+            typealias Case = (json: String, admits: (Int64) -> Bool)
+            var cases: [Case] = []
+            cases.append((#"{"year": {"gt": 2000.5}}"#, { Double($0) > 2000.5 }))
+            cases.append((#"{"year": {"gte": 2000.5}}"#, { Double($0) >= 2000.5 }))
+            cases.append((#"{"year": {"lt": 2000.5}}"#, { Double($0) < 2000.5 }))
+            cases.append((#"{"year": {"lte": -4.5}}"#, { $0 <= -5 }))
+            cases.append((#"{"year": {"gt": -5.0, "lt": 2000.0}}"#, { $0 > -5 && $0 < 2000 }))
+            cases.append((#"{"year": {"gte": 1e30}}"#, { _ in false }))
+            cases.append((#"{"year": {"lte": 1e30}}"#, { _ in true }))
+            cases.append((#"{"year": {"gte": -1e30}}"#, { _ in true }))
+            cases.append((#"{"year": {"lt": -1e30}}"#, { _ in false }))
+            cases.append((#"{"year": {"gte": 9223372036854775808}}"#, { _ in false }))
+            cases.append((#"{"year": {"lt": 18446744073709551615}}"#, { _ in true }))
+            cases.append((#"{"year": {"gt": 9223372036854775807}}"#, { _ in false }))
+            cases.append((#"{"year": {"lt": -9223372036854775808}}"#, { _ in false }))
+            cases.append((#"{"year": {"lte": 9223372036854775807}}"#, { _ in true }))
+            for (json, admits) in cases {
+                #expect(try ids(json) == years.filter(admits).sorted(), "\(json)")
+            }
+        }
+    }
+
     @Test func badFiltersAndAttributeValuesAreRefusedAndWriteNothing() throws {
         for bad in [
             "", "[1]", "{}", #"{"a": null}"#, #"{"a": [1, 2]}"#, #"{"a": {"near": 3}}"#, #"{"$xor": []}"#, #"{"$and": []}"#,
