@@ -13,9 +13,10 @@ lists, MaxScore / WAND / Block-Max WAND, a native SPLADE encoder), through its C
 See the README (python/README.md) for a complete example with sentence-transformers.
 """
 from ._lib import version as _native_version
-from ._results import Document, Hit, SearchArrays
+from ._results import Document, Hit, HybridHit, SearchArrays
 from .database import Collection, Database
 from .encoder import Encoder
+from .schema import CSRField, DenseField, Field, SparseField
 from .errors import (
     AlreadyExistsError,
     ClosedError,
@@ -44,7 +45,12 @@ __all__ = [
     "Database",
     "Collection",
     "Encoder",
+    "Field",
+    "SparseField",
+    "DenseField",
+    "CSRField",
     "Hit",
+    "HybridHit",
     "Document",
     "SearchArrays",
     "Error",
