@@ -340,6 +340,8 @@ class Dense:
 
 
 def _dense_array(a: Any, what: str) -> np.ndarray:
+    if isinstance(a, Mapping):
+        raise InvalidInputError(f"{what}: a dense field takes float arrays (1-D for one vector, 2-D for a batch), not {{dimension: weight}} dicts")
     if scipy.sparse.issparse(a):
         a = a.toarray()
     elif _is_torch_tensor(a):

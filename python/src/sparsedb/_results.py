@@ -55,7 +55,8 @@ class Document(NamedTuple):
             only field (or ``vector``): ``{dimension: weight}`` for sparse and CSR fields, a
             float32 numpy array for dense fields; None when it has none.
         attributes: its attribute values, ``{name: value}`` (attributes it has no value for are
-            left out; a keyword list comes back as a list).
+            left out; a keyword list comes back as a list, except that the engine stores a
+            list of one keyword as that keyword).
         vectors: every field's vector, ``{field: vector}`` (fields it has no vector in are left
             out).
     """
