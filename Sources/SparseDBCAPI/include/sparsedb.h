@@ -428,6 +428,19 @@ int32_t sdb_encoder_encode(sdb_encoder *encoder, int64_t count, const char *text
                            const int64_t *text_offsets, int32_t task, int64_t max_active_dims,
                            sdb_vectors **out, sdb_error **error);
 
+/**
+ * Dense embeddings of `count` texts with a dense model (kind "dense" or "static": info "sparse"
+ * is false; a sparse model is SDB_INVALID_INPUT), in parallel. `truncate_dim` > 0 keeps the
+ * first D dimensions (Matryoshka; 0: all). Read with sdb_vectors_dense_view; free with
+ * sdb_vectors_free. (ABI 2)
+ */
+int32_t sdb_encoder_embed(sdb_encoder *encoder, int64_t count, const char *text_data, const int64_t *text_offsets,
+                          int32_t task, int64_t truncate_dim, sdb_vectors **out, sdb_error **error);
+
+/** The rows of sdb_encoder_embed: *count rows of *width floats, row-major (0 rows for the result
+ *  of sdb_encoder_encode). Valid until sdb_vectors_free. (ABI 2) */
+void sdb_vectors_dense_view(const sdb_vectors *vectors, int64_t *count, int64_t *width, const float **values);
+
 /** The CSR arrays of encoded vectors (rows sorted by dimension); valid until sdb_vectors_free. */
 void sdb_vectors_view(const sdb_vectors *vectors, int64_t *count, const int64_t **indptr,
                       const uint32_t **indices, const float **values);
@@ -451,7 +464,7 @@ int32_t sdb_collection_query_encoder(sdb_collection *collection, const char *mod
 /**
  * Encodes `count` query texts with `encoder` (NULL: the field's recorded encoder, loaded for this
  * call — pass one from sdb_collection_query_encoder to avoid that) in one batch, then searches
- * them as sdb_collection_search does. An encoder other than the recorded one is SDB_MODEL_MISMATCH
+ * them as sdb_collection_search does (a dense model's embeddings on a dense field). An encoder other than the recorded one is SDB_MODEL_MISMATCH
  * unless flags has SDB_SEARCH_ALLOW_MODEL_MISMATCH; an empty (all white-space) text is
  * SDB_INVALID_INPUT. `max_active_dims` as for sdb_encoder_encode.
  */
@@ -483,6 +496,21 @@ int32_t sdb_collection_ingest(sdb_collection *collection, sdb_encoder *encoder, 
                               const uint8_t *payload_present, int64_t batch_size,
                               int64_t max_active_dims, uint32_t flags, char **progress_json,
                               sdb_error **error);
+
+/**
+ * sdb_collection_ingest into several fields at once, with attributes (ABI 2): each text is
+ * encoded once per field, field i (fields[i]; NULL: the only field, or "vector") with
+ * encoders[i] (NULL: the field's recorded encoder), and every field of a batch is written in the
+ * same transaction. `attributes_json` as for sdb_collection_upsert_matrix (checked before anything
+ * is written). SDB_INGEST_REPLACE replaces whole documents (every field): to fill several fields
+ * of the same documents, ingest them in one call.
+ */
+int32_t sdb_collection_ingest_fields(sdb_collection *collection, int64_t field_count, const char *const *fields,
+                                     sdb_encoder *const *encoders, int64_t count, const char *id_data,
+                                     const int64_t *id_offsets, const char *text_data, const int64_t *text_offsets,
+                                     const char *payload_data, const int64_t *payload_offsets,
+                                     const uint8_t *payload_present, const char *attributes_json, int64_t batch_size,
+                                     int64_t max_active_dims, uint32_t flags, char **progress_json, sdb_error **error);
 
 #ifdef __cplusplus
 }

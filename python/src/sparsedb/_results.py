@@ -187,6 +187,17 @@ def read_vectors(handle: c_void_p, dimensions: int) -> scipy.sparse.csr_matrix:
     )
 
 
+def read_dense_vectors(handle: c_void_p) -> np.ndarray:
+    """Embeddings as a float32 array of shape (texts, dimensions); frees the handle."""
+    try:
+        n, width, values_p = c_int64(), c_int64(), c_void_p()
+        lib.sdb_vectors_dense_view(handle, byref(n), byref(width), byref(values_p))
+        data = ctypes.string_at(values_p.value, n.value * width.value * 4)
+    finally:
+        lib.sdb_vectors_free(handle)
+    return np.frombuffer(data, dtype=np.float32).reshape(n.value, width.value).copy()
+
+
 def read_documents(handle: c_void_p, ids: List[str]) -> List[Optional[Document]]:
     """The documents of a get result (None where an id is absent); frees the handle."""
     try:

@@ -32,7 +32,7 @@ from ._lib import (
 from ._results import Document, Hit, HybridHit, SearchArrays, read_documents_full, read_hybrid_results, read_results
 from .schema import Field, field_from_info, schema_json
 from .encoder import Encoder
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ModelMismatchError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -639,8 +639,9 @@ class Collection:
         self,
         ids: Union[str, Sequence[str]],
         texts: Union[str, Sequence[str]],
-        encoder: Union[Encoder, str, None] = None,
+        encoder: Union[Encoder, str, None, Mapping[str, Union[Encoder, str, None]]] = None,
         payloads: Optional[Sequence[Any]] = None,
+        attributes: Any = None,
         *,
         field: Optional[str] = None,
         batch_size: int = 256,
@@ -658,10 +659,15 @@ class Collection:
         Args:
             ids, texts: one id and one text per document (by convention title + " " + text).
             encoder: an :class:`Encoder`, a model folder or ``"default"``; None = the field's
-                recorded encoder.
+                recorded encoder. Several fields at once: ``{field name: encoder}`` (each text is
+                encoded once per field, every field of a batch written together), e.g.
+                ``{"splade": "default", "minilm": Encoder(".../all-MiniLM-L6-v2")}``. A dense
+                model fills a dense field.
             payloads: optional, one per document (see :meth:`upsert`).
-            replace: re-encode and replace ids already stored. By default they are skipped, so
-                that calling ingest again after an interruption resumes it.
+            attributes: optional attribute values (see :meth:`upsert`).
+            replace: re-encode and replace ids already stored (whole documents: every field). By
+                default they are skipped, so that calling ingest again after an interruption
+                resumes it.
             max_active_dims: keep only this many largest weights per document vector.
             compact: re-pack the posting lists at the end when the batches fragmented them.
 
@@ -680,10 +686,23 @@ class Collection:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if max_active_dims is not None and (not isinstance(max_active_dims, int) or max_active_dims < 1):
             raise InvalidInputError(f"max_active_dims must be a positive integer, got {max_active_dims!r}")
-        if isinstance(encoder, (str, os.PathLike)):
-            encoder = Encoder(encoder)
-        elif encoder is not None and not isinstance(encoder, Encoder):
-            raise InvalidInputError(f"encoder must be a sparsedb.Encoder, a model folder or None, got {type(encoder).__name__}")
+        if isinstance(encoder, Mapping):
+            if field is not None:
+                raise InvalidInputError("field= names one field; encoder is a dict of fields")
+            pairs = list(encoder.items())
+            if not pairs:
+                raise InvalidInputError("encoder: an empty dict names no field")
+        else:
+            pairs = [(field, encoder)]
+        names, encoders = [], []
+        for name, enc in pairs:
+            if isinstance(enc, (str, os.PathLike)):
+                enc = Encoder(enc)
+            elif enc is not None and not isinstance(enc, Encoder):
+                raise InvalidInputError(f"encoder must be a sparsedb.Encoder, a model folder or None, got {type(enc).__name__}")
+            names.append(None if name is None else _name(name, "field name"))
+            encoders.append(enc)
+        attrs = attributes_json(attributes, len(id_list), isinstance(ids, str))
         packed_ids = Strings(id_list, "ids")
         packed_texts = Strings(text_list, "texts")
         packed_payloads = Payloads(payloads, len(id_list))
@@ -693,11 +712,14 @@ class Collection:
         id_data, id_offsets = packed_ids.addresses
         text_data, text_offsets = packed_texts.addresses
         p_data, p_offsets, p_present = packed_payloads.addresses
+        name_array = (c_void_p * len(names))(*[None if n is None else _keep(n) for n in names])
+        encoder_array = (c_void_p * len(encoders))(*[None if e is None else e._handle.value for e in encoders])
         call(
-            lib.sdb_collection_ingest, self._handle, None if encoder is None else encoder._handle,
-            None if field is None else _name(field, "field name"), len(id_list), id_data, id_offsets, text_data,
-            text_offsets, p_data, p_offsets, p_present, batch_size, max_active_dims or 0, flags, progress,
+            lib.sdb_collection_ingest_fields, self._handle, len(names), name_array, encoder_array, len(id_list), id_data,
+            id_offsets, text_data, text_offsets, p_data, p_offsets, p_present, attrs, batch_size, max_active_dims or 0, flags,
+            progress,
         )
+        del names, encoders
         return json.loads(take_string(progress))
 
     def search_text(
@@ -715,12 +737,14 @@ class Collection:
         threads: int = 0,
         max_active_dims: Optional[int] = None,
         allow_model_mismatch: bool = False,
+        filter: Union[None, str, Mapping[str, Any]] = None,
     ):
         """Encodes query texts (natively, in one batch) and searches them, as :meth:`search`.
 
         Uses the encoder the collection was built with (:meth:`query_encoder`) unless
         ``encoder`` is given (which must be the same model unless ``allow_model_mismatch``).
-        One str gives a list of hits; a list of str gives one list per text.
+        One str gives a list of hits; a list of str gives one list per text. A dense model's
+        embeddings search a dense field; ``filter`` as for :meth:`search`.
 
         Raises:
             InvalidInputError: an empty text, or the collection was not built from text and no
@@ -735,6 +759,22 @@ class Collection:
             encoder = self.query_encoder(field)
         elif not isinstance(encoder, Encoder):
             raise InvalidInputError(f"encoder must be a sparsedb.Encoder, got {type(encoder).__name__}")
+        if filter is not None:
+            # Encode here, then a filtered search: the same checks as the engine's text search.
+            text_list = string_list(texts, "texts")
+            for i, t in enumerate(text_list):
+                if not isinstance(t, str) or not t.strip():
+                    raise InvalidInputError(f"query {i}: the query text is empty" if len(text_list) > 1 else "the query text is empty")
+            recorded = self.encoder_info(field)
+            if recorded is not None and not allow_model_mismatch and recorded.get("checksum") != encoder.checksum:
+                raise ModelMismatchError(
+                    f"field '{field or self.default_field}' was built with model '{recorded.get('name')}', not '{encoder.name}' "
+                    "(allow_model_mismatch=True to search anyway)")
+            vectors = encoder.encode(text_list, "query", max_active_dims)
+            result = self.search(
+                vectors, k, algorithm, max_query_terms, heap_factor, field=field, filter=filter, with_payload=with_payload,
+                return_arrays=return_arrays, threads=threads)
+            return result[0] if single and not return_arrays else result
         packed = Strings(string_list(texts, "texts"), "texts")
         flags = (0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS)
         flags |= SEARCH_ALLOW_MODEL_MISMATCH if allow_model_mismatch else 0
