@@ -543,7 +543,8 @@ class Collection:
         Args:
             queries: ``{field name: query or batch}``, each as :meth:`search` takes it for that
                 field; every field must get the same number of queries (a batch may hold None
-                to leave a field out of one query).
+                to leave a field out of one query). When one of them is a single query (a dict,
+                a 1-D array), the result is one list of hits.
             k: fused hits per query.
             fusion: ``"rrf"`` (reciprocal rank fusion, sum of 1 / (rrf_constant + rank)) or
                 ``"weighted"`` (a weighted sum of min-max normalised exact scores).
@@ -576,8 +577,9 @@ class Collection:
             m, present = self._rows(name, queries[name], f"queries for field '{name}'")
             if count is None:
                 count, single = m.rows, m.single
-            elif m.rows != count or m.single != single:
+            elif m.rows != count:
                 raise InvalidInputError(f"field '{name}' has {m.rows} queries, field '{names[0]}' {count}: give each field the same number")
+            single = single or m.single  # one query (a dict, a 1-D array) with 1-row batches: one list of hits
             parts.append(_matrix(name, m, present))
         weight_array = None
         if weights is not None:
