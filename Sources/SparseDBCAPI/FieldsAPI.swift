@@ -63,8 +63,8 @@ func matrices(_ pointer: UnsafeRawPointer?, count: Int64, _ what: String) throws
     guard n >= 1 else { throw CAPIError.invalid("\(what): at least one field is needed") }
     guard let pointer else { throw CAPIError.invalid("\(what) are null") }
     let list = try (0..<n).map { try MatrixArgument(pointer, index: $0) }
-    var seen = Set<String?>()
-    for m in list where !seen.insert(m.field).inserted {
+    var seen = Set<String>()
+    for m in list where !seen.insert(m.field ?? VectorField.defaultName).inserted {
         throw CAPIError.invalid("\(what): field '\(m.field ?? VectorField.defaultName)' is given twice")
     }
     return list
