@@ -544,3 +544,18 @@ def test_schema_errors(db):
     assert db.create_collection("x", fields=[sparsedb.DenseField("e", 8, precision="f16")], attributes={"a": str}, exist_ok=True).fields == c.fields
     with pytest.raises(sparsedb.InvalidInputError, match="another schema"):
         db.create_collection("x", fields=[sparsedb.DenseField("e", 8)], exist_ok=True)
+
+
+def test_a_repeated_filter_is_encoded_once_but_compared_strictly(world):
+    c, live, attrs = world["c"], world["live"], world["attrs"]
+    q = {1: 1.0, 2: 1.0, 3: 1.0, 5: 1.0, 8: 1.0}
+    flt = {"draft": True}
+    first = c.search(q, k=50, field="splade", filter=flt)
+    assert first and all(attrs[int(h.id.split("-")[1])].get("draft") is True for h in first)
+    assert c.search(q, k=50, field="splade", filter=flt) == first
+    with pytest.raises(sparsedb.InvalidInputError, match="attribute 'draft' is bool"):
+        c.search(q, k=50, field="splade", filter={"draft": 1})  # equal in Python, not in JSON
+    flt["draft"] = False  # the same dict, changed
+    second = c.search(q, k=50, field="splade", filter=flt)
+    assert second and all(attrs[int(h.id.split("-")[1])].get("draft") is False for h in second)
+    assert c.search(q, k=50, field="splade", filter={"year": 2005.0}) == c.search(q, k=50, field="splade", filter={"year": 2005})

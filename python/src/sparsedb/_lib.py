@@ -241,6 +241,12 @@ class _Slots(threading.local):
         self.out_ref = byref(self.out)
         self.err_ref = byref(self.err)
         self.size_ref = byref(self.size)
+        # The structs of sdb_collection_search_matrix, filled in place (building ctypes structs
+        # per call costs more than the fields).
+        self.matrix = Matrix()
+        self.options = SearchOptions()
+        self.matrix_ref = byref(self.matrix)
+        self.options_ref = byref(self.options)
 
 
 slots = _Slots()

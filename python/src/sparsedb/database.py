@@ -1,6 +1,7 @@
 """Database and Collection: the Python face of the Swift engine's Database and VectorCollection."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -237,6 +238,49 @@ def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_a
     )
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if type(a) is list or type(a) is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> None:
+    """Sets the fields of a (per-thread) sdb_search_options, as _options builds one."""
+    if max_active_dims is not None or truncate_dim is not None:
+        for name, value in (("max_active_dims", max_active_dims), ("truncate_dim", truncate_dim)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
+    o.filter_json = filter if filter is None or type(filter) is bytes else filter_json(filter)
+    o.algorithm = _algorithm(algorithm)
+    o.k = k
+    o.max_query_terms = max_terms
+    o.max_active_dims = max_active_dims or 0
+    o.truncate_dim = truncate_dim or 0
+    o.heap_factor = heap_factor
+    o.threads = threads
+    o.flags = flags
+
+
+def _fill_matrix(matrix: Matrix, field: Optional[str], rows, present) -> None:
+    """Sets the fields of a (per-thread) sdb_matrix over converted rows; the caller keeps `rows`
+    and `present` alive for the call."""
+    matrix.field = None if field is None else _name(field, "field name")
+    matrix.present = None if present is None else present.ctypes.data
+    if isinstance(rows, Dense):
+        matrix.indptr = matrix.indices = None
+        matrix.values = rows.array.ctypes.data if rows.array.size else None
+        matrix.width = max(rows.width, 1)
+    else:
+        matrix.indptr, matrix.indices, values = rows.addresses
+        matrix.values = values or None
+        matrix.width = 0
+
+
 def _matrix(field: Optional[str], rows, present):
     """An sdb_matrix over converted rows (CSR or Dense), and what it points into (keep it alive)."""
     name = None if field is None else _name(field, "field name")
@@ -280,6 +324,7 @@ class Collection:
         if self.default_field is not None:
             self._kinds[None] = self._kinds[self.default_field]
         self._float_attributes = [n for n, t in self.attributes.items() if t == "float"]
+        self._last_filter: Optional[tuple] = None
         self._encoder_lock = threading.Lock()
         self._query_encoder: Optional[Encoder] = None
 
@@ -388,6 +433,18 @@ class Collection:
             isinstance(vectors, Mapping) and len(vectors) > 0
             and all(isinstance(key, str) and key in self.fields for key in vectors)
         )
+
+    def _filter_bytes(self, filter: Any) -> bytes:
+        """The JSON of a filter; the last dict filter's JSON is kept, so that a loop of searches
+        with the same filter encodes it once (compared by value and type, on a private copy)."""
+        if type(filter) is dict:
+            last = self._last_filter
+            if last is not None and _same(last[0], filter):
+                return last[1]
+            encoded = filter_json(filter)
+            self._last_filter = (copy.deepcopy(filter), encoded)
+            return encoded
+        return filter_json(filter)
 
     def _kind(self, field: Optional[str]) -> Optional[str]:
         """The kind of ``field`` (None: the default field); None when there is no such field (the
@@ -499,12 +556,17 @@ class Collection:
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         if filter is not None or max_active_dims is not None or truncate_dim is not None or self._kind(field) == "dense":
-            options = _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
             m, present = self._rows(field, queries, "queries")
-            matrix, _ = _matrix(field, m, present)
-            out = c_void_p()
-            call(lib.sdb_collection_search_matrix, self._handle, byref(matrix), m.rows, byref(options), out)
-            return read_results(out.value, m.single, return_arrays)
+            s = slots
+            if filter is not None:
+                filter = self._filter_bytes(filter)
+            _fill_options(s.options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+            _fill_matrix(s.matrix, field, m, present)
+            status = lib.sdb_collection_search_matrix(self._handle, s.matrix_ref, m.rows, s.options_ref, s.out_ref, s.err_ref)
+            s.matrix.field = s.options.filter_json = None  # drop the references to this call's bytes
+            if status:
+                raise_error(status, s.err)
+            return read_results(s.out.value, m.single, return_arrays)
         q = to_csr(queries, "queries")
         indptr, indices, values = q.addresses
         s = slots
