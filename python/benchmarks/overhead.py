@@ -8,8 +8,8 @@ Indexes the reference document vectors of ../shared/reference/splade-tiny/NAME t
 attribute, then a compaction), then, per round, with warm caches (one warm-up pass over all
 queries first, in each process), each query timed alone, --repeat passes:
 
-- bench:  `sparsedb bench --repeat R`: `VectorCollection.search` alone, inside the Swift process
-          (payloads not loaded, as Python's hits here have none);
+- bench:  `sparsedb bench --repeat R --payloads`: `VectorCollection.search` alone, inside the
+          Swift process, loading payloads as Python's default (with_payload=True) does;
 - ctypes: the bare C call from Python on prepared arrays (sdb_collection_search +
           sdb_results_free): engine + C layer + one ctypes call;
 - python: `collection.search({dim: weight}, k=10)` returning a list of Hit: everything a
@@ -19,7 +19,7 @@ queries first, in each process), each query timed alone, --repeat passes:
           has no flag for: their difference is the Python layer's cost on that path.
 
 Each is measured twice: on a collection of the first 100 documents ("tiny"), where the engine's
-own work per query is a few µs so that the differences are not lost in the noise of a shared
+own work per query is small so that the differences are not lost in the noise of a shared
 machine, and on the whole collection (realistic engine times, noisier differences).
 Wall time and the calling thread's CPU time (which waiting for a core, on a shared machine, does
 not inflate) are both reported: mean and p50 over every measured query, best round of --rounds
@@ -72,7 +72,7 @@ def stats(values_us):
 def bench_cli(cli: Path, db: Path, queries: Path, algorithm: str, repeat: int, collection: str = "bench"):
     out = subprocess.run(
         [str(cli), "bench", "--db", str(db), "--collection", collection, "--query-vectors", str(queries),
-         "--algorithm", algorithm, "--k", "10", "--repeat", str(repeat)],
+         "--algorithm", algorithm, "--k", "10", "--repeat", str(repeat), "--payloads"],
         check=True, capture_output=True, text=True,
     ).stdout
     r = json.loads(out)
@@ -168,7 +168,7 @@ def main():
 
     prepared_csr = [to_csr(q) for q in queries]  # kept alive: the addresses point into them
     prepared = [p.addresses for p in prepared_csr]
-    for collection, title in (("tiny", f"the first {TINY} documents (engine work of a few µs)"), ("bench", f"all {len(docs)} documents")):
+    for collection, title in (("tiny", f"the first {TINY} documents"), ("bench", f"all {len(docs)} documents")):
         rounds = []
         for r in range(args.rounds):
             cli_stats = bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection)
