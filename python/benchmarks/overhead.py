@@ -6,7 +6,8 @@ latency) on the same queries, and batch search throughput.
 Indexes the reference document vectors of ../shared/reference/splade-tiny/NAME through Python
 (one upsert per 1,000 documents, each document with a `year` integer and a `lang` keyword
 attribute, then a compaction), then, per round, with warm caches (one warm-up pass over all
-queries first, in each process), each query timed alone, --repeat passes:
+queries first, in each process), each query timed alone, --repeat passes over all queries per
+path (the paths' passes alternate):
 
 - bench:  `sparsedb bench --repeat R --payloads`: `VectorCollection.search` alone, inside the
           Swift process, loading payloads as Python's default (with_payload=True) does;
@@ -105,6 +106,9 @@ def python_latencies(c, queries, prepared, algorithm: str, repeat: int):
         lib.sdb_results_free(s.out.value)
         assert status == 0
 
+    def search_filtered(q):
+        c.search(q, 10, algorithm, filter=FILTER)
+
     def bare_filtered(matrix_ref):
         status = lib.sdb_collection_search_matrix(handle, matrix_ref, 1, options_ref, s.out_ref, s.err_ref)
         lib.sdb_results_free(s.out.value)
@@ -112,19 +116,24 @@ def python_latencies(c, queries, prepared, algorithm: str, repeat: int):
 
     matrices = [Matrix(None, a[0], a[1], a[2] or None, None, 0) for a in prepared]
     matrix_refs = [byref(m) for m in matrices]
+    order = ["bare", "python", "bare filtered", "python filtered"]
     for r in range(repeat):
-        for q, arrays, m in zip(queries, prepared, matrix_refs):
-            # Alternating which goes first: all see the same warm CPU caches.
-            if r % 2 == 0:
-                timed("bare", bare, *arrays)
-                timed("python", c.search, q, 10, algorithm)
-                timed("bare filtered", bare_filtered, m)
-                timed("python filtered", lambda q=q: c.search(q, 10, algorithm, filter=FILTER))
+        # One pass over all queries per path, as `sparsedb bench` makes them (each query timed
+        # alone, nothing else in between: interleaving the paths query by query would let each
+        # evict the others' cache lines); the order of the paths rotates between passes.
+        for name in order[r % 4:] + order[: r % 4]:
+            if name == "bare":
+                for arrays in prepared:
+                    timed(name, bare, *arrays)
+            elif name == "python":
+                for q in queries:
+                    timed(name, c.search, q, 10, algorithm)
+            elif name == "bare filtered":
+                for m in matrix_refs:
+                    timed(name, bare_filtered, m)
             else:
-                timed("python filtered", lambda q=q: c.search(q, 10, algorithm, filter=FILTER))
-                timed("bare filtered", bare_filtered, m)
-                timed("python", c.search, q, 10, algorithm)
-                timed("bare", bare, *arrays)
+                for q in queries:
+                    timed(name, search_filtered, q)
     return paths
 
 
