@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -171,6 +172,7 @@ def main():
             c.upsert(doc_ids[start:end], docs[start:end], attributes={"year": years[start:end], "lang": langs[start:end]})
         upsert_s = time.perf_counter() - t0
         c.compact()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{args.collection}: {len(docs)} documents upserted in {upsert_s:.2f} s "
           f"({len(docs) / upsert_s:,.0f} docs/s, 1,000 per transaction), {len(queries)} queries, k=10, {args.algorithm}, "
           f"{args.rounds} rounds x {args.repeat} passes")
@@ -288,6 +290,7 @@ def main():
             best_s = min(_timed(run) for _ in range(3))
             print(f"| {n_threads} Python thread(s), one query per call | {len(queries) / best_s:,.0f} |")
         print(f"| `sparsedb bench`, one query at a time (1 / mean wall latency) | {1e6 / cli_mean:,.0f} |")
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 def _timed(fn) -> float:
