@@ -230,12 +230,10 @@ def _search_numbers(k: int, max_query_terms: Optional[int], heap_factor: float, 
 
 
 def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> SearchOptions:
-    for name, value in (("max_active_dims", max_active_dims), ("truncate_dim", truncate_dim)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
-    return SearchOptions(
-        k, max_terms, max_active_dims or 0, truncate_dim or 0, heap_factor, filter_json(filter), _algorithm(algorithm), threads, flags, 0
-    )
+    """A new sdb_search_options (see _fill_options)."""
+    options = SearchOptions()
+    _fill_options(options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+    return options
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -250,7 +248,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> None:
-    """Sets the fields of a (per-thread) sdb_search_options, as _options builds one."""
+    """Sets the fields of an sdb_search_options (a per-thread one on the hot path). ``filter`` is
+    a dict, a JSON string, or its JSON bytes."""
     if max_active_dims is not None or truncate_dim is not None:
         for name, value in (("max_active_dims", max_active_dims), ("truncate_dim", truncate_dim)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
