@@ -235,13 +235,23 @@ private func attributeValue(_ raw: Any, type: AttributeField.ValueType, wrong: (
         }
         throw wrong()
     case .integer:
-        guard let number, objCType != "c" else { throw wrong() }
-        let d = number.doubleValue
-        if objCType == "d" || objCType == "f" {
-            guard d.rounded() == d, abs(d) < 9.2e18 else { throw wrong() }
+        guard let number, let objCType, objCType != "c" else { throw wrong() }
+        switch objCType {
+        case "d", "f":
+            // An integral number written with a fraction or exponent (2000.0, 2e3). Only below
+            // 2^53, where doubles hold every integer: a larger one may be the rounding of another
+            // integer literal (JSONSerialization reads some large integers as doubles).
+            let d = number.doubleValue
+            guard d.rounded() == d, abs(d) <= 9_007_199_254_740_992 else { throw wrong() }
             return .integer(Int64(d))
+        case "Q", "L", "I", "S", "C":
+            // Unsigned: JSONSerialization's type for integers above Int64.max, which int64Value
+            // would wrap around to negative numbers.
+            guard number.uint64Value <= UInt64(Int64.max) else { throw wrong() }
+            return .integer(Int64(number.uint64Value))
+        default:
+            return .integer(number.int64Value)
         }
-        return .integer(number.int64Value)
     case .float:
         guard let number, objCType != "c", number.doubleValue.isFinite else { throw wrong() }
         return .float(number.doubleValue)
