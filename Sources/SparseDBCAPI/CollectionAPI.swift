@@ -5,13 +5,12 @@ import SparseDB
 @_cdecl("sdb_collection_free")
 public func sdb_collection_free(_ collection: OpaquePointer?) { release(collection, as: VectorCollection.self) }
 
-/// `{"name": ..., "dimensions": ..., "fields": [{"name", "kind", "dimensions"}]}`: no I/O.
+/// `{"name", "dimensions", "fields": [{"name", "kind", "dimensions", ...options}], "attributes": [{"name", "type"}]}`: no I/O.
 @_cdecl("sdb_collection_info_json")
 public func sdb_collection_info_json(_ collection: OpaquePointer?, _ out: StringOut, _ error: ErrorOut) -> Int32 {
     guarded(error) {
         let c: VectorCollection = try borrow(collection, "collection")
-        let fields: [[String: Any]] = c.schema.fields.map { ["name": $0.name, "kind": $0.kind.rawValue, "dimensions": Int($0.dimensions)] }
-        try store(cString(json(["name": c.name, "dimensions": Int(c.dimensions), "fields": fields])), out, "info")
+        try store(cString(try schemaInfo(c)), out, "info")
     }
 }
 
@@ -87,7 +86,8 @@ public func sdb_collection_delete(
 // MARK: Documents
 
 /// Rows of sparse vectors (CSR), with optional per-row ids, found flags and payloads: the
-/// result of `sdb_collection_get` and `sdb_encoder_encode`.
+/// result of `sdb_collection_get` and `sdb_encoder_encode`; for `sdb_collection_get_documents`
+/// also every field's rows (`fields`, read by `sdb_documents_field`) and the attribute values.
 final class RowsBox {
     let indptr: OwnedBuffer<Int64>
     let indices: OwnedBuffer<UInt32>
@@ -96,7 +96,19 @@ final class RowsBox {
     let payloadBytes: OwnedBuffer<UInt8>
     let payloadOffsets: OwnedBuffer<Int64>
     let payloadPresent: OwnedBuffer<UInt8>
+    /// sdb_collection_get_documents: one entry per field of the collection, in schema order.
+    var fields: [FieldRows] = []
+    /// sdb_collection_get_documents: a JSON array, an object (or null) per row; else `[]`.
+    var attributesJSON = ContiguousArray("[]".utf8CString)
     var rows: Int { indptr.count - 1 }
+
+    /// Every field, payloads and attributes of documents (nil where absent); the CSR arrays of
+    /// `sdb_documents_view` are empty rows.
+    convenience init(documents: [Document?], schema: CollectionSchema) throws {
+        self.init(vectors: documents.map { $0.map { _ in SparseVector() } }, payloads: documents.map { $0?.payload })
+        fields = schema.fields.map { f in FieldRows(field: f, vectors: documents.map { $0?.vectors[f.name] }) }
+        attributesJSON = ContiguousArray(try SparseDBCAPI.attributesJSON(documents).utf8CString)
+    }
 
     init(vectors: [SparseVector?], payloads: [[UInt8]?]) {
         var p: [Int64] = [0]
@@ -188,8 +200,21 @@ final class ResultsBox {
     let hits: Int
     // Byte offsets of the sections in `buffer`.
     let offsets, scores, internalIds, idOffsets, payloadOffsets, statistics, present, idBytes, payloadBytes: Int
+    /// Hybrid searches: each hit's exact score in each field searched, in the order the caller
+    /// gave the fields (hits × fields, row-major; NaN where a query had no vector for the field).
+    /// Empty otherwise.
+    let fieldCount: Int
+    let fieldScores: OwnedBuffer<Double>
 
-    init(_ results: [SearchResult]) {
+    init(_ results: [SearchResult], fieldNames names: [String] = []) {
+        fieldCount = names.count
+        var fieldScores: [Double] = []
+        if !names.isEmpty {
+            for r in results {
+                for hit in r.hits { for name in names { fieldScores.append(hit.fieldScores[name] ?? .nan) } }
+            }
+        }
+        self.fieldScores = OwnedBuffer(fieldScores)
         var ids = PackedStrings()
         var payloads = PackedStrings()
         var offsets: [Int64] = [0]
@@ -353,6 +378,16 @@ public func sdb_results_packed(_ results: OpaquePointer?, _ data: UnsafeMutableP
     let box = Unmanaged<ResultsBox>.fromOpaque(UnsafeRawPointer(results)).takeUnretainedValue()
     data?.pointee = UnsafeRawPointer(box.buffer)
     size?.pointee = Int64(box.size)
+}
+
+@_cdecl("sdb_results_field_scores")
+public func sdb_results_field_scores(
+    _ results: OpaquePointer?, _ fieldCount: UnsafeMutablePointer<Int64>?, _ scores: UnsafeMutablePointer<UnsafePointer<Double>?>?
+) {
+    guard let results else { return }
+    let box = Unmanaged<ResultsBox>.fromOpaque(UnsafeRawPointer(results)).takeUnretainedValue()
+    fieldCount?.pointee = Int64(box.fieldCount)
+    scores?.pointee = UnsafePointer(box.fieldScores.pointer)
 }
 
 @_cdecl("sdb_results_free")

@@ -7,7 +7,7 @@ public typealias HandleOut = UnsafeMutablePointer<OpaquePointer?>?
 public typealias StringOut = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 
 /// Bumped whenever a signature or a documented layout of sparsedb.h changes.
-let abiVersion: Int32 = 1
+let abiVersion: Int32 = 2
 let versionString: StaticString = "0.1.0"
 
 @_cdecl("sdb_abi_version")
@@ -114,6 +114,23 @@ public func sdb_database_create_collection(
             fields.append(.sparse(fieldName, dimensions: dimensions[i]))
         }
         let schema = CollectionSchema(fields: fields)
+        let collection = flags & 1 != 0  // SDB_CREATE_EXIST_OK
+            ? try db.collection(name, creatingWith: schema) : try db.createCollection(name, schema: schema)
+        try store(retain(collection), out, "collection")
+    }
+}
+
+@_cdecl("sdb_database_create_collection_schema")
+public func sdb_database_create_collection_schema(
+    _ db: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ schemaJSON: UnsafePointer<CChar>?, _ flags: UInt32, _ out: HandleOut,
+    _ error: ErrorOut
+) -> Int32 {
+    guarded(error) {
+        out?.pointee = nil
+        let db: Database = try borrow(db, "database")
+        let name = try Input.string(name, "collection name")
+        let schema = try schema(json: try Input.string(schemaJSON, "schema"))
+        if flags & ~UInt32(1) != 0 { throw CAPIError.invalid("unknown create flags \(flags)") }
         let collection = flags & 1 != 0  // SDB_CREATE_EXIST_OK
             ? try db.collection(name, creatingWith: schema) : try db.createCollection(name, schema: schema)
         try store(retain(collection), out, "collection")

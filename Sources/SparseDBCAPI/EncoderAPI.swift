@@ -58,6 +58,43 @@ public func sdb_encoder_encode(
     }
 }
 
+@_cdecl("sdb_encoder_embed")
+public func sdb_encoder_embed(
+    _ encoder: OpaquePointer?, _ count: Int64, _ textData: UnsafePointer<CChar>?, _ textOffsets: UnsafePointer<Int64>?, _ task: Int32,
+    _ truncateDim: Int64, _ out: HandleOut, _ error: ErrorOut
+) -> Int32 {
+    guarded(error) {
+        out?.pointee = nil
+        let e: TextEncoder = try borrow(encoder, "encoder")
+        let texts = try Input.strings(textData, textOffsets, count: try Input.count(count, "text count"), "text")
+        guard !e.producesSparseVectors else { throw CAPIError.invalid("model '\(e.name)' (\(e.kind.rawValue)) produces sparse vectors: use sdb_encoder_encode") }
+        guard truncateDim >= 0, let d = Int(exactly: truncateDim) else { throw CAPIError.invalid("truncate_dim must be 0 (all) or positive, got \(truncateDim)") }
+        let rows = try e.embed(texts, task: try SparseDBCAPI.task(task), truncateDimensions: d == 0 ? nil : d)
+        let width = rows.first?.count ?? (d == 0 ? e.dimensions : min(d, e.dimensions))
+        let box = RowsBox(vectors: [], payloads: [])
+        box.fields = [FieldRows(field: .dense("embedding", dimensions: UInt32(max(width, 1))), vectors: rows.map { .dense($0) })]
+        try store(retain(box), out, "vectors")
+    }
+}
+
+@_cdecl("sdb_vectors_dense_view")
+public func sdb_vectors_dense_view(
+    _ vectors: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?, _ width: UnsafeMutablePointer<Int64>?,
+    _ values: UnsafeMutablePointer<UnsafePointer<Float>?>?
+) {
+    guard let vectors else { return }
+    let box = Unmanaged<RowsBox>.fromOpaque(UnsafeRawPointer(vectors)).takeUnretainedValue()
+    guard let rows = box.fields.first, rows.width > 0 else {
+        count?.pointee = 0
+        width?.pointee = 0
+        values?.pointee = UnsafePointer(box.values.pointer)
+        return
+    }
+    count?.pointee = Int64(rows.present.count)
+    width?.pointee = Int64(rows.width)
+    values?.pointee = UnsafePointer(rows.values.pointer)
+}
+
 @_cdecl("sdb_vectors_view")
 public func sdb_vectors_view(
     _ vectors: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?, _ indptr: UnsafeMutablePointer<UnsafePointer<Int64>?>?,
@@ -134,7 +171,7 @@ public func sdb_collection_search_text(
             throw CAPIError.invalid(texts.count > 1 ? "query \(i): the query text is empty" : "the query text is empty")
         }
         // One batched encoder call (parallel over the texts), then the searches.
-        let queries = try e.encode(texts, task: .query, maxActiveDims: try maxActiveDims(maxActive))
+        let queries = try e.fieldVectors(texts, task: .query, maxActiveDims: try maxActiveDims(maxActive))
         let options = args.options
         let results = try runQueries(texts.count, threads: args.threads) { i in try c.search(queries[i], options: options) }
         try store(retain(ResultsBox(results)), out, "results")
@@ -163,31 +200,77 @@ public func sdb_collection_ingest(
     guarded(error) {
         progressOut?.pointee = nil
         let c: VectorCollection = try borrow(collection, "collection")
-        if flags & ~UInt32(7) != 0 { throw CAPIError.invalid("unknown ingest flags \(flags)") }
-        let n = try Input.count(count, "document count")
-        let ids = try Input.strings(idData, idOffsets, count: n, "id")
-        let texts = try Input.strings(textData, textOffsets, count: n, "text")
-        let payloads = try Input.payloads(payloadData, payloadOffsets, payloadPresent, count: n)
         let field = try Input.optionalString(field, "field")
-        guard batchSize >= 1, let batch = Int(exactly: batchSize) else { throw CAPIError.invalid("batch size must be at least 1, got \(batchSize)") }
-        let options = IngestOptions(
-            batchSize: batch, replace: flags & 1 != 0, maxActiveDims: try maxActiveDims(maxActive), allowModelMismatch: flags & 2 != 0,
-            compact: flags & 4 == 0)
-        let e: TextEncoder =
-            encoder != nil ? try borrow(encoder, "encoder") : try c.queryEncoder(model: nil, field: field, allowMismatch: options.allowModelMismatch)
-        let documents = (0..<n).map { TextDocument(id: ids[$0], text: texts[$0], payload: payloads[$0]) }
-        let progress: IngestProgress
-        if let field {
-            var source = ArraySource(documents: documents)
-            progress = try c.ingest(&source, encoders: [field: e], options: options)
-        } else {
-            progress = try c.ingest(documents, encoder: e, options: options)
-        }
-        progressOut?.pointee = cString(
-            try json([
-                "read": progress.read, "committed": progress.committed, "skipped": progress.skipped, "encode_seconds": progress.encodeSeconds,
-                "write_seconds": progress.writeSeconds, "elapsed_seconds": progress.elapsedSeconds, "compacted": progress.compacted,
-                "compact_seconds": progress.compactSeconds,
-            ]))
+        let e: TextEncoder? = encoder != nil ? try borrow(encoder, "encoder") : nil
+        try ingest(
+            c, fields: [(field, e)], count: count, idData: idData, idOffsets: idOffsets, textData: textData, textOffsets: textOffsets,
+            payloadData: payloadData, payloadOffsets: payloadOffsets, payloadPresent: payloadPresent, attributesJSON: nil,
+            batchSize: batchSize, maxActive: maxActive, flags: flags, progressOut: progressOut)
     }
+}
+
+@_cdecl("sdb_collection_ingest_fields")
+public func sdb_collection_ingest_fields(
+    _ collection: OpaquePointer?, _ fieldCount: Int64, _ fieldNames: UnsafePointer<UnsafePointer<CChar>?>?,
+    _ encoders: UnsafePointer<OpaquePointer?>?, _ count: Int64,
+    _ idData: UnsafePointer<CChar>?, _ idOffsets: UnsafePointer<Int64>?, _ textData: UnsafePointer<CChar>?,
+    _ textOffsets: UnsafePointer<Int64>?, _ payloadData: UnsafePointer<CChar>?, _ payloadOffsets: UnsafePointer<Int64>?,
+    _ payloadPresent: UnsafePointer<UInt8>?, _ attributesJSON: UnsafePointer<CChar>?, _ batchSize: Int64, _ maxActive: Int64,
+    _ flags: UInt32, _ progressOut: StringOut, _ error: ErrorOut
+) -> Int32 {
+    guarded(error) {
+        progressOut?.pointee = nil
+        let c: VectorCollection = try borrow(collection, "collection")
+        let nf = try Input.count(fieldCount, "field count")
+        guard nf >= 1 else { throw CAPIError.invalid("an ingest needs at least one field") }
+        guard let encoders else { throw CAPIError.invalid("encoders are null") }
+        var fields: [(String?, TextEncoder?)] = []
+        for i in 0..<nf {
+            let name = try fieldNames.map { try Input.optionalString($0[i], "field name \(i)") } ?? nil
+            let e: TextEncoder? = encoders[i] != nil ? try borrow(encoders[i], "encoder") : nil
+            fields.append((name, e))
+        }
+        try ingest(
+            c, fields: fields, count: count, idData: idData, idOffsets: idOffsets, textData: textData, textOffsets: textOffsets,
+            payloadData: payloadData, payloadOffsets: payloadOffsets, payloadPresent: payloadPresent,
+            attributesJSON: try Input.optionalString(attributesJSON, "attributes"), batchSize: batchSize, maxActive: maxActive, flags: flags,
+            progressOut: progressOut)
+    }
+}
+
+/// The ingest both entry points share: `fields` are (field name or nil for the only one, encoder
+/// or nil for the field's recorded one).
+private func ingest(
+    _ c: VectorCollection, fields: [(String?, TextEncoder?)], count: Int64, idData: UnsafePointer<CChar>?, idOffsets: UnsafePointer<Int64>?,
+    textData: UnsafePointer<CChar>?, textOffsets: UnsafePointer<Int64>?, payloadData: UnsafePointer<CChar>?,
+    payloadOffsets: UnsafePointer<Int64>?, payloadPresent: UnsafePointer<UInt8>?, attributesJSON: String?, batchSize: Int64,
+    maxActive: Int64, flags: UInt32, progressOut: StringOut
+) throws {
+    if flags & ~UInt32(7) != 0 { throw CAPIError.invalid("unknown ingest flags \(flags)") }
+    let n = try Input.count(count, "document count")
+    let ids = try Input.strings(idData, idOffsets, count: n, "id")
+    let texts = try Input.strings(textData, textOffsets, count: n, "text")
+    let payloads = try Input.payloads(payloadData, payloadOffsets, payloadPresent, count: n)
+    let attributes = try attributeValues(json: attributesJSON, count: n, ids: ids, collection: c)
+    guard batchSize >= 1, let batch = Int(exactly: batchSize) else { throw CAPIError.invalid("batch size must be at least 1, got \(batchSize)") }
+    let options = IngestOptions(
+        batchSize: batch, replace: flags & 1 != 0, maxActiveDims: try maxActiveDims(maxActive), allowModelMismatch: flags & 2 != 0,
+        compact: flags & 4 == 0)
+    var encoders: [String: TextEncoder] = [:]
+    for (field, encoder) in fields {
+        let name = try field ?? c.schema.fields.first { $0.name == VectorField.defaultName }?.name
+            ?? (c.schema.fields.count == 1 ? c.schema.fields[0].name : nil)
+            ?? { throw CAPIError.invalid("collection '\(c.name)' has several fields: name the one to ingest into") }()
+        guard encoders[name] == nil else { throw CAPIError.invalid("field '\(name)' is given twice") }
+        encoders[name] = try encoder ?? c.queryEncoder(model: nil, field: name, allowMismatch: options.allowModelMismatch)
+    }
+    let documents = (0..<n).map { TextDocument(id: ids[$0], text: texts[$0], payload: payloads[$0], attributes: attributes[$0]) }
+    var source = ArraySource(documents: documents)
+    let progress = try c.ingest(&source, encoders: encoders, options: options)
+    progressOut?.pointee = cString(
+        try json([
+            "read": progress.read, "committed": progress.committed, "skipped": progress.skipped, "encode_seconds": progress.encodeSeconds,
+            "write_seconds": progress.writeSeconds, "elapsed_seconds": progress.elapsedSeconds, "compacted": progress.compacted,
+            "compact_seconds": progress.compactSeconds,
+        ]))
 }

@@ -85,6 +85,37 @@ int main(int argc, char **argv) {
     printf("collections %s\n", names);
     sdb_string_free(names);
 
+    /* ABI 2: a dense field and an attribute, a filtered search, a documents result. */
+    if (sizeof(sdb_matrix) != 48 || sizeof(sdb_search_options) != 64 || sizeof(sdb_fusion_options) != 32) return 4;
+    sdb_collection *emb = NULL;
+    CHECK(sdb_database_create_collection_schema(
+        db, "emb",
+        "{\"fields\": [{\"name\": \"e\", \"kind\": \"dense\", \"dimensions\": 2}],"
+        " \"attributes\": [{\"name\": \"lang\", \"type\": \"keyword\"}]}",
+        0, &emb, &error));
+    const float rows[] = {1.0f, 0.0f, 0.6f, 0.8f};
+    sdb_matrix m = {"e", NULL, NULL, rows, NULL, 2};
+    CHECK(sdb_collection_upsert_matrix(emb, 2, ids, id_offsets, 1, &m, NULL, NULL, NULL,
+                                       "[{\"lang\": \"en\"}, {\"lang\": \"de\"}]", &error));
+    const float query[] = {1.0f, 1.0f};
+    sdb_matrix q = {"e", NULL, NULL, query, NULL, 2};
+    sdb_search_options options = {10, 0, 0, 0, 1.0, "{\"lang\": \"de\"}", SDB_MAXSCORE, 1, 0, 0};
+    CHECK(sdb_collection_search_matrix(emb, &q, 1, &options, &results, &error));
+    sdb_results_view(results, &n, &offsets, &scores, NULL, &id_data, &hit_id_offsets, NULL, NULL, NULL, NULL);
+    printf("filtered %lld hit: %.*s %.3f\n", (long long)(offsets[1] - offsets[0]),
+           (int)(hit_id_offsets[1] - hit_id_offsets[0]), id_data, scores[0]);
+    sdb_results_free(results);
+    sdb_documents *found = NULL;
+    CHECK(sdb_collection_get_documents(emb, 1, ids, id_offsets, &found, &error));
+    const char *field_name = NULL;
+    int64_t width = 0;
+    const float *field_values = NULL;
+    CHECK(sdb_documents_field(found, 0, &field_name, &width, NULL, NULL, &field_values, NULL));
+    printf("get %s[%lld] %.1f %.1f %s\n", field_name, (long long)width, field_values[0], field_values[1],
+           sdb_documents_attributes_json(found));
+    sdb_documents_free(found);
+    sdb_collection_free(emb);
+
     sdb_collection_free(docs);
     sdb_database_close(db);
     sdb_database_free(db);

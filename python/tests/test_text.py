@@ -133,3 +133,57 @@ def test_model_mismatch_and_missing_model(db, tmp_path, encoder):
         dense = sparsedb.Encoder(minilm)
         with pytest.raises(sparsedb.Error):
             c.ingest(["b"], ["x"], encoder=dense)
+
+
+MINILM = MODELS / "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if not MINILM.is_dir():
+        pytest.skip(f"no dense model at {MINILM}")
+    return sparsedb.Encoder(MINILM)
+
+
+def test_dense_encoder_matches_sentence_transformers(minilm):
+    assert minilm.kind == "dense" and not minilm.sparse and minilm.dimensions == 384
+    texts = list(TEXTS.values())
+    rows = minilm.encode_documents(texts)
+    assert isinstance(rows, np.ndarray) and rows.shape == (len(texts), 384) and rows.dtype == np.float32
+    assert minilm.encode_queries(texts[:2], truncate_dim=64).shape == (2, 64)
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(MINILM), device="cpu")
+    assert np.abs(model.encode(texts) - rows).max() < 1e-5
+
+
+def test_ingest_several_fields_with_attributes_and_filtered_text_search(db, encoder, minilm):
+    c = db.create_collection(
+        "hybrid", fields=[sparsedb.SparseField("splade", 30522), sparsedb.DenseField("minilm", 384, metric="cosine")],
+        attributes={"topic": "keyword", "year": "integer"},
+    )
+    ids = list(TEXTS)
+    topics = {"paris": "geo", "solar": "energy", "bread": "food", "rome": "geo", "wing": "aero"}
+    progress = c.ingest(
+        ids, list(TEXTS.values()), encoder={"splade": encoder, "minilm": minilm},
+        attributes={"topic": [topics[i] for i in ids], "year": [2000 + n for n in range(len(ids))]},
+    )
+    assert progress["committed"] == len(ids)
+    doc = c.get("rome")
+    assert set(doc.vectors) == {"splade", "minilm"} and doc.attributes == {"topic": "geo", "year": 2003}
+    assert c.encoder_info("minilm")["name"] == "all-MiniLM-L6-v2"
+    # Text search on either field uses that field's recorded encoder.
+    assert c.search_text("the capital of France", field="minilm", k=1)[0].id == "paris"
+    assert c.search_text("the capital of France", field="splade", k=1)[0].id == "paris"
+    # Filtered: only geo documents from 2003 on, on both fields and fused.
+    for f in ("splade", "minilm"):
+        hits = c.search_text("the capital of France", field=f, k=5, filter={"topic": "geo", "year": {"gte": 2003}})
+        assert [h.id for h in hits] == ["rome"]
+    fused = c.search_hybrid(
+        {"splade": encoder.encode_queries("capital city"), "minilm": minilm.encode_queries("capital city")}, k=5,
+        filter={"topic": "geo"})[0]
+    assert {h.id for h in fused} == {"paris", "rome"}
+    with pytest.raises(sparsedb.ModelMismatchError):
+        c.search_text("capital", field="minilm", encoder=encoder, filter={"topic": "geo"})
+    with pytest.raises(sparsedb.InvalidInputError, match="attribute 'year' is integer"):
+        c.ingest(["x"], ["text"], encoder={"splade": None}, attributes=[{"year": "soon"}])
+    assert len(c) == len(ids)

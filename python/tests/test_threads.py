@@ -96,3 +96,40 @@ def test_searches_release_the_gil(db):
         stop.set()
         t.join()
     assert ticks > 1000
+
+
+def test_filtered_dense_and_hybrid_searches_from_several_threads(db):
+    """The filtered and dense paths fill per-thread structs: threads must not see each other's."""
+    rng = np.random.default_rng(21)
+    n = 600
+    c = db.create_collection(
+        "mixed", fields=[sparsedb.SparseField("s", 300), sparsedb.DenseField("e", 8)], attributes={"g": "integer"})
+    c.upsert([f"d{i}" for i in range(n)], {"s": random_corpus(rng, n, 300, 10), "e": rng.normal(size=(n, 8)).astype(np.float32)},
+             attributes={"g": [i % 7 for i in range(n)]})
+    rows = random_corpus(rng, 16, 300, 4)
+    sq = [dict(zip(rows[i].indices.tolist(), rows[i].data.tolist())) for i in range(16)]
+    dq = rng.normal(size=(16, 8)).astype(np.float32)
+    calls = []
+    for i in range(16):
+        flt = {"g": i % 7}
+        calls.append((lambda i=i, flt=flt: c.search(sq[i], k=10, field="s", filter=flt)))
+        calls.append((lambda i=i, flt=flt: c.search(dq[i], k=10, field="e", filter=flt)))
+        calls.append((lambda i=i: c.search(dq[i], k=10, field="e", truncate_dim=4)))
+        calls.append((lambda i=i, flt=flt: c.search_hybrid({"s": sq[i], "e": dq[i]}, k=10, filter=flt)))
+    expected = [call() for call in calls]
+    failures = []
+
+    def worker(t):
+        for r in range(5):
+            for j in range(t, len(calls), 3):
+                if calls[j]() != expected[j]:
+                    failures.append((t, j))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:5]
+    for i in range(16):  # and the filters held
+        assert all(int(h.id[1:]) % 7 == i % 7 for h in expected[4 * i] + expected[4 * i + 1])

@@ -63,8 +63,10 @@ extern "C" {
 
 /* ---- Versions ---------------------------------------------------------------------------- */
 
-/** The ABI version of this header (1). A binding checks it before any other call. */
-#define SDB_ABI_VERSION 1
+/** The ABI version of this header (2). A binding checks it before any other call. Version 2 added
+ *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below); the
+ *  functions of version 1 are unchanged. */
+#define SDB_ABI_VERSION 2
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
 const char *sdb_version(void);
@@ -162,7 +164,10 @@ int32_t sdb_database_write_compacted_copy(sdb_database *db, const char *target, 
 /** Releases a collection handle (NULL is ignored). */
 void sdb_collection_free(sdb_collection *collection);
 
-/** `{"name", "dimensions", "fields": [{"name", "kind", "dimensions"}]}` (no I/O). */
+/** `{"name", "dimensions", "fields": [{"name", "kind", "dimensions", ...}], "attributes":
+ *  [{"name", "type"}]}` (no I/O). Fields carry their options as in the schema JSON of
+ *  sdb_database_create_collection_schema (csr: active_dimensions, keep_largest, precision, index
+ *  as stored, "automatic" resolved; dense: metric, precision). */
 int32_t sdb_collection_info_json(sdb_collection *collection, char **json, sdb_error **error);
 
 /** Counts and sizes of the collection as JSON (scans its tables: not for hot paths). */
@@ -271,6 +276,134 @@ void sdb_results_view(const sdb_results *results, int64_t *count, const int64_t 
 void sdb_results_packed(const sdb_results *results, const void **data, int64_t *size);
 void sdb_results_free(sdb_results *results);
 
+/* ---- Fields of every kind, attributes, filters, hybrid search (ABI 2) -------------------------- */
+
+/**
+ * Creates collection `name` from a schema in JSON:
+ *   {"fields": [FIELD, ...], "attributes": [{"name": "lang", "type": "keyword"}, ...]}
+ * FIELD is {"name", "kind": "sparse"|"csr"|"dense", "dimensions"} plus, for csr,
+ * "active_dimensions" (k, 1..256, required), "keep_largest" (bool), "precision" ("f32"|"f16"),
+ * "index" ("flat"|"inverted"|"automatic"); for dense, "metric" ("dot"|"cosine") and "precision".
+ * Attribute types: keyword, integer, float, bool. Unknown keys are refused. Flags and errors as
+ * sdb_database_create_collection.
+ */
+int32_t sdb_database_create_collection_schema(sdb_database *db, const char *name, const char *schema_json,
+                                              uint32_t flags, sdb_collection **out, sdb_error **error);
+
+/**
+ * The rows of one field, for upserts and searches: `n` rows (n is the call's count) either
+ *   - sparse (width == 0; sparse and csr fields): CSR arrays indptr (n + 1) / indices / values as
+ *     in "Arrays in"; or
+ *   - dense (width > 0; dense fields): `values` holds n * width floats, row-major (indptr and
+ *     indices are ignored).
+ * `field` names the field (NULL: the collection's only field, or "vector"). `present` is NULL
+ * (every row is there) or n flags, 0 = row i is absent: that document gets no vector in this
+ * field, that query no vector for it. 48 bytes, no padding.
+ */
+typedef struct sdb_matrix {
+    const char *field;
+    const int64_t *indptr;
+    const uint32_t *indices;
+    const float *values;
+    const uint8_t *present;
+    int64_t width;
+} sdb_matrix;
+
+/**
+ * Inserts `count` documents in ONE transaction (all or nothing), replacing stored ones with the
+ * same ids, as sdb_collection_upsert, with vectors of any kind: `fields` is an array of
+ * `field_count` matrices, each of `count` rows (each field at most once; field_count may be 0:
+ * documents with attributes and payloads only). `attributes_json` is NULL or a JSON array of
+ * `count` items, each null or an object {name: value} of the collection's declared attributes: a
+ * keyword is a string or a list of strings, an integer an integral number, a float a finite
+ * number, a bool true or false; null leaves the attribute out. An undeclared name or a value of
+ * the wrong type is SDB_INVALID_INPUT naming the document, and nothing is written.
+ */
+int32_t sdb_collection_upsert_matrix(sdb_collection *collection, int64_t count, const char *id_data,
+                                     const int64_t *id_offsets, int64_t field_count, const sdb_matrix *fields,
+                                     const char *payload_data, const int64_t *payload_offsets,
+                                     const uint8_t *payload_present, const char *attributes_json,
+                                     sdb_error **error);
+
+/** Options of sdb_collection_search_matrix and sdb_collection_search_hybrid. 64 bytes, no padding. */
+typedef struct sdb_search_options {
+    int64_t k;                    /* hits per query (>= 1) */
+    int64_t max_query_terms;      /* > 0: keep that many largest query weights (approximate); 0: all */
+    int64_t max_active_dims;      /* csr fields, > 0: keep the query's K largest entries; 0: all */
+    int64_t truncate_dim;         /* dense fields, > 0: score on the first D dimensions; 0: all */
+    double heap_factor;           /* 1 = exact; > 1 prunes more (approximate) */
+    const char *filter_json;      /* NULL, or a filter as `sparsedb search --filter` takes it */
+    int32_t algorithm;            /* SDB_EXHAUSTIVE, SDB_MAXSCORE, SDB_WAND, SDB_BMW (sparse walks) */
+    int32_t threads;              /* 0 = one per core, 1 = the calling thread only */
+    uint32_t flags;               /* SDB_SEARCH_NO_PAYLOADS */
+    uint32_t reserved;            /* 0 */
+} sdb_search_options;
+
+/**
+ * Exact top-k for `count` queries of one field (`queries->field`; sparse rows for sparse and csr
+ * fields, dense rows of the field's dimensions, or of truncate_dim, for dense fields), as
+ * sdb_collection_search. `filter_json` (e.g. {"lang": "en", "year": {"gte": 2000}}; operators in,
+ * eq, gt, gte, lt, lte, $and, $or, $not) restricts every query to the documents it admits: the
+ * result is the exact top-k among them. A malformed filter, an undeclared attribute or a value of
+ * the wrong type is SDB_INVALID_INPUT. A query whose `present` flag is 0 gets no hits.
+ */
+int32_t sdb_collection_search_matrix(sdb_collection *collection, const sdb_matrix *queries, int64_t count,
+                                     const sdb_search_options *options, sdb_results **out, sdb_error **error);
+
+#define SDB_FUSION_RRF 0       /* reciprocal rank fusion: sum of 1 / (rrf_constant + rank) */
+#define SDB_FUSION_WEIGHTED 1  /* weighted sum of min-max normalised exact scores */
+
+/** How sdb_collection_search_hybrid fuses the fields' rankings. 32 bytes, no padding. */
+typedef struct sdb_fusion_options {
+    int32_t method;         /* SDB_FUSION_RRF or SDB_FUSION_WEIGHTED */
+    int32_t reserved;       /* 0 */
+    int64_t depth;          /* each field's exact top-depth (0: the default, 100) */
+    double rrf_constant;    /* RRF's constant (< 0: the default, 60) */
+    const double *weights;  /* NULL, or one weight per field given; NaN = an equal share of the rest */
+} sdb_fusion_options;
+
+/**
+ * Hybrid search: `count` queries, each with a vector in up to `field_count` fields (`queries` is
+ * an array of field_count matrices of count rows; a `present` flag 0 leaves that field out of
+ * that query). Each field is searched exactly to fusion->depth among the documents the filter
+ * admits, and the rankings are fused; k hits per query. Hits' scores are fused scores;
+ * sdb_results_field_scores gives each hit's exact score in every field.
+ */
+int32_t sdb_collection_search_hybrid(sdb_collection *collection, int64_t field_count, const sdb_matrix *queries,
+                                     int64_t count, const sdb_search_options *options,
+                                     const sdb_fusion_options *fusion, sdb_results **out, sdb_error **error);
+
+/** Hybrid results: *field_count (the fields given, in order) and scores[h * field_count + f], the
+ *  exact score of hit h in field f (NaN when its query had no vector there). For other results
+ *  *field_count is 0. Valid until sdb_results_free. */
+void sdb_results_field_scores(const sdb_results *results, int64_t *field_count, const double **scores);
+
+/**
+ * Looks up `count` documents by id (one read snapshot per id) with every field and attribute.
+ * sdb_documents_view gives found flags and payloads (its CSR arrays are empty rows); the fields
+ * come from sdb_documents_field, the attributes from sdb_documents_attributes_json.
+ */
+int32_t sdb_collection_get_documents(sdb_collection *collection, int64_t count, const char *id_data,
+                                     const int64_t *id_offsets, sdb_documents **out, sdb_error **error);
+
+/** Number of fields of a sdb_collection_get_documents result (0 for sdb_collection_get). */
+int64_t sdb_documents_field_count(const sdb_documents *documents);
+
+/**
+ * Field `index` (schema order) of a documents result: its NUL-terminated name, and its rows as
+ * in sdb_matrix: width 0 = CSR rows indptr / indices / values; width > 0 = dense rows, values
+ * holds rows * width floats (zeros for absent rows). present[i] is 0 when document i has no
+ * vector in the field (or does not exist). SDB_INVALID_INPUT for an index out of range. Valid
+ * until sdb_documents_free.
+ */
+int32_t sdb_documents_field(const sdb_documents *documents, int64_t index, const char **name, int64_t *width,
+                            const int64_t **indptr, const uint32_t **indices, const float **values,
+                            const uint8_t **present);
+
+/** The attributes of a sdb_collection_get_documents result: a JSON array with one object (or
+ *  null for an absent document) per row; "[]" for sdb_collection_get. Owned by `documents`. */
+const char *sdb_documents_attributes_json(const sdb_documents *documents);
+
 /* ---- Text: encoders, ingest, text search ---------------------------------------------------- */
 
 typedef struct sdb_vectors sdb_vectors;
@@ -295,6 +428,19 @@ int32_t sdb_encoder_encode(sdb_encoder *encoder, int64_t count, const char *text
                            const int64_t *text_offsets, int32_t task, int64_t max_active_dims,
                            sdb_vectors **out, sdb_error **error);
 
+/**
+ * Dense embeddings of `count` texts with a dense model (kind "dense" or "static": info "sparse"
+ * is false; a sparse model is SDB_INVALID_INPUT), in parallel. `truncate_dim` > 0 keeps the
+ * first D dimensions (Matryoshka; 0: all). Read with sdb_vectors_dense_view; free with
+ * sdb_vectors_free. (ABI 2)
+ */
+int32_t sdb_encoder_embed(sdb_encoder *encoder, int64_t count, const char *text_data, const int64_t *text_offsets,
+                          int32_t task, int64_t truncate_dim, sdb_vectors **out, sdb_error **error);
+
+/** The rows of sdb_encoder_embed: *count rows of *width floats, row-major (0 rows for the result
+ *  of sdb_encoder_encode). Valid until sdb_vectors_free. (ABI 2) */
+void sdb_vectors_dense_view(const sdb_vectors *vectors, int64_t *count, int64_t *width, const float **values);
+
 /** The CSR arrays of encoded vectors (rows sorted by dimension); valid until sdb_vectors_free. */
 void sdb_vectors_view(const sdb_vectors *vectors, int64_t *count, const int64_t **indptr,
                       const uint32_t **indices, const float **values);
@@ -318,7 +464,7 @@ int32_t sdb_collection_query_encoder(sdb_collection *collection, const char *mod
 /**
  * Encodes `count` query texts with `encoder` (NULL: the field's recorded encoder, loaded for this
  * call — pass one from sdb_collection_query_encoder to avoid that) in one batch, then searches
- * them as sdb_collection_search does. An encoder other than the recorded one is SDB_MODEL_MISMATCH
+ * them as sdb_collection_search does (a dense model's embeddings on a dense field). An encoder other than the recorded one is SDB_MODEL_MISMATCH
  * unless flags has SDB_SEARCH_ALLOW_MODEL_MISMATCH; an empty (all white-space) text is
  * SDB_INVALID_INPUT. `max_active_dims` as for sdb_encoder_encode.
  */
@@ -350,6 +496,21 @@ int32_t sdb_collection_ingest(sdb_collection *collection, sdb_encoder *encoder, 
                               const uint8_t *payload_present, int64_t batch_size,
                               int64_t max_active_dims, uint32_t flags, char **progress_json,
                               sdb_error **error);
+
+/**
+ * sdb_collection_ingest into several fields at once, with attributes (ABI 2): each text is
+ * encoded once per field, field i (fields[i]; NULL: the only field, or "vector") with
+ * encoders[i] (NULL: the field's recorded encoder), and every field of a batch is written in the
+ * same transaction. `attributes_json` as for sdb_collection_upsert_matrix (checked before anything
+ * is written). SDB_INGEST_REPLACE replaces whole documents (every field): to fill several fields
+ * of the same documents, ingest them in one call.
+ */
+int32_t sdb_collection_ingest_fields(sdb_collection *collection, int64_t field_count, const char *const *fields,
+                                     sdb_encoder *const *encoders, int64_t count, const char *id_data,
+                                     const int64_t *id_offsets, const char *text_data, const int64_t *text_offsets,
+                                     const char *payload_data, const int64_t *payload_offsets,
+                                     const uint8_t *payload_present, const char *attributes_json, int64_t batch_size,
+                                     int64_t max_active_dims, uint32_t flags, char **progress_json, sdb_error **error);
 
 #ifdef __cplusplus
 }

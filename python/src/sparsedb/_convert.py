@@ -12,7 +12,7 @@ import json
 import sys
 from array import array
 from itertools import accumulate, chain
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -321,3 +321,140 @@ class Payloads:
         if self.offsets is None:
             return (None, 0, 0)
         return (self.data, self.offsets.buffer_info()[0], address(self.present))
+
+
+# -- dense rows, presence, attributes, filters ---------------------------------------------------
+
+
+class Dense:
+    """Dense rows as one C-contiguous float32 array of shape (rows, width)."""
+
+    __slots__ = ("rows", "array", "width", "single", "present")
+
+    def __init__(self, array_2d: np.ndarray, single: bool, present=None):
+        self.array = array_2d
+        self.rows, self.width = array_2d.shape
+        self.single = single
+        #: None, or a uint8 array (0 = absent row).
+        self.present = present
+
+
+def _dense_array(a: Any, what: str) -> np.ndarray:
+    if isinstance(a, Mapping):
+        raise InvalidInputError(f"{what}: a dense field takes float arrays (1-D for one vector, 2-D for a batch), not {{dimension: weight}} dicts")
+    if scipy.sparse.issparse(a):
+        a = a.toarray()
+    elif _is_torch_tensor(a):
+        torch = _torch()
+        t = a.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        a = t.to(torch.float32).numpy()
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise InvalidInputError(f"{what}: dense vectors must be real numbers, got dtype {a.dtype}")
+    return a
+
+
+def to_dense(vectors: Any, what: str = "vectors") -> Dense:
+    """One dense vector (1-D) or a batch (2-D array, or a list of 1-D vectors with None for
+    absent rows) as float32 rows."""
+    if isinstance(vectors, (list, tuple)) and any(v is None or not np.isscalar(v) for v in vectors):
+        if len(vectors) == 0:
+            return Dense(np.zeros((0, 0), dtype=np.float32), False)
+        rows = [None if v is None else _dense_array(v, what).reshape(-1) for v in vectors]
+        widths = {r.shape[0] for r in rows if r is not None}
+        if len(widths) > 1:
+            raise InvalidInputError(f"{what}: dense vectors of different lengths {sorted(widths)}")
+        width = widths.pop() if widths else 1
+        out = np.zeros((len(rows), width), dtype=np.float32)
+        present = np.ones(len(rows), dtype=np.uint8)
+        with np.errstate(over="ignore"):
+            for i, r in enumerate(rows):
+                if r is None:
+                    present[i] = 0
+                else:
+                    out[i] = r
+        return Dense(out, False, None if present.all() else present)
+    a = _dense_array(vectors, what)
+    with np.errstate(over="ignore"):  # too large for float32 becomes inf, which the engine refuses by name
+        if a.ndim == 1:
+            return Dense(np.ascontiguousarray(a.reshape(1, -1), dtype=np.float32), True)
+        if a.ndim == 2:
+            return Dense(np.ascontiguousarray(a, dtype=np.float32), False)
+    raise InvalidInputError(f"{what}: a dense array must have 1 or 2 dimensions, got shape {a.shape}")
+
+
+def to_sparse_rows(vectors: Any, what: str) -> Tuple[CSR, Optional[np.ndarray]]:
+    """Sparse rows as to_csr, and presence flags when a list holds None for absent rows."""
+    if isinstance(vectors, (list, tuple)) and any(v is None for v in vectors):
+        present = np.array([v is not None for v in vectors], dtype=np.uint8)
+        m = to_csr([{} if v is None else v for v in vectors], what)
+        return m, present
+    return to_csr(vectors, what), None
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not a JSON value")
+
+
+def attributes_json(attributes: Any, count: int, single: bool) -> Optional[bytes]:
+    """Attribute values as the JSON array sdb_collection_upsert_matrix takes: a list of dicts (or
+    None) per document, a dict of columns, or (one document) a dict."""
+    if attributes is None:
+        return None
+    if isinstance(attributes, Mapping):
+        if single:
+            rows = [attributes]
+        else:
+            columns = {}
+            for name, column in attributes.items():
+                if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
+                    raise InvalidInputError(
+                        f"attributes: column '{name}' must be a sequence of {count} values (a dict of columns), "
+                        "or give a list of one dict per document")
+                values = column.tolist() if isinstance(column, np.ndarray) else list(column)
+                if len(values) != count:
+                    raise InvalidInputError(f"attributes: column '{name}' has {len(values)} values for {count} documents")
+                columns[name] = values
+            rows = [{name: values[i] for name, values in columns.items()} for i in range(count)]
+    elif isinstance(attributes, (list, tuple)):
+        rows = list(attributes)
+        if len(rows) != count:
+            raise InvalidInputError(f"{len(rows)} attribute dicts for {count} documents")
+        for r in rows:
+            if r is not None and not isinstance(r, Mapping):
+                raise InvalidInputError(f"attributes: expected a dict (or None) per document, got {type(r).__name__}")
+    else:
+        raise InvalidInputError(f"attributes must be a list of dicts or a dict of columns, got {type(attributes).__name__}")
+    try:
+        return json.dumps([None if r is None else dict(r) for r in rows], default=_json_default, allow_nan=False,
+                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except ValueError as e:
+        raise InvalidInputError(f"attributes: {e} (values must be finite numbers)") from None
+    except TypeError as e:
+        raise InvalidInputError(f"attributes: {e}") from None
+
+
+def filter_json(filter: Any) -> Optional[bytes]:
+    """A filter as JSON text (a dict in the CLI's --filter form, or a JSON string)."""
+    if filter is None:
+        return None
+    if isinstance(filter, str):
+        return filter.encode("utf-8")
+    if isinstance(filter, bytes):
+        return filter
+    if not isinstance(filter, Mapping):
+        raise InvalidInputError(f"filter must be a dict such as {{'lang': 'en', 'year': {{'gte': 2000}}}} or a JSON string, got {type(filter).__name__}")
+    try:
+        return json.dumps(filter, default=_json_default, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"filter is not JSON-serializable: {e}") from None

@@ -9,12 +9,12 @@ import ctypes
 import os
 import platform
 import threading
-from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint32, c_void_p
+from ctypes import POINTER, Structure, byref, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint32, c_void_p
 from pathlib import Path
 
 from .errors import Error, error_for
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 LIBRARY_NAME = "libSparseDBC.so"
 
 
@@ -67,6 +67,48 @@ def _load() -> ctypes.CDLL:
     return lib
 
 
+class Matrix(Structure):
+    """sdb_matrix: the rows of one field (sparse CSR rows, or dense rows of `width` floats)."""
+
+    _fields_ = [
+        ("field", c_char_p),
+        ("indptr", c_void_p),
+        ("indices", c_void_p),
+        ("values", c_void_p),
+        ("present", c_void_p),
+        ("width", c_int64),
+    ]
+
+
+class SearchOptions(Structure):
+    """sdb_search_options."""
+
+    _fields_ = [
+        ("k", c_int64),
+        ("max_query_terms", c_int64),
+        ("max_active_dims", c_int64),
+        ("truncate_dim", c_int64),
+        ("heap_factor", c_double),
+        ("filter_json", c_char_p),
+        ("algorithm", c_int32),
+        ("threads", c_int32),
+        ("flags", c_uint32),
+        ("reserved", c_uint32),
+    ]
+
+
+class FusionOptions(Structure):
+    """sdb_fusion_options."""
+
+    _fields_ = [
+        ("method", c_int32),
+        ("reserved", c_int32),
+        ("depth", c_int64),
+        ("rrf_constant", c_double),
+        ("weights", c_void_p),
+    ]
+
+
 P = c_void_p  # handles and data pointers are passed as plain addresses
 PP = POINTER(c_void_p)
 ERR = POINTER(c_void_p)
@@ -108,11 +150,26 @@ _SIGNATURES = {
     "sdb_results_view": ([P, I64P, PP, PP, PP, PP, PP, PP, PP, PP, PP], None),
     "sdb_results_packed": ([P, PP, I64P], None),
     "sdb_results_free": ([P], None),
+    "sdb_database_create_collection_schema": ([P, c_char_p, c_char_p, c_uint32, PP, ERR], c_int32),
+    "sdb_collection_upsert_matrix": ([P, c_int64, P, P, c_int64, P, P, P, P, c_char_p, ERR], c_int32),
+    "sdb_collection_search_matrix": ([P, P, c_int64, P, PP, ERR], c_int32),
+    "sdb_collection_search_hybrid": ([P, c_int64, P, c_int64, P, P, PP, ERR], c_int32),
+    "sdb_results_field_scores": ([P, I64P, PP], None),
+    "sdb_collection_get_documents": ([P, c_int64, P, P, PP, ERR], c_int32),
+    "sdb_documents_field_count": ([P], c_int64),
+    "sdb_documents_field": ([P, c_int64, PP, I64P, PP, PP, PP, PP], c_int32),
+    "sdb_documents_attributes_json": ([P], c_char_p),
+    "sdb_collection_ingest_fields": (
+        [P, c_int64, P, P, c_int64, P, P, P, P, P, P, P, c_char_p, c_int64, c_int64, c_uint32, PP, ERR],
+        c_int32,
+    ),
     "sdb_encoder_open": ([c_char_p, PP, ERR], c_int32),
     "sdb_encoder_free": ([P], None),
     "sdb_encoder_info_json": ([P, PP, ERR], c_int32),
     "sdb_encoder_encode": ([P, c_int64, P, P, c_int32, c_int64, PP, ERR], c_int32),
     "sdb_vectors_view": ([P, I64P, PP, PP, PP], None),
+    "sdb_encoder_embed": ([P, c_int64, P, P, c_int32, c_int64, PP, ERR], c_int32),
+    "sdb_vectors_dense_view": ([P, I64P, I64P, PP], None),
     "sdb_vectors_free": ([P], None),
     "sdb_collection_encoder_json": ([P, c_char_p, PP, ERR], c_int32),
     "sdb_collection_query_encoder": ([P, c_char_p, c_char_p, c_int32, PP, ERR], c_int32),
@@ -140,6 +197,7 @@ lib = _load()
 ALGORITHMS = {"exhaustive": 0, "maxscore": 1, "wand": 2, "bmw": 3}
 SEARCH_NO_PAYLOADS = 1
 SEARCH_ALLOW_MODEL_MISMATCH = 2
+FUSION_METHODS = {"rrf": 0, "weighted": 1}
 OPEN_READ_ONLY = 1
 OPEN_NO_CREATE = 2
 CREATE_EXIST_OK = 1
@@ -183,6 +241,12 @@ class _Slots(threading.local):
         self.out_ref = byref(self.out)
         self.err_ref = byref(self.err)
         self.size_ref = byref(self.size)
+        # The structs of sdb_collection_search_matrix, filled in place (building ctypes structs
+        # per call costs more than the fields).
+        self.matrix = Matrix()
+        self.options = SearchOptions()
+        self.matrix_ref = byref(self.matrix)
+        self.options_ref = byref(self.options)
 
 
 slots = _Slots()

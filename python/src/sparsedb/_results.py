@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 from itertools import repeat
 from struct import unpack_from
 from ctypes import byref, c_int64, c_void_p
@@ -34,12 +35,37 @@ class SearchArrays(NamedTuple):
     scores: np.ndarray
 
 
+class HybridHit(NamedTuple):
+    """One hit of a hybrid search: id, fused score, payload, and the document's exact score in
+    each field searched (``{field: score}``)."""
+
+    id: str
+    score: float
+    payload: Any = None
+    field_scores: Optional[dict] = None
+
+
 class Document(NamedTuple):
-    """A stored document: id, payload, and its vector as ``{dimension: weight}``."""
+    """A stored document.
+
+    Attributes:
+        id: its id.
+        payload: its payload (parsed JSON, str or bytes), or None.
+        vector: the vector of the field asked for (``get(..., field=)``), or of the collection's
+            only field (or ``vector``): ``{dimension: weight}`` for sparse and CSR fields, a
+            float32 numpy array for dense fields; None when it has none.
+        attributes: its attribute values, ``{name: value}`` (attributes it has no value for are
+            left out; a keyword list comes back as a list, except that the engine stores a
+            list of one keyword as that keyword).
+        vectors: every field's vector, ``{field: vector}`` (fields it has no vector in are left
+            out).
+    """
 
     id: str
     payload: Any
-    vector: dict
+    vector: Any
+    attributes: Optional[dict] = None
+    vectors: Optional[dict] = None
 
 
 def _buffer(address: int, count: int, fmt: str, size: int) -> memoryview:
@@ -110,6 +136,34 @@ def parse_results(raw: bytes, single: bool, return_arrays: bool):
     return [hits[offsets[q] : offsets[q + 1]] for q in range(queries)]
 
 
+def read_hybrid_results(handle: int, single: bool, return_arrays: bool, names: List[str]):
+    """Hits of a hybrid search (HybridHit, with each field's score); frees the handle."""
+    try:
+        lib.sdb_results_packed(handle, slots.out_ref, slots.size_ref)
+        raw = ctypes.string_at(slots.out.value, slots.size.value)
+        fields = c_int64()
+        scores_p = c_void_p()
+        lib.sdb_results_field_scores(handle, byref(fields), byref(scores_p))
+        total = unpack_from("q", raw, 8)[0]
+        width = fields.value
+        field_scores = np.frombuffer(ctypes.string_at(scores_p.value, total * width * 8), dtype=np.float64).reshape(total, width)
+    finally:
+        lib.sdb_results_free(handle)
+    parsed = parse_results(raw, single, return_arrays)
+    if return_arrays:
+        return parsed
+    rows = [{n: s for n, s in zip(names, row) if s == s} for row in field_scores.tolist()]
+    lists = [parsed] if single else parsed
+    out, h = [], 0
+    for hits in lists:
+        converted = []
+        for hit in hits:
+            converted.append(HybridHit(hit.id, hit.score, hit.payload, rows[h]))
+            h += 1
+        out.append(converted)
+    return out[0] if single else out
+
+
 def _csr_arrays(rows: int, indptr_p: c_void_p, indices_p: c_void_p, values_p: c_void_p):
     indptr = np.frombuffer(ctypes.string_at(indptr_p.value, (rows + 1) * 8), dtype=np.int64)
     nnz = int(indptr[-1])
@@ -131,6 +185,17 @@ def read_vectors(handle: c_void_p, dimensions: int) -> scipy.sparse.csr_matrix:
     return scipy.sparse.csr_matrix(
         (values, indices.astype(index_dtype), indptr.astype(index_dtype)), shape=(n.value, dimensions)
     )
+
+
+def read_dense_vectors(handle: c_void_p) -> np.ndarray:
+    """Embeddings as a float32 array of shape (texts, dimensions); frees the handle."""
+    try:
+        n, width, values_p = c_int64(), c_int64(), c_void_p()
+        lib.sdb_vectors_dense_view(handle, byref(n), byref(width), byref(values_p))
+        data = ctypes.string_at(values_p.value, n.value * width.value * 4)
+    finally:
+        lib.sdb_vectors_free(handle)
+    return np.frombuffer(data, dtype=np.float32).reshape(n.value, width.value).copy()
 
 
 def read_documents(handle: c_void_p, ids: List[str]) -> List[Optional[Document]]:
@@ -161,4 +226,59 @@ def read_documents(handle: c_void_p, ids: List[str]) -> List[Optional[Document]]
         a, b = int(indptr[i]), int(indptr[i + 1])
         payload = decode_payload(blob[payload_offsets[i] : payload_offsets[i + 1]]) if present[i] else None
         out.append(Document(ids[i], payload, dict(zip(dims[a:b], weights[a:b]))))
+    return out
+
+
+def read_documents_full(handle: c_void_p, ids: List[str], default_field: Optional[str], float_attributes) -> List[Optional[Document]]:
+    """The documents of a sdb_collection_get_documents result, every field and attribute (None
+    where an id is absent); frees the handle. ``vector`` is ``default_field``'s vector."""
+    try:
+        n = c_int64()
+        found_p, payload_p, payload_offsets_p, present_p = c_void_p(), c_void_p(), c_void_p(), c_void_p()
+        lib.sdb_documents_view(
+            handle, byref(n), byref(found_p), None, None, None, byref(payload_p), byref(payload_offsets_p), byref(present_p),
+        )
+        rows = n.value
+        found = _buffer(found_p.value, rows, "B", 1).tolist()
+        present = _buffer(present_p.value, rows, "B", 1).tolist()
+        payload_offsets = _buffer(payload_offsets_p.value, rows + 1, "q", 8).tolist()
+        blob = ctypes.string_at(payload_p.value, payload_offsets[rows])
+        fields = []
+        for f in range(lib.sdb_documents_field_count(handle)):
+            name_p, width = c_void_p(), c_int64()
+            indptr_p, indices_p, values_p, fpresent_p = c_void_p(), c_void_p(), c_void_p(), c_void_p()
+            lib.sdb_documents_field(
+                handle, f, byref(name_p), byref(width), byref(indptr_p), byref(indices_p), byref(values_p), byref(fpresent_p)
+            )
+            fpresent = _buffer(fpresent_p.value, rows, "B", 1).tolist()
+            if width.value > 0:
+                dense = np.frombuffer(ctypes.string_at(values_p.value, rows * width.value * 4), dtype=np.float32)
+                fields.append((ctypes.string_at(name_p.value).decode("utf-8"), fpresent, dense.reshape(rows, width.value), None))
+            else:
+                indptr, indices, values = _csr_arrays(rows, indptr_p, indices_p, values_p)
+                fields.append((ctypes.string_at(name_p.value).decode("utf-8"), fpresent, (indptr.tolist(), indices.tolist(), values.tolist()), True))
+        attributes = json.loads(lib.sdb_documents_attributes_json(handle).decode("utf-8"))
+    finally:
+        lib.sdb_documents_free(handle)
+    out: List[Optional[Document]] = []
+    for i in range(rows):
+        if not found[i]:
+            out.append(None)
+            continue
+        vectors = {}
+        for name, fpresent, data, sparse in fields:
+            if not fpresent[i]:
+                continue
+            if sparse:
+                indptr, dims, weights = data
+                a, b = indptr[i], indptr[i + 1]
+                vectors[name] = dict(zip(dims[a:b], weights[a:b]))
+            else:
+                vectors[name] = data[i].copy()
+        attrs = attributes[i] or {}
+        for name in float_attributes:
+            if isinstance(attrs.get(name), int):
+                attrs[name] = float(attrs[name])
+        payload = decode_payload(blob[payload_offsets[i] : payload_offsets[i + 1]]) if present[i] else None
+        out.append(Document(ids[i], payload, vectors.get(default_field) if default_field else None, attrs, vectors))
     return out

@@ -1,17 +1,22 @@
 """Database and Collection: the Python face of the Swift engine's Database and VectorCollection."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
 import weakref
-from ctypes import byref, c_char_p, c_int64, c_uint32, c_void_p, cast
+from ctypes import byref, c_char_p, c_double, c_int64, c_uint32, c_void_p, cast
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._convert import CSR, Payloads, Strings, string_list, to_csr
+from ._convert import CSR, Dense, Payloads, Strings, attributes_json, filter_json, string_list, to_csr, to_dense, to_sparse_rows
 from ._lib import (
     ALGORITHMS,
     CREATE_EXIST_OK,
+    FUSION_METHODS,
+    FusionOptions,
+    Matrix,
+    SearchOptions,
     INGEST_ALLOW_MISMATCH,
     INGEST_NO_COMPACT,
     INGEST_REPLACE,
@@ -25,9 +30,10 @@ from ._lib import (
     slots,
     take_string,
 )
-from ._results import Document, Hit, SearchArrays, read_documents, read_results
+from ._results import Document, Hit, HybridHit, SearchArrays, read_documents_full, read_hybrid_results, read_results
+from .schema import Field, field_from_info, schema_json
 from .encoder import Encoder
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ModelMismatchError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -116,35 +122,45 @@ class Database:
         return isinstance(name, str) and name in self.collections()
 
     def create_collection(
-        self, name: str, dimensions: int = 30522, *, fields: Optional[Mapping[str, int]] = None, exist_ok: bool = False
+        self,
+        name: str,
+        dimensions: int = 30522,
+        *,
+        fields: Union[None, Mapping[str, Any], Sequence[Field]] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
+        exist_ok: bool = False,
     ) -> "Collection":
-        """Creates collection ``name`` with one sparse field of ``dimensions`` dimensions (indices
-        ``0 .. dimensions-1``; 30522 is BERT's vocabulary, which SPLADE models use), or with
-        several named sparse fields: ``fields={"title": 30522, "body": 30522}``.
+        """Creates collection ``name``.
+
+        With no ``fields``: one sparse field ``vector`` of ``dimensions`` dimensions (indices
+        ``0 .. dimensions-1``; 30522 is BERT's vocabulary, which SPLADE models use). With
+        ``fields``: any number of fields of every kind,
+
+        >>> db.create_collection("docs", fields=[
+        ...     sparsedb.SparseField("splade", 30522),
+        ...     sparsedb.DenseField("minilm", 384, metric="cosine", precision="f16"),
+        ...     sparsedb.CSRField("code", 4096, active_dimensions=32, index="flat"),
+        ... ], attributes={"lang": "keyword", "year": "integer"})
+
+        or several sparse fields as a mapping ``{"title": 30522, "body": 30522}``.
 
         Args:
+            fields: a list of :class:`SparseField`, :class:`DenseField`, :class:`CSRField`, or
+                a mapping field name -> dimensions (sparse) or -> field object.
+            attributes: payload attributes that filters can test, name -> type: ``"keyword"``
+                (a string or a list of strings), ``"integer"``, ``"float"``, ``"bool"`` (or the
+                Python types ``str``, ``int``, ``float``, ``bool``).
             exist_ok: return the collection when it already exists with the same schema.
 
         Raises:
             AlreadyExistsError: it exists (and not ``exist_ok``).
             InvalidInputError: a bad name or schema, or (``exist_ok``) it exists with another one.
         """
-        if fields is None:
-            fields = {"vector": dimensions}
-        if not isinstance(fields, Mapping) or not fields:
-            raise InvalidInputError("fields must be a non-empty mapping of field name to dimensions")
-        names = [_name(f, "field name") for f in fields]
-        dims = []
-        for f, d in fields.items():
-            if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d < (1 << 32):
-                raise InvalidInputError(f"field '{f}': dimensions must be an integer from 1 to 2^32 - 1, got {d!r}")
-            dims.append(d)
-        name_array = (c_void_p * len(names))(*[_keep(n) for n in names])
-        dim_array = (c_uint32 * len(dims))(*dims)
+        schema = schema_json(dimensions, fields, attributes)
         out = c_void_p()
         call(
-            lib.sdb_database_create_collection, self._handle, _name(name, "collection name"), len(names),
-            name_array, dim_array, CREATE_EXIST_OK if exist_ok else 0, out,
+            lib.sdb_database_create_collection_schema, self._handle, _name(name, "collection name"), schema.encode("utf-8"),
+            CREATE_EXIST_OK if exist_ok else 0, out,
         )
         return Collection(self, out)
 
@@ -213,8 +229,72 @@ def _search_numbers(k: int, max_query_terms: Optional[int], heap_factor: float, 
     return k, max_query_terms or 0, heap_factor, threads
 
 
+def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> SearchOptions:
+    """A new sdb_search_options (see _fill_options)."""
+    options = SearchOptions()
+    _fill_options(options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+    return options
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if type(a) is list or type(a) is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> None:
+    """Sets the fields of an sdb_search_options (a per-thread one on the hot path). ``filter`` is
+    a dict, a JSON string, or its JSON bytes."""
+    if max_active_dims is not None or truncate_dim is not None:
+        for name, value in (("max_active_dims", max_active_dims), ("truncate_dim", truncate_dim)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
+    o.filter_json = filter if filter is None or type(filter) is bytes else filter_json(filter)
+    o.algorithm = _algorithm(algorithm)
+    o.k = k
+    o.max_query_terms = max_terms
+    o.max_active_dims = max_active_dims or 0
+    o.truncate_dim = truncate_dim or 0
+    o.heap_factor = heap_factor
+    o.threads = threads
+    o.flags = flags
+
+
+def _fill_matrix(matrix: Matrix, field: Optional[str], rows, present) -> None:
+    """Sets the fields of a (per-thread) sdb_matrix over converted rows; the caller keeps `rows`
+    and `present` alive for the call."""
+    matrix.field = None if field is None else _name(field, "field name")
+    matrix.present = None if present is None else present.ctypes.data
+    if isinstance(rows, Dense):
+        matrix.indptr = matrix.indices = None
+        matrix.values = rows.array.ctypes.data if rows.array.size else None
+        matrix.width = max(rows.width, 1)
+    else:
+        matrix.indptr, matrix.indices, values = rows.addresses
+        matrix.values = values or None
+        matrix.width = 0
+
+
+def _matrix(field: Optional[str], rows, present):
+    """An sdb_matrix over converted rows (CSR or Dense), and what it points into (keep it alive)."""
+    name = None if field is None else _name(field, "field name")
+    flags = None if present is None else present.ctypes.data
+    if isinstance(rows, Dense):
+        matrix = Matrix(name, None, None, rows.array.ctypes.data if rows.array.size else None, flags, max(rows.width, 1))
+    else:
+        indptr, indices, values = rows.addresses
+        matrix = Matrix(name, indptr or None, indices or None, values or None, flags, 0)
+    return matrix, (rows, present, name)
+
+
 class Collection:
-    """A named set of documents with sparse vectors, searched exactly by dot product.
+    """A named set of documents with vector fields of every kind (sparse, dense, CSR) and payload
+    attributes, searched exactly by dot product (or cosine), optionally filtered.
 
     Obtain one from :meth:`Database.create_collection` or :meth:`Database.collection`. Every
     write (:meth:`upsert`, :meth:`delete`) is one ACID transaction: all of it or nothing.
@@ -231,13 +311,24 @@ class Collection:
         self.name: str = info["name"]
         #: Dimensions of the only (or ``vector``) field: valid indices are ``0 .. dimensions-1``.
         self.dimensions: int = info["dimensions"]
-        #: Field name -> dimensions.
-        self.fields: Dict[str, int] = {f["name"]: f["dimensions"] for f in info["fields"]}
+        #: Field name -> declaration (:class:`SparseField`, :class:`DenseField`, :class:`CSRField`).
+        self.fields: Dict[str, Field] = {f["name"]: field_from_info(f) for f in info["fields"]}
+        #: Attribute name -> type (keyword, integer, float, bool), in declaration order.
+        self.attributes: Dict[str, str] = {a["name"]: a["type"] for a in info.get("attributes", [])}
+        #: The field single-field calls use: the only field, else ``vector`` if there is one.
+        self.default_field: Optional[str] = (
+            next(iter(self.fields)) if len(self.fields) == 1 else ("vector" if "vector" in self.fields else None)
+        )
+        self._kinds: Dict[Optional[str], str] = {n: f.kind for n, f in self.fields.items()}
+        if self.default_field is not None:
+            self._kinds[None] = self._kinds[self.default_field]
+        self._float_attributes = [n for n, t in self.attributes.items() if t == "float"]
+        self._last_filter: Optional[tuple] = None
         self._encoder_lock = threading.Lock()
         self._query_encoder: Optional[Encoder] = None
 
     def __repr__(self) -> str:
-        return f"Collection({self.name!r}, fields={self.fields})"
+        return f"Collection({self.name!r}, fields={list(self.fields.values())}, attributes={self.attributes})"
 
     # -- counts ----------------------------------------------------------------------------------
 
@@ -260,7 +351,9 @@ class Collection:
         ids: Union[str, Sequence[str]],
         vectors: Any = None,
         payloads: Optional[Union[Any, Sequence[Any]]] = None,
+        attributes: Any = None,
         *,
+        field: Optional[str] = None,
         fields: Optional[Mapping[str, Any]] = None,
     ) -> None:
         """Inserts documents, replacing stored ones with the same ids, in one transaction.
@@ -268,55 +361,101 @@ class Collection:
         Args:
             ids: the documents' ids (str, 1..500 UTF-8 bytes, unique within the call); one str
                 for a single document.
-            vectors: one row per id, as a ``scipy.sparse`` matrix (CSR or any format), a list of
+            vectors: one row per id for ``field`` (default: the only field, or ``vector``), or
+                a dict ``{field name: rows}`` for several fields at once. Rows of a sparse or
+                CSR field: a ``scipy.sparse`` matrix (any format), a list of
                 ``{dimension: weight}`` dicts, a torch sparse tensor (COO or CSR, e.g. from
                 ``SparseEncoder.encode(..., convert_to_sparse_tensor=True)``), or a dense numpy
-                array / tensor (its non-zeros). Weights must be finite, >= 0 and <= 1e9.
+                array / tensor (its non-zeros); weights finite, >= 0 and <= 1e9. Rows of a dense
+                field: a 2-D float array of shape (len(ids), dimensions) (a numpy array, a torch
+                tensor, or a list of 1-D vectors); one 1-D vector for one id. In a list, None
+                leaves that document without a vector in that field.
             payloads: optional, one per id: any JSON-serializable value (stored as JSON and
                 returned with hits), ``bytes`` (stored as they are), or None.
-            fields: for collections with several fields, ``{field name: vectors}`` instead of
-                ``vectors``; every document gets a vector in every field given.
+            attributes: optional values of the collection's declared attributes: a list of one
+                dict (or None) per id, or a dict of columns ``{"lang": ["en", "de"], ...}`` (for
+                one id, a dict of its values). A keyword is a str or a list of str, an integer an
+                int, a float a finite number, a bool a bool; None or a missing key leaves the
+                attribute out.
+            field: the field ``vectors`` fills, when it is not a dict of fields.
+            fields: the same as a dict ``vectors`` (kept for compatibility).
 
         Raises:
-            InvalidInputError: a shape, type, weight, dimension or id is not acceptable; nothing
-                is written.
+            InvalidInputError: a shape, type, weight, dimension, id or attribute is not
+                acceptable; nothing is written.
         """
+        single_id = isinstance(ids, str)
         id_list = string_list(ids, "ids")
         n = len(id_list)
-        if (vectors is None) == (fields is None):
-            raise InvalidInputError("give either vectors or fields={name: vectors}")
-        given: Dict[Optional[str], Any] = {None: vectors} if fields is None else dict(fields)
-        matrices: List[CSR] = []
-        names: List[Optional[bytes]] = []
-        for field, value in given.items():
-            what = "vectors" if field is None else f"field '{field}'"
-            m = to_csr(value, what)
-            if m.single and n == 1:
-                pass
-            elif m.single:
+        if fields is not None:
+            if vectors is not None:
+                raise InvalidInputError("give vectors or fields={name: vectors}, not both")
+            given: Dict[Optional[str], Any] = dict(fields)
+        elif vectors is None:
+            raise InvalidInputError("upsert needs vectors: rows for one field, or a dict {field name: rows}")
+        elif self._is_field_mapping(vectors):
+            if field is not None:
+                raise InvalidInputError("field= names one field; vectors is a dict of fields")
+            given = dict(vectors)
+        else:
+            given = {field: vectors}
+        parts = []
+        for name, value in given.items():
+            what = "vectors" if name is None else f"field '{name}'"
+            if name is not None and not isinstance(name, str):
+                raise InvalidInputError(f"field names must be strings, got {type(name).__name__}")
+            m, present = self._rows(name, value, what)
+            if m.single and n != 1:
                 raise InvalidInputError(f"{what}: one vector for {n} ids")
             if m.rows != n:
                 raise InvalidInputError(f"{what}: {m.rows} vectors for {n} ids")
-            matrices.append(m)
-            names.append(None if field is None else _name(field, "field name"))
+            parts.append(_matrix(name, m, present))
         if n == 0:
             return
+        attrs = attributes_json(attributes, n, single_id)
         packed_ids = Strings(id_list, "ids")
         packed_payloads = Payloads(payloads, n)
-        count = len(matrices)
-        name_array = (c_void_p * count)(*[None if f is None else _keep(f) for f in names])
-        addresses = [m.addresses for m in matrices]
-        indptrs = (c_void_p * count)(*[a[0] for a in addresses])
-        indices = (c_void_p * count)(*[a[1] for a in addresses])
-        values = (c_void_p * count)(*[a[2] for a in addresses])
+        count = len(parts)
+        matrices = (Matrix * max(count, 1))(*[p[0] for p in parts])
         id_data, id_offsets = packed_ids.addresses
         p_data, p_offsets, p_present = packed_payloads.addresses
         call(
-            lib.sdb_collection_upsert, self._handle, n, id_data, id_offsets, count, name_array, indptrs, indices, values,
-            p_data, p_offsets, p_present,
+            lib.sdb_collection_upsert_matrix, self._handle, n, id_data, id_offsets, count, matrices,
+            p_data, p_offsets, p_present, attrs,
         )
-        # `names`, `matrices`, `packed_*` were alive for the whole call.
-        del names, matrices
+        # `parts` (the arrays the matrices point into) and `packed_*` were alive for the whole call.
+        del parts
+
+    def _is_field_mapping(self, vectors: Any) -> bool:
+        """Whether ``vectors`` is {field name: rows} rather than one {dimension: weight} vector."""
+        return (
+            isinstance(vectors, Mapping) and len(vectors) > 0
+            and all(isinstance(key, str) and key in self.fields for key in vectors)
+        )
+
+    def _filter_bytes(self, filter: Any) -> bytes:
+        """The JSON of a filter; the last dict filter's JSON is kept, so that a loop of searches
+        with the same filter encodes it once (compared by value and type, on a private copy)."""
+        if type(filter) is dict:
+            last = self._last_filter
+            if last is not None and _same(last[0], filter):
+                return last[1]
+            encoded = filter_json(filter)
+            self._last_filter = (copy.deepcopy(filter), encoded)
+            return encoded
+        return filter_json(filter)
+
+    def _kind(self, field: Optional[str]) -> Optional[str]:
+        """The kind of ``field`` (None: the default field); None when there is no such field (the
+        engine then says so)."""
+        return self._kinds.get(field) if field is None or type(field) is str else None
+
+    def _rows(self, field: Optional[str], value: Any, what: str):
+        """Rows for ``field`` converted as its kind takes them: (CSR or Dense, presence flags)."""
+        if self._kind(field) == "dense":
+            d = to_dense(value, what)
+            return d, d.present
+        return to_sparse_rows(value, what)
 
     def delete(self, ids: Union[str, Sequence[str]]) -> int:
         """Deletes the documents with these ids in one transaction; returns how many existed."""
@@ -336,18 +475,22 @@ class Collection:
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, ids: Union[str, Sequence[str]], *, field: Optional[str] = None):
-        """The stored document(s): for one id a :class:`Document` (id, payload, vector as
-        ``{dimension: weight}``) or None; for a list of ids a list of those."""
+        """The stored document(s): for one id a :class:`Document` (id, payload, vector,
+        attributes, vectors) or None; for a list of ids a list of those.
+
+        ``vector`` is the vector of ``field`` (default: the only field, or ``vector``):
+        ``{dimension: weight}`` for sparse and CSR fields, a float32 numpy array for dense ones
+        (cosine fields store normalised rows); ``vectors`` holds every field's.
+        """
         single = isinstance(ids, str)
+        if field is not None and field not in self.fields:
+            raise InvalidInputError(f"collection '{self.name}' has no field '{field}'")
         id_list = string_list(ids, "ids")
         packed = Strings(id_list, "ids")
         out = c_void_p()
         data, offsets = packed.addresses
-        call(
-            lib.sdb_collection_get, self._handle, None if field is None else _name(field, "field name"), packed.count,
-            data, offsets, out,
-        )
-        docs = read_documents(out, id_list)
+        call(lib.sdb_collection_get_documents, self._handle, packed.count, data, offsets, out)
+        docs = read_documents_full(out, id_list, field or self.default_field, self._float_attributes)
         return docs[0] if single else docs
 
     def search(
@@ -359,15 +502,24 @@ class Collection:
         heap_factor: float = 1.0,
         *,
         field: Optional[str] = None,
+        filter: Union[None, str, Mapping[str, Any]] = None,
         with_payload: bool = True,
         return_arrays: bool = False,
         threads: int = 0,
+        max_active_dims: Optional[int] = None,
+        truncate_dim: Optional[int] = None,
     ):
-        """Exact top-k documents by dot product, for one query or a batch.
+        """Exact top-k documents by dot product (cosine for cosine dense fields), for one query
+        or a batch, optionally among the documents a filter admits.
+
+        >>> c.search({2054: 1.0}, k=10, filter={"lang": "en", "year": {"gte": 2000}})
+        >>> c.search(embedding, k=10, field="minilm")      # a dense field: a 1-D numpy array
 
         Args:
-            queries: one query (a ``{dimension: weight}`` dict, a 1-D sparse tensor or array) or
-                a batch (a ``scipy.sparse`` matrix, a list of dicts, a 2-D tensor or array).
+            queries: for a sparse or CSR field, one query (a ``{dimension: weight}`` dict, a 1-D
+                sparse tensor or array) or a batch (a ``scipy.sparse`` matrix, a list of dicts, a
+                2-D tensor or array); for a dense field, a 1-D float array (one query) or a 2-D
+                one (a batch), of the field's dimensions (or ``truncate_dim``).
             k: hits per query.
             algorithm: ``"maxscore"`` (default), ``"wand"``, ``"bmw"`` (Block-Max WAND) or
                 ``"exhaustive"``: all return the same hits with the same scores.
@@ -375,11 +527,21 @@ class Collection:
             heap_factor: approximate: > 1 prunes documents whose bound is below heap_factor x
                 the current k-th score (1 = exact).
             field: the field to search (default: the only field, or ``vector``).
+            filter: only documents whose attributes match: a dict in the form of the CLI's
+                ``--filter`` (``{"lang": "en"}`` equality, for a keyword list membership;
+                ``{"lang": {"in": ["en", "de"]}}``; ``{"year": {"gte": 2000, "lt": 2010}}`` with
+                gt / gte / lt / lte; ``{"$and": [...]}``, ``{"$or": [...]}``, ``{"$not": {...}}``;
+                several keys mean AND), or the same as a JSON string. The hits are the exact
+                top-k among the matching documents; a document without a value for an attribute
+                matches no test on it.
             with_payload: load each hit's payload (False is faster).
             return_arrays: return :class:`SearchArrays` (numpy ``ids`` and ``scores``, shape
                 (queries, m)) instead of lists of :class:`Hit`: for large batches.
             threads: a batch is spread over this many threads inside the engine (0 = one per
                 core, 1 = the calling thread only).
+            max_active_dims: CSR fields: keep only the query's K largest entries.
+            truncate_dim: dense fields: score on the first D dimensions only (Matryoshka
+                truncation, as sentence-transformers' ``truncate_dim``).
 
         Returns:
             For one query, a list of :class:`Hit` (``id``, ``score``, ``payload``), best first;
@@ -387,10 +549,23 @@ class Collection:
 
         Raises:
             InvalidInputError: a query has a NaN, negative or too large weight, a dimension
-                outside the field, or ``k`` < 1, ``heap_factor`` < 1.
+                outside the field, or ``k`` < 1, ``heap_factor`` < 1; the filter is malformed,
+                names an undeclared attribute or compares it with a value of another type.
         """
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
+        if filter is not None or max_active_dims is not None or truncate_dim is not None or self._kind(field) == "dense":
+            m, present = self._rows(field, queries, "queries")
+            s = slots
+            if filter is not None:
+                filter = self._filter_bytes(filter)
+            _fill_options(s.options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+            _fill_matrix(s.matrix, field, m, present)
+            status = lib.sdb_collection_search_matrix(self._handle, s.matrix_ref, m.rows, s.options_ref, s.out_ref, s.err_ref)
+            s.matrix.field = s.options.filter_json = None  # drop the references to this call's bytes
+            if status:
+                raise_error(status, s.err)
+            return read_results(s.out.value, m.single, return_arrays)
         q = to_csr(queries, "queries")
         indptr, indices, values = q.addresses
         s = slots
@@ -401,6 +576,98 @@ class Collection:
         if status:
             raise_error(status, s.err)
         return read_results(s.out.value, q.single, return_arrays)
+
+    def search_hybrid(
+        self,
+        queries: Mapping[str, Any],
+        k: int = 10,
+        *,
+        fusion: str = "rrf",
+        depth: int = 100,
+        weights: Optional[Mapping[str, float]] = None,
+        rrf_constant: float = 60.0,
+        filter: Union[None, str, Mapping[str, Any]] = None,
+        algorithm: str = "maxscore",
+        max_query_terms: Optional[int] = None,
+        heap_factor: float = 1.0,
+        with_payload: bool = True,
+        return_arrays: bool = False,
+        threads: int = 0,
+        max_active_dims: Optional[int] = None,
+        truncate_dim: Optional[int] = None,
+    ):
+        """Hybrid search: several fields searched exactly, their rankings fused.
+
+        >>> c.search_hybrid({"splade": sparse_query, "minilm": embedding}, k=10,
+        ...                 fusion="rrf", filter={"lang": "en"})
+
+        Args:
+            queries: ``{field name: query or batch}``, each as :meth:`search` takes it for that
+                field; every field must get the same number of queries (a batch may hold None
+                to leave a field out of one query). When one of them is a single query (a dict,
+                a 1-D array), the result is one list of hits.
+            k: fused hits per query.
+            fusion: ``"rrf"`` (reciprocal rank fusion, sum of 1 / (rrf_constant + rank)) or
+                ``"weighted"`` (a weighted sum of min-max normalised exact scores).
+            depth: how deep each field's exact ranking goes (default 100).
+            weights: ``"weighted"``: ``{field: weight}``; fields not named share the rest equally.
+            rrf_constant: RRF's constant (60, as Qdrant, Milvus and OpenSearch use).
+            filter: only documents the filter admits, in every field (see :meth:`search`).
+            algorithm, max_query_terms, heap_factor, max_active_dims, truncate_dim: as for
+                :meth:`search`, applied to every field they concern.
+
+        Returns:
+            For one query, a list of :class:`HybridHit` (``id``, fused ``score``, ``payload``,
+            ``field_scores`` = each field's exact score), best first; for a batch one list per
+            query (or :class:`SearchArrays` with the fused scores).
+        """
+        if not isinstance(queries, Mapping) or not queries:
+            raise InvalidInputError("search_hybrid takes a non-empty dict {field name: queries}")
+        k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
+        flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
+        options = _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+        if fusion not in FUSION_METHODS:
+            raise InvalidInputError(f"fusion must be one of {', '.join(FUSION_METHODS)}, got {fusion!r}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InvalidInputError(f"depth must be a positive integer, got {depth!r}")
+        names = list(queries)
+        parts, count, single = [], None, None
+        for name in names:
+            if not isinstance(name, str):
+                raise InvalidInputError(f"field names must be strings, got {type(name).__name__}")
+            m, present = self._rows(name, queries[name], f"queries for field '{name}'")
+            if count is None:
+                count, single = m.rows, m.single
+            elif m.rows != count:
+                raise InvalidInputError(f"field '{name}' has {m.rows} queries, field '{names[0]}' {count}: give each field the same number")
+            single = single or m.single  # one query (a dict, a 1-D array) with 1-row batches: one list of hits
+            parts.append(_matrix(name, m, present))
+        weight_array = None
+        if weights is not None:
+            if not isinstance(weights, Mapping):
+                raise InvalidInputError("weights must be a dict {field name: weight}")
+            for name in weights:
+                if name not in queries:
+                    raise InvalidInputError(f"a weight is given for field '{name}', which is not searched")
+            try:
+                weight_array = (c_double * len(names))(*[float(weights[n]) if n in weights else float("nan") for n in names])
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"weights must be numbers, got {dict(weights)!r}") from None
+        try:
+            constant = float(rrf_constant)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"rrf_constant must be a number >= 0, got {rrf_constant!r}") from None
+        if not constant >= 0:
+            raise InvalidInputError(f"rrf_constant must be a number >= 0, got {rrf_constant!r}")
+        fusion_options = FusionOptions(
+            FUSION_METHODS[fusion], 0, depth, constant,
+            cast(weight_array, c_void_p) if weight_array is not None else None,
+        )
+        matrices = (Matrix * len(parts))(*[p[0] for p in parts])
+        out = c_void_p()
+        call(lib.sdb_collection_search_hybrid, self._handle, len(parts), matrices, count, byref(options), byref(fusion_options), out)
+        del parts, weight_array
+        return read_hybrid_results(out.value, single, return_arrays, names)
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -435,8 +702,9 @@ class Collection:
         self,
         ids: Union[str, Sequence[str]],
         texts: Union[str, Sequence[str]],
-        encoder: Union[Encoder, str, None] = None,
+        encoder: Union[Encoder, str, None, Mapping[str, Union[Encoder, str, None]]] = None,
         payloads: Optional[Sequence[Any]] = None,
+        attributes: Any = None,
         *,
         field: Optional[str] = None,
         batch_size: int = 256,
@@ -454,10 +722,15 @@ class Collection:
         Args:
             ids, texts: one id and one text per document (by convention title + " " + text).
             encoder: an :class:`Encoder`, a model folder or ``"default"``; None = the field's
-                recorded encoder.
+                recorded encoder. Several fields at once: ``{field name: encoder}`` (each text is
+                encoded once per field, every field of a batch written together), e.g.
+                ``{"splade": "default", "minilm": Encoder(".../all-MiniLM-L6-v2")}``. A dense
+                model fills a dense field.
             payloads: optional, one per document (see :meth:`upsert`).
-            replace: re-encode and replace ids already stored. By default they are skipped, so
-                that calling ingest again after an interruption resumes it.
+            attributes: optional attribute values (see :meth:`upsert`).
+            replace: re-encode and replace ids already stored (whole documents: every field). By
+                default they are skipped, so that calling ingest again after an interruption
+                resumes it.
             max_active_dims: keep only this many largest weights per document vector.
             compact: re-pack the posting lists at the end when the batches fragmented them.
 
@@ -476,10 +749,23 @@ class Collection:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if max_active_dims is not None and (not isinstance(max_active_dims, int) or max_active_dims < 1):
             raise InvalidInputError(f"max_active_dims must be a positive integer, got {max_active_dims!r}")
-        if isinstance(encoder, (str, os.PathLike)):
-            encoder = Encoder(encoder)
-        elif encoder is not None and not isinstance(encoder, Encoder):
-            raise InvalidInputError(f"encoder must be a sparsedb.Encoder, a model folder or None, got {type(encoder).__name__}")
+        if isinstance(encoder, Mapping):
+            if field is not None:
+                raise InvalidInputError("field= names one field; encoder is a dict of fields")
+            pairs = list(encoder.items())
+            if not pairs:
+                raise InvalidInputError("encoder: an empty dict names no field")
+        else:
+            pairs = [(field, encoder)]
+        names, encoders = [], []
+        for name, enc in pairs:
+            if isinstance(enc, (str, os.PathLike)):
+                enc = Encoder(enc)
+            elif enc is not None and not isinstance(enc, Encoder):
+                raise InvalidInputError(f"encoder must be a sparsedb.Encoder, a model folder or None, got {type(enc).__name__}")
+            names.append(None if name is None else _name(name, "field name"))
+            encoders.append(enc)
+        attrs = attributes_json(attributes, len(id_list), isinstance(ids, str))
         packed_ids = Strings(id_list, "ids")
         packed_texts = Strings(text_list, "texts")
         packed_payloads = Payloads(payloads, len(id_list))
@@ -489,11 +775,14 @@ class Collection:
         id_data, id_offsets = packed_ids.addresses
         text_data, text_offsets = packed_texts.addresses
         p_data, p_offsets, p_present = packed_payloads.addresses
+        name_array = (c_void_p * len(names))(*[None if n is None else _keep(n) for n in names])
+        encoder_array = (c_void_p * len(encoders))(*[None if e is None else e._handle.value for e in encoders])
         call(
-            lib.sdb_collection_ingest, self._handle, None if encoder is None else encoder._handle,
-            None if field is None else _name(field, "field name"), len(id_list), id_data, id_offsets, text_data,
-            text_offsets, p_data, p_offsets, p_present, batch_size, max_active_dims or 0, flags, progress,
+            lib.sdb_collection_ingest_fields, self._handle, len(names), name_array, encoder_array, len(id_list), id_data,
+            id_offsets, text_data, text_offsets, p_data, p_offsets, p_present, attrs, batch_size, max_active_dims or 0, flags,
+            progress,
         )
+        del names, encoders
         return json.loads(take_string(progress))
 
     def search_text(
@@ -511,12 +800,14 @@ class Collection:
         threads: int = 0,
         max_active_dims: Optional[int] = None,
         allow_model_mismatch: bool = False,
+        filter: Union[None, str, Mapping[str, Any]] = None,
     ):
         """Encodes query texts (natively, in one batch) and searches them, as :meth:`search`.
 
         Uses the encoder the collection was built with (:meth:`query_encoder`) unless
         ``encoder`` is given (which must be the same model unless ``allow_model_mismatch``).
-        One str gives a list of hits; a list of str gives one list per text.
+        One str gives a list of hits; a list of str gives one list per text. A dense model's
+        embeddings search a dense field; ``filter`` as for :meth:`search`.
 
         Raises:
             InvalidInputError: an empty text, or the collection was not built from text and no
@@ -531,6 +822,22 @@ class Collection:
             encoder = self.query_encoder(field)
         elif not isinstance(encoder, Encoder):
             raise InvalidInputError(f"encoder must be a sparsedb.Encoder, got {type(encoder).__name__}")
+        if filter is not None:
+            # Encode here, then a filtered search: the same checks as the engine's text search.
+            text_list = string_list(texts, "texts")
+            for i, t in enumerate(text_list):
+                if not isinstance(t, str) or not t.strip():
+                    raise InvalidInputError(f"query {i}: the query text is empty" if len(text_list) > 1 else "the query text is empty")
+            recorded = self.encoder_info(field)
+            if recorded is not None and not allow_model_mismatch and recorded.get("checksum") != encoder.checksum:
+                raise ModelMismatchError(
+                    f"field '{field or self.default_field}' was built with model '{recorded.get('name')}', not '{encoder.name}' "
+                    "(allow_model_mismatch=True to search anyway)")
+            vectors = encoder.encode(text_list, "query", max_active_dims)
+            result = self.search(
+                vectors, k, algorithm, max_query_terms, heap_factor, field=field, filter=filter, with_payload=with_payload,
+                return_arrays=return_arrays, threads=threads)
+            return result[0] if single and not return_arrays else result
         packed = Strings(string_list(texts, "texts"), "texts")
         flags = (0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS)
         flags |= SEARCH_ALLOW_MODEL_MISMATCH if allow_model_mismatch else 0
@@ -552,4 +859,4 @@ class Collection:
         return json.loads(take_string(out))
 
 
-__all__ = ["Database", "Collection", "Hit", "Document", "SearchArrays"]
+__all__ = ["Database", "Collection", "Hit", "HybridHit", "Document", "SearchArrays"]

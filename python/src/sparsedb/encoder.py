@@ -7,21 +7,24 @@ import weakref
 from ctypes import c_void_p
 from typing import Any, Dict, Optional, Sequence, Union
 
+import numpy as np
 import scipy.sparse
 
 from ._convert import Strings, string_list
 from ._lib import TASK_DOCUMENT, TASK_QUERY, call, lib, take_string
-from ._results import read_vectors
+from ._results import read_dense_vectors, read_vectors
 from .errors import InvalidInputError
 
 
 class Encoder:
-    """A sentence-transformers sparse model folder, run natively by SparseDB.
+    """A sentence-transformers model folder, run natively by SparseDB.
 
     Supports SPLADE (MLMTransformer + SpladePooling), inference-free SPLADE (a Router whose query
-    route is an IDF lookup), CSR (sparse autoencoder) models, and plain ``*ForMaskedLM`` folders
-    (loaded as SPLADE). The output matches sentence-transformers' ``SparseEncoder`` (float32
-    rounding aside).
+    route is an IDF lookup), CSR (sparse autoencoder) models and plain ``*ForMaskedLM`` folders
+    (loaded as SPLADE), whose output matches sentence-transformers' ``SparseEncoder`` (float32
+    rounding aside); and dense models (Transformer + Pooling (+ Normalize), e.g.
+    all-MiniLM-L6-v2, or StaticEmbedding), whose :meth:`encode` returns a float32 numpy array
+    as ``SentenceTransformer.encode`` does. ``sparse`` says which.
 
     >>> enc = sparsedb.Encoder("default")                 # splade-tiny in the model cache
     >>> docs = enc.encode_documents(["The capital of France is Paris."])
@@ -82,39 +85,52 @@ class Encoder:
         return self._info["checksum"]
 
     @property
+    def sparse(self) -> bool:
+        """Whether the model makes sparse vectors (scipy CSR) rather than dense embeddings (numpy)."""
+        return bool(self._info.get("sparse", True))
+
+    @property
     def dimensions(self) -> int:
         """Output dimensions (the vocabulary size for SPLADE)."""
         return self._info["dimensions"]
 
     def encode(
-        self, texts: Union[str, Sequence[str]], task: str = "document", max_active_dims: Optional[int] = None
-    ) -> scipy.sparse.csr_matrix:
-        """Encodes texts to a ``scipy.sparse.csr_matrix`` of shape (len(texts), dimensions).
+        self, texts: Union[str, Sequence[str]], task: str = "document", max_active_dims: Optional[int] = None,
+        truncate_dim: Optional[int] = None,
+    ) -> Union[scipy.sparse.csr_matrix, np.ndarray]:
+        """Encodes texts: a sparse model gives a ``scipy.sparse.csr_matrix`` of shape
+        (len(texts), dimensions), a dense model a float32 ``numpy`` array of that shape.
 
         Args:
             texts: one text or a list of texts (documents: title + " " + text by convention).
             task: ``"document"`` or ``"query"`` (models may use different routes and prompts).
-            max_active_dims: keep only this many largest weights per vector (default: the
-                model's own setting, if any).
+            max_active_dims: sparse models: keep only this many largest weights per vector
+                (default: the model's own setting, if any).
+            truncate_dim: dense models: keep the first D dimensions (Matryoshka).
         """
         tasks = {"document": TASK_DOCUMENT, "query": TASK_QUERY}
         if task not in tasks:
             raise InvalidInputError(f"task must be 'document' or 'query', got {task!r}")
         if max_active_dims is not None and (not isinstance(max_active_dims, int) or max_active_dims < 1):
             raise InvalidInputError(f"max_active_dims must be a positive integer, got {max_active_dims!r}")
+        if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int) or truncate_dim < 1):
+            raise InvalidInputError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
         packed = Strings(string_list(texts, "texts"), "texts")
         out = c_void_p()
         data, offsets = packed.addresses
+        if not self.sparse:
+            call(lib.sdb_encoder_embed, self._handle, packed.count, data, offsets, tasks[task], truncate_dim or 0, out)
+            return read_dense_vectors(out)
         call(lib.sdb_encoder_encode, self._handle, packed.count, data, offsets, tasks[task], max_active_dims or 0, out)
         return read_vectors(out, self.dimensions)
 
-    def encode_documents(self, texts: Union[str, Sequence[str]], max_active_dims: Optional[int] = None) -> scipy.sparse.csr_matrix:
-        """``encode(texts, task="document")``: what ``SparseEncoder.encode_document`` returns."""
-        return self.encode(texts, "document", max_active_dims)
+    def encode_documents(self, texts: Union[str, Sequence[str]], max_active_dims: Optional[int] = None, truncate_dim: Optional[int] = None):
+        """``encode(texts, task="document")``: what ``encode_document`` of sentence-transformers returns."""
+        return self.encode(texts, "document", max_active_dims, truncate_dim)
 
-    def encode_queries(self, texts: Union[str, Sequence[str]], max_active_dims: Optional[int] = None) -> scipy.sparse.csr_matrix:
-        """``encode(texts, task="query")``: what ``SparseEncoder.encode_query`` returns."""
-        return self.encode(texts, "query", max_active_dims)
+    def encode_queries(self, texts: Union[str, Sequence[str]], max_active_dims: Optional[int] = None, truncate_dim: Optional[int] = None):
+        """``encode(texts, task="query")``: what ``encode_query`` of sentence-transformers returns."""
+        return self.encode(texts, "query", max_active_dims, truncate_dim)
 
     def __repr__(self) -> str:
         return f"Encoder(name={self.name!r}, kind={self.kind!r}, dimensions={self.dimensions}, path={self.path!r})"
