@@ -148,7 +148,7 @@ extension QueryEngine {
         var stats = QueryStatistics()
         stats.blocksVisited = chunks.count
         stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, chunks.count / 8, 8))
+        let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
         let hits: [ScoredDocument]
         if field.kind == FieldKind.csr.rawValue {
             hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers)
@@ -356,6 +356,24 @@ extension QueryEngine {
         return Array(scored.prefix(k))
     }
 }
+
+/// CPUs this process may run on: its affinity mask (`taskset`), where the platform has one, else
+/// the active processors. A process pinned to one CPU then scans on one thread, rather than
+/// splitting every scan into workers that take turns on that CPU.
+let usableCPUs: Int = {
+    let active = ProcessInfo.processInfo.activeProcessorCount
+    // /proc/self/status's Cpus_allowed_list, e.g. "1" or "0-3,8": sched_getaffinity without the
+    // GNU extension Swift's Glibc module leaves out.
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+    else { return active }
+    var n = 0
+    for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+        let ends = part.split(separator: "-").compactMap { Int($0) }
+        if ends.count == 1 { n += 1 } else if ends.count == 2, ends[1] >= ends[0] { n += ends[1] - ends[0] + 1 } else { return active }
+    }
+    return n > 0 ? min(n, active) : active
+}()
 
 /// The documents a scan must not return: the deleted ones, or all but a filter's.
 enum ExclusionSet: Sendable {
