@@ -148,7 +148,7 @@ extension QueryEngine {
         var stats = QueryStatistics()
         stats.blocksVisited = chunks.count
         stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, chunks.count / 8, 8))
+        let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
         let hits: [ScoredDocument]
         if field.kind == FieldKind.csr.rawValue {
             hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers)
@@ -177,17 +177,8 @@ extension QueryEngine {
                     let width = chunk.width
                     chunk.values.withUnsafeBufferPointer { values in
                         chunk.dimensions.withUnsafeBufferPointer { dims in
-                            for r in 0..<chunk.count {
-                                let doc = chunk.documents[r]
-                                if excluded.excludes(doc) { continue }
-                                var s = 0.0
-                                let base = r &* width
-                                for j in 0..<width {
-                                    let x = values[base &+ j]
-                                    if x == 0 { break }  // unused slots come last
-                                    s += qp[Int(dims[base &+ j])] * Double(x)
-                                }
-                                if s > 0 { heap.offer(ScoredDocument(document: doc, score: s)) }
+                            chunk.documents.withUnsafeBufferPointer { docs in
+                                Self.scanCSRChunk(values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap)
                             }
                         }
                     }
@@ -198,6 +189,64 @@ extension QueryEngine {
             parts.withLock { $0.append(best) }
         }
         return Array(parts.withLock { $0 }.joined().sorted(by: ScoredDocument.ranksBefore).prefix(k))
+    }
+
+    /// Scores the rows of one CSR chunk into `heap`. Four rows at a time: four independent sums
+    /// keep the adder busy (one row's sum is a chain of dependent additions). Each row is still
+    /// summed alone, in its own slot order, so the scores are bit for bit those of one row at a
+    /// time: past a row's last used slot its terms are q[0] · 0 = +0, which leaves a sum ≥ 0
+    /// unchanged. (A static function with `inout heap`: a captured heap costs dynamic
+    /// exclusivity checks on every offer.)
+    private static func scanCSRChunk(
+        _ values: UnsafeBufferPointer<Float>, _ dims: UnsafeBufferPointer<UInt16>, _ docs: UnsafeBufferPointer<UInt32>, width: Int,
+        query qp: UnsafeBufferPointer<Double>, excluded: ExclusionSet, into heap: inout TopKHeap
+    ) {
+        var r = 0
+        while r &+ 4 <= docs.count {
+            let d0 = docs[r], d1 = docs[r &+ 1], d2 = docs[r &+ 2], d3 = docs[r &+ 3]
+            if excluded.excludes(d0) || excluded.excludes(d1) || excluded.excludes(d2) || excluded.excludes(d3) {
+                for i in r..<(r &+ 4) { scoreCSRRow(i, values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap) }
+                r &+= 4
+                continue
+            }
+            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+            let b0 = r &* width, b1 = b0 &+ width, b2 = b1 &+ width, b3 = b2 &+ width
+            for j in 0..<width {
+                let x0 = values[b0 &+ j], x1 = values[b1 &+ j], x2 = values[b2 &+ j], x3 = values[b3 &+ j]
+                if x0 == 0 && x1 == 0 && x2 == 0 && x3 == 0 { break }  // unused slots come last
+                s0 += qp[Int(dims[b0 &+ j])] * Double(x0)
+                s1 += qp[Int(dims[b1 &+ j])] * Double(x1)
+                s2 += qp[Int(dims[b2 &+ j])] * Double(x2)
+                s3 += qp[Int(dims[b3 &+ j])] * Double(x3)
+            }
+            if s0 > 0 { heap.offer(ScoredDocument(document: d0, score: s0)) }
+            if s1 > 0 { heap.offer(ScoredDocument(document: d1, score: s1)) }
+            if s2 > 0 { heap.offer(ScoredDocument(document: d2, score: s2)) }
+            if s3 > 0 { heap.offer(ScoredDocument(document: d3, score: s3)) }
+            r &+= 4
+        }
+        while r < docs.count {
+            scoreCSRRow(r, values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap)
+            r &+= 1
+        }
+    }
+
+    /// One CSR row alone; an excluded row is skipped unscored.
+    @inline(__always)
+    private static func scoreCSRRow(
+        _ r: Int, _ values: UnsafeBufferPointer<Float>, _ dims: UnsafeBufferPointer<UInt16>, _ docs: UnsafeBufferPointer<UInt32>, width: Int,
+        query qp: UnsafeBufferPointer<Double>, excluded: ExclusionSet, into heap: inout TopKHeap
+    ) {
+        let doc = docs[r]
+        if excluded.excludes(doc) { return }
+        let base = r &* width
+        var s = 0.0
+        for j in 0..<width {
+            let x = values[base &+ j]
+            if x == 0 { break }  // unused slots come last
+            s += qp[Int(dims[base &+ j])] * Double(x)
+        }
+        if s > 0 { heap.offer(ScoredDocument(document: doc, score: s)) }
     }
 
     /// Dense rows: f32 dot products with BLAS (sgemv per chunk), each known to within a rounding
@@ -264,13 +313,31 @@ extension QueryEngine {
         let candidates = Set(survivors.withLock { $0 })
         statistics.candidatesRescored = candidates.count
         // Exact rescoring from the rows, in double precision, increasing dimension order.
-        var rowOf: [UInt32: (ScanChunk, Int)] = [:]
+        // Each candidate's row by binary search: the chunks come in key order (increasing chunk
+        // index, hence increasing documents) and hold their rows in document order. (Not a pass
+        // over every row with a hash lookup each, which cost more than the scan at 64 dimensions.)
+        var rowOf: [(doc: UInt32, scan: ScanChunk, row: Int)] = []
         rowOf.reserveCapacity(candidates.count)
-        for scan in chunks {
-            for (r, doc) in scan.chunk.documents.enumerated() where candidates.contains(doc) { rowOf[doc] = (scan, r) }
+        for doc in candidates {
+            var lo = 0
+            var hi = chunks.count  // → the first chunk whose first document is beyond doc
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if chunks[mid].chunk.documents[0] <= doc { lo = mid + 1 } else { hi = mid }
+            }
+            guard lo > 0 else { continue }
+            let scan = chunks[lo - 1]
+            let docs = scan.chunk.documents
+            var a = 0
+            var b = docs.count
+            while a < b {
+                let m = (a + b) / 2
+                if docs[m] < doc { a = m + 1 } else { b = m }
+            }
+            if a < docs.count && docs[a] == doc { rowOf.append((doc, scan, a)) }
         }
         var scored: [ScoredDocument] = []
-        for (doc, (scan, r)) in rowOf {
+        for (doc, scan, r) in rowOf {
             let base = r * width
             var s = 0.0
             var p = 0.0
@@ -289,6 +356,24 @@ extension QueryEngine {
         return Array(scored.prefix(k))
     }
 }
+
+/// CPUs this process may run on: its affinity mask (`taskset`), where the platform has one, else
+/// the active processors. A process pinned to one CPU then scans on one thread, rather than
+/// splitting every scan into workers that take turns on that CPU.
+let usableCPUs: Int = {
+    let active = ProcessInfo.processInfo.activeProcessorCount
+    // /proc/self/status's Cpus_allowed_list, e.g. "1" or "0-3,8": sched_getaffinity without the
+    // GNU extension Swift's Glibc module leaves out.
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+    else { return active }
+    var n = 0
+    for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+        let ends = part.split(separator: "-").compactMap { Int($0) }
+        if ends.count == 1 { n += 1 } else if ends.count == 2, ends[1] >= ends[0] { n += ends[1] - ends[0] + 1 } else { return active }
+    }
+    return n > 0 ? min(n, active) : active
+}()
 
 /// The documents a scan must not return: the deleted ones, or all but a filter's.
 enum ExclusionSet: Sendable {

@@ -354,6 +354,141 @@ package final class BigANNReader {
     }
 }
 
+/// big-ann-benchmarks' dense `.fbin` file: little-endian `u32 n, u32 d`, then `n·d` float32
+/// values, row after row. Like `.csr`, ids come from `FILE.fbin.ids` (one a line) or default
+/// to the row numbers.
+package enum DenseBin {
+    /// Bytes before the first value.
+    package static let headerBytes = 8
+
+    /// Whether the command line reads `path` as an `.fbin` file (by its name).
+    package static func isDenseBinPath(_ path: String) -> Bool { path.lowercased().hasSuffix(".fbin") }
+
+    /// 8 + 4·rows·dimensions, or nil when that overflows.
+    package static func fileSize(rows: Int, dimensions: Int) -> Int? {
+        guard rows >= 0, dimensions >= 0 else { return nil }
+        let (values, o1) = rows.multipliedReportingOverflow(by: dimensions)
+        let (bytes, o2) = values.multipliedReportingOverflow(by: 4)
+        let (total, o3) = bytes.addingReportingOverflow(headerBytes)
+        return o1 || o2 || o3 ? nil : total
+    }
+}
+
+/// Reads a big-ann-benchmarks `.fbin` file row by row (see ``DenseBin``).
+///
+/// Opening checks the header against the file's size (the rows must fill it exactly; sizes that
+/// overflow are refused), that `d` is at least 1, and — when `dimensions` is given — that `d`
+/// equals it. Every value must be finite and within ±10⁹ (``SparseVector/maxWeight``). A file
+/// that breaks any of this is a ``SparseDBError`` naming the file (and row) — never a trap.
+package final class DenseBinReader {
+    package let path: String
+    /// Rows (`n`) and values per row (`d`) from the header.
+    package let rows: Int
+    package let dimensions: Int
+    /// The ids file being read, or nil when ids are row numbers.
+    package let idsPath: String?
+    private let fd: Int32
+    private let values: FileRegionReader
+    private let ids: IdLineReader?
+    private var row = 0
+
+    /// Opens `path` and checks its header (see the type's documentation).
+    package init(path: String, ids: BigANNReader.Ids = .companionIfPresent, dimensions: Int? = nil) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw SparseDBError(errno == ENOENT ? .notFound : .io, "\(path): \(String(cString: strerror(errno)))")
+        }
+        var ok = false
+        defer { if !ok { close(fd) } }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SparseDBError(.io, "\(path): \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SparseDBError(.invalidInput, "\(path): an .fbin file must be a regular file") }
+        let size = Int(st.st_size)
+        guard size >= DenseBin.headerBytes else {
+            throw SparseDBError(.invalidInput, "\(path): \(size) bytes, shorter than the 8-byte .fbin header (u32 rows, u32 dimensions)")
+        }
+        var raw = [UInt32](repeating: 0, count: 2)
+        let got = raw.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 8, 0) }
+        guard got == 8 else { throw SparseDBError(.io, "\(path): cannot read the header") }
+        let (n, d) = (Int(UInt32(littleEndian: raw[0])), Int(UInt32(littleEndian: raw[1])))
+        func refuse(_ what: String) -> SparseDBError {
+            SparseDBError(.invalidInput, "\(path): not a valid .fbin file: \(what) (header: rows \(n), dimensions \(d); file \(size) bytes)")
+        }
+        guard d >= 1 else { throw refuse("dimensions is 0") }
+        guard let expected = DenseBin.fileSize(rows: n, dimensions: d) else { throw refuse("the sizes overflow") }
+        if expected > size { throw refuse("the file is truncated: the header needs \(expected) bytes") }
+        if expected < size { throw refuse("\(size - expected) bytes after the data the header describes") }
+        if let dimensions, d != dimensions {
+            throw SparseDBError(.invalidInput, "\(path): rows of \(d) values; the field takes \(dimensions)")
+        }
+        rows = n
+        self.dimensions = d
+        values = FileRegionReader(fd: fd, path: path, offset: DenseBin.headerBytes, length: expected - DenseBin.headerBytes, bufferBytes: 1 << 20)
+        let idsPath: String?
+        switch ids {
+        case .rowNumbers: idsPath = nil
+        case .file(let p): idsPath = p
+        case .companionIfPresent: idsPath = FileManager.default.fileExists(atPath: BigANN.idsPath(for: path)) ? BigANN.idsPath(for: path) : nil
+        }
+        self.idsPath = idsPath
+        self.ids = try idsPath.map { try IdLineReader(path: $0) }
+        self.fd = fd
+        ok = true
+    }
+
+    deinit { close(fd) }
+
+    /// The next row as (row number from 0, id, values), or nil after the last row (when the ids
+    /// file, if any, must be used up too).
+    package func next() throws -> (row: Int, id: String, values: [Float])? {
+        guard row < rows else {
+            if let ids, let extra = try ids.next() {
+                throw SparseDBError(.invalidInput, "\(ids.path):\(ids.line): more ids than the \(rows) rows of \(path) (next: '\(extra.prefix(40))')")
+            }
+            return nil
+        }
+        let r = row
+        let id: String
+        if let ids {
+            guard let next = try ids.next() else {
+                throw SparseDBError(.invalidInput, "\(ids.path): \(ids.line) ids for the \(rows) rows of \(path)")
+            }
+            id = next
+        } else {
+            id = String(r)
+        }
+        var out = [Float](repeating: 0, count: dimensions)
+        try out.withUnsafeMutableBytes { try values.read(into: $0.baseAddress!, count: 4 * dimensions) }
+        for i in 0..<dimensions {
+            let x = Float(bitPattern: UInt32(littleEndian: out[i].bitPattern))
+            guard x.isFinite, abs(x) <= SparseVector.maxWeight else {
+                throw SparseDBError(.invalidInput, "\(path): row \(r) (id '\(id)'): value \(i) is \(x) (values must be finite, within ±\(SparseVector.maxWeight))")
+            }
+            out[i] = x
+        }
+        row += 1
+        return (r, id, out)
+    }
+}
+
+/// Dense query vectors from an `.fbin` file (by its name) or JSONL lines `{"_id", "dense": [...]}`
+/// (`-` = standard input), at most `limit` of them; the searched field checks their length.
+package func readDenseQueries(_ input: InputFile, limit: Int? = nil) throws -> [(id: String, values: [Float])] {
+    var out: [(id: String, values: [Float])] = []
+    if DenseBin.isDenseBinPath(input.path) {
+        let reader = try DenseBinReader(path: input.path)
+        while out.count < (limit ?? .max), let (_, id, values) = try reader.next() { out.append((id, values)) }
+    } else {
+        let reader = try input.lines()
+        while out.count < (limit ?? .max), let (line, bytes) = try reader.next() {
+            let r = try LineFormats.denseRecord(bytes, file: input.displayName, line: line, dimensions: nil)
+            out.append((r.id, r.values))
+        }
+    }
+    return out
+}
+
 /// Writes a big-ann-benchmarks `.csr` file (and its `.ids` file) one row at a time, without
 /// knowing the number of rows up front: indices and weights go to side files and are copied
 /// behind the header and `indptr` by ``finish()``; the files appear only then (written to
@@ -541,6 +676,9 @@ package final class VectorFileReader {
     package init(_ input: InputFile, dimensions: UInt32) throws {
         self.input = input
         self.dimensions = dimensions
+        if DenseBin.isDenseBinPath(input.path) {
+            throw SparseDBError(.invalidInput, "\(input.displayName): an .fbin file holds dense vectors; give --kind dense (or a dense field)")
+        }
         if BigANN.isBigANNPath(input.path) {
             format = .bigANN
             csr = try BigANNReader(path: input.path, dimensions: dimensions)

@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure query latency and throughput in this process; JSON on stdout.",
         discussion: """
-            Reads the query vectors (JSONL, or a big-ann-benchmarks .csr file), runs them once as a \
+            Reads the query vectors (JSONL, a big-ann-benchmarks .csr file, or .fbin for a dense field), runs them once as a \
             warm-up (unless --cold or --no-warmup), then --repeat times, timing each search alone \
             (hits are looked up by id; payloads are not loaded unless --payloads); *_ms are wall-clock \
             latencies, cpu_*_ms the searching thread's CPU time (what a busy machine's waiting leaves \
@@ -29,13 +29,16 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Collection name.") var collection: String = "default"
-    @Option(help: "Query vectors: JSONL {\"_id\", \"vector\"}, or a .csr file (ids from FILE.csr.ids, else row numbers).")
+    @Option(help: "Query vectors: JSONL {\"_id\", \"vector\"}, or a .csr file (ids from FILE.csr.ids, else row numbers); dense fields: {\"_id\", \"dense\"} lines or an .fbin file.")
     var queryVectors: String
     @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
     @Option(help: "The field to search (default: the collection's only field).") var field: String?
     @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
+    @Option(name: .customLong("flat-cache-mb"), parsing: .unconditional, help: "MiB of decoded flat rows kept between queries (default 1024; 0 = decode every scan).")
+    var flatCacheMB: Int?
     @Option(parsing: .unconditional, help: "Queries in flight at once (threads taking the next query).") var threads: Int = 1
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Measured passes over the queries.") var repetitions: Int = 1
     @Option(parsing: .unconditional, help: "Use only the first N queries.") var limit: Int?
@@ -58,34 +61,42 @@ struct BenchCommand: ParsableCommand {
         if cold && threads > 1 { throw ValidationError("--cold measures one query at a time: use --threads 1") }
         if dropOsCache && !cold { throw ValidationError("--drop-os-cache goes with --cold") }
         if let filter { _ = try Filter(json: filter) }
+        if let d = dims, d < 1 { throw ValidationError("--dims must be at least 1, got \(d)") }
+        if let m = flatCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--flat-cache-mb must be 0 ... 2^30, got \(m)") }
     }
 
     var options: SearchOptions {
         SearchOptions(
-            k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, filter: filter.flatMap { try? Filter(json: $0) },
+            k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) },
             includePayloads: payloads)
     }
 
     func run() throws {
         try reportingErrors {
             let load0 = loadAverage()
-            let db = try Database(path: database.db, configuration: .readOnlyExisting)
+            var configuration = Database.Configuration.readOnlyExisting
+            if let flatCacheMB { configuration.flatCacheBytes = flatCacheMB << 20 }
+            let db = try Database(path: database.db, configuration: configuration)
             let coll = try db.collection(collection)
-            let dims: UInt32
+            let target: VectorField?
             if let field {
                 guard let f = coll.schema.fields.first(where: { $0.name == field }) else {
                     throw SparseDBError.invalidInput("collection '\(coll.name)' has no field '\(field)'")
                 }
-                dims = f.dimensions
+                target = f
             } else {
-                dims = coll.dimensions
+                target = coll.schema.fields.count == 1 ? coll.schema.fields[0] : nil
             }
             let input = try InputFile(path: queryVectors)
-            let reader = try VectorFileReader(input, dimensions: dims)
-            var queries: [(id: String, vector: SparseVector)] = []
-            while let r = try reader.next() {
-                queries.append((r.id, r.vector))
-                if let limit, queries.count >= limit { break }
+            var queries: [(id: String, vector: FieldVector)] = []
+            if target?.kind == .dense {
+                queries = try readDenseQueries(input, limit: limit).map { ($0.id, .dense($0.values)) }
+            } else {
+                let reader = try VectorFileReader(input, dimensions: target?.dimensions ?? coll.dimensions)
+                while let r = try reader.next() {
+                    queries.append((r.id, .sparse(r.vector)))
+                    if let limit, queries.count >= limit { break }
+                }
             }
             guard !queries.isEmpty else { throw SparseDBError.invalidInput("\(input.displayName): no queries") }
             let memoryOpen = MemoryStatus.read()
@@ -148,6 +159,8 @@ struct BenchCommand: ParsableCommand {
                 "measured_queries": total,
                 "threads": threads,
                 "k": k,
+                "dims": dims.map { $0 as Any } ?? NSNull(),
+                "flat_cache_bytes": configuration.flatCacheBytes,
                 "algorithm": algorithm.rawValue,
                 "max_query_terms": maxQueryTerms.map { $0 as Any } ?? NSNull(),
                 "heap_factor": Double(heapFactor),
@@ -192,7 +205,7 @@ struct BenchCommand: ParsableCommand {
 /// Runs query `i % count` (pass `i / count`) and records its latency, statistics and, on the
 /// last pass, its hits.
 private func measure(
-    _ coll: VectorCollection, _ queries: [(id: String, vector: SparseVector)], _ i: Int, _ opts: SearchOptions, lastPass: Int,
+    _ coll: VectorCollection, _ queries: [(id: String, vector: FieldVector)], _ i: Int, _ opts: SearchOptions, lastPass: Int,
     into m: Measurements
 ) throws {
     let qi = i % queries.count
@@ -215,12 +228,12 @@ private func threadCPUNanoseconds() -> UInt64 {
 /// What the worker threads share: the queries (read-only), the next query index, the first
 /// error (which stops them all).
 private final class Workers: Sendable {
-    let queries: [(id: String, vector: SparseVector)]
+    let queries: [(id: String, vector: FieldVector)]
     let total: Int
     private let next = Atomic<Int>(0)
     private let error = Mutex<SparseDBError?>(nil)
 
-    init(_ queries: [(id: String, vector: SparseVector)], total: Int) {
+    init(_ queries: [(id: String, vector: FieldVector)], total: Int) {
         self.queries = queries
         self.total = total
     }

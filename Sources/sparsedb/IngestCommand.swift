@@ -30,7 +30,7 @@ struct IngestCommand: ParsableCommand {
     @Option(name: [.customLong("dimensions"), .customLong("dims")], parsing: .unconditional,
             help: "Dimensions of a new field (vector ingest): the vocabulary (sparse, csr) or the row length (dense; default: the first line's).")
     var dimensions: UInt32?
-    @Option(help: "Vector ingest: sparse (inverted index), csr (k-sparse codes) or dense (\"dense\": [floats] lines).")
+    @Option(help: "Vector ingest: sparse (inverted index), csr (k-sparse codes) or dense (\"dense\": [floats] lines, or an .fbin file).")
     var kind: VectorField.Kind = .sparse
     @Option(name: .customLong("vector-field"), help: "Vector ingest: the field to fill (default: the collection's only field, or 'vector').")
     var vectorField: String?
@@ -137,7 +137,14 @@ struct IngestCommand: ParsableCommand {
             }
         case .dense:
             guard !BigANN.isBigANNPath(input.path) else {
-                throw SparseDBError.invalidInput("\(input.displayName): a .csr file holds sparse vectors; dense vectors come as JSONL lines with \"dense\": [...]")
+                throw SparseDBError.invalidInput("\(input.displayName): a .csr file holds sparse vectors; dense vectors come as JSONL lines with \"dense\": [...] or an .fbin file")
+            }
+            if DenseBin.isDenseBinPath(input.path) {
+                let reader = try DenseBinReader(path: input.path, dimensions: dims.map(Int.init))
+                return {
+                    guard let (row, id, values) = try reader.next() else { return nil }
+                    return InputVector(id: id, vector: .dense(values), payload: nil, location: "\(input.displayName): row \(row)", ordinal: row)
+                }
             }
             let reader = try input.lines()
             var length = dims.map(Int.init)
@@ -172,7 +179,7 @@ struct IngestCommand: ParsableCommand {
             let next = try vectorRecords(input, dims: dims)
             while let r = try next() {
                 if let first = seen.updateValue(r.ordinal, forKey: r.id) {
-                    throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' repeats \(BigANN.isBigANNPath(input.path) ? "row" : "line") \(first)")
+                    throw SparseDBError.invalidInput("\(r.location): document id '\(r.id)' repeats \(BigANN.isBigANNPath(input.path) || DenseBin.isDenseBinPath(input.path) ? "row" : "line") \(first)")
                 }
                 _ = try attributeValues(r.payload, attributes, file: name, line: r.ordinal)
                 switch r.vector {

@@ -10,7 +10,7 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Collection name.") var collection: String = "default"
     @Option(help: "One query text.") var query: String?
     @Option(help: "Query JSONL {\"_id\", \"text\"} ('-' = stdin).") var queries: String?
-    @Option(help: "Query vector JSONL {\"_id\", \"vector\"} ('-' = stdin), or a big-ann-benchmarks .csr file (ids from FILE.csr.ids, else row numbers).")
+    @Option(help: "Query vector JSONL {\"_id\", \"vector\"} ('-' = stdin), or a big-ann-benchmarks .csr file (ids from FILE.csr.ids, else row numbers); dense fields: {\"_id\", \"dense\"} lines or an .fbin file.")
     var queryVectors: String?
     @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
@@ -79,11 +79,7 @@ struct SearchCommand: ParsableCommand {
                 let target = try searchedField(coll)
                 var queries: [(String, FieldVector)] = []
                 if target.kind == .dense {
-                    let reader = try input.lines()
-                    while let (line, bytes) = try reader.next() {
-                        let r = try LineFormats.denseRecord(bytes, file: input.displayName, line: line, dimensions: nil)
-                        queries.append((r.id, .dense(r.values)))
-                    }
+                    queries = try readDenseQueries(input).map { ($0.id, .dense($0.values)) }
                 } else {
                     let reader = try VectorFileReader(input, dimensions: target.dimensions)
                     while let r = try reader.next() { queries.append((r.id, .sparse(r.vector))) }
