@@ -3,12 +3,17 @@
 crashes without its random draw (the page layout of a rebuilt database may differ).
 
     tools/reliability/damage_node.py DB_DIR TABLE size|offset [--node N] [--page K]
+    tools/reliability/damage_node.py DB_DIR - meta-txnid
 
 - `size`: the node's data size (lo16 | hi16 << 16) becomes 0x0E000000 + its old value (about 235 MB,
   what trial 528 of the seed-1 campaign did with one byte): LMDB hands out a value that runs past
   the end of the file.
 - `offset`: the node's entry in the page's offset array points past the page (what trial 262 did):
   LMDB reads a node header from outside the page.
+
+- `meta-txnid`: the previous meta page's transaction id (t - 1) becomes t + 1 (what trial 37 of the
+  seed-2 meta run did with one byte, there to 3,019,898,905): LMDB then opens the previous
+  snapshot, and the last committed transaction is gone. TABLE is ignored.
 
 Picks the K-th leaf page (default 0, in page number order) of TABLE and its N-th node
 (default 1). Prints what it changed. Works on DB_DIR/data.mdb in place: use a copy.
@@ -26,12 +31,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("db")
     ap.add_argument("table")
-    ap.add_argument("mode", choices=["size", "offset"])
+    ap.add_argument("mode", choices=["size", "offset", "meta-txnid"])
     ap.add_argument("--node", type=int, default=1)
     ap.add_argument("--page", type=int, default=0)
     a = ap.parse_args()
     path = os.path.join(a.db, "data.mdb")
     pm = lmdbpages.PageMap(path)
+    if a.mode == "meta-txnid":
+        prev = 1 - pm.current
+        cur_txnid = pm.meta["txnid"]
+        at = prev * pm.psize + lmdbpages.PAGEHDRSZ + 24 + 96 + 8
+        old = struct.unpack_from("<Q", pm.buf, at)[0]
+        with open(path, "r+b") as f:
+            f.seek(at)
+            f.write(struct.pack("<Q", cur_txnid + 1))
+        print(f"meta page {prev} (previous): txnid {old} -> {cur_txnid + 1}; meta page {pm.current} (current) has {cur_txnid}")
+        return
     leaves = sorted(p for p, (k, t) in pm.kind.items() if k == "leaf" and t == a.table)
     if not leaves:
         sys.exit(f"no leaf page of table {a.table!r}")
