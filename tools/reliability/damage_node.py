@@ -3,7 +3,7 @@
 crashes without its random draw (the page layout of a rebuilt database may differ).
 
     tools/reliability/damage_node.py DB_DIR TABLE size|offset [--node N] [--page K]
-    tools/reliability/damage_node.py DB_DIR - meta-txnid
+    tools/reliability/damage_node.py DB_DIR - meta-txnid [--txnid T]
 
 - `size`: the node's data size (lo16 | hi16 << 16) becomes 0x0E000000 + its old value (about 235 MB,
   what trial 528 of the seed-1 campaign did with one byte): LMDB hands out a value that runs past
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("mode", choices=["size", "offset", "meta-txnid"])
     ap.add_argument("--node", type=int, default=1)
     ap.add_argument("--page", type=int, default=0)
+    ap.add_argument("--txnid", type=lambda x: int(x, 0), default=None, help="meta-txnid: the value to write (default: current + 1)")
     a = ap.parse_args()
     path = os.path.join(a.db, "data.mdb")
     pm = lmdbpages.PageMap(path)
@@ -44,8 +45,9 @@ def main():
         old = struct.unpack_from("<Q", pm.buf, at)[0]
         with open(path, "r+b") as f:
             f.seek(at)
-            f.write(struct.pack("<Q", cur_txnid + 1))
-        print(f"meta page {prev} (previous): txnid {old} -> {cur_txnid + 1}; meta page {pm.current} (current) has {cur_txnid}")
+            new = a.txnid if a.txnid is not None else cur_txnid + 1
+            f.write(struct.pack("<Q", new))
+        print(f"meta page {prev} (previous): txnid {old} -> {new}; meta page {pm.current} (current) has {cur_txnid}")
         return
     leaves = sorted(p for p, (k, t) in pm.kind.items() if k == "leaf" and t == a.table)
     if not leaves:
