@@ -275,7 +275,13 @@ struct VectorLineParser {
         case 0x74: try literal("true")
         case 0x66: try literal("false")
         case 0x6E: try literal("null")
-        default: _ = try parseNumber()
+        default:
+            // Refuse what JSONSerialization refuses (it reads payloads back, for attributes and
+            // output): a number beyond Double's range, such as 1e400.
+            let r = try parseNumber()
+            guard Self.double(UnsafeRawBufferPointer(rebasing: bytes[r])).isFinite else {
+                throw Failure(message: "number \(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r.lowerBound..<min(r.upperBound, r.lowerBound + 30)]), as: UTF8.self)) is out of range")
+            }
         }
     }
 

@@ -44,6 +44,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--thread-readers", type=int, default=1,
+                    help="reader loops running `sparsedb bench --threads N` (N threads in one process, one snapshot per query)")
+    ap.add_argument("--threads", type=int, default=8, help="threads per `sparsedb bench` process")
     ap.add_argument("--kills", type=int, default=250, help="readers to SIGKILL (at least; the killer keeps going until the writer stops)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work")
@@ -155,6 +158,34 @@ def main():
             with lock:
                 reader_log.append((t0, t1, st, out, err, alg))
 
+    def thread_reader(k):
+        # N threads in one process, each taking the next query; --repeat 3 keeps the process (and its
+        # posting cache) alive across the writer's commits; the hits of the last pass are checked
+        # against the states visible during the whole process (a superset of the last pass's window).
+        rng = random.Random(args.seed * 1000 + k)
+        path = os.path.join(work, f"tq{k}.jsonl")
+        run = os.path.join(work, f"trun{k}.jsonl")
+        while not stop.is_set():
+            qs = rng.sample(queries, 60)
+            with open(path, "w") as f:
+                for qid, q in qs:
+                    f.write(json.dumps({"_id": qid, "vector": {str(d): w for d, w in sorted(q.items())}}) + "\n")
+            alg = rng.choice(S.ALGORITHMS)
+            if os.path.exists(run):
+                os.remove(run)
+            t0 = time.monotonic()
+            st, out, err, _ = S.run([S.SPARSEDB, "bench", "--db", db, "--collection", "c", "--query-vectors", path,
+                                     "--algorithm", alg, "--k", "10", "--threads", str(args.threads), "--repeat", "3",
+                                     "--no-warmup", "--run", run], timeout=300)
+            t1 = time.monotonic()
+            if st == 0:
+                out = b""
+                for line in open(run):
+                    o = json.loads(line)
+                    out += (json.dumps({"query_id": o["query_id"], "hits": [{"id": h[0], "score": h[1]} for h in o["hits"]]}) + "\n").encode()
+            with lock:
+                reader_log.append((t0, t1, st, out, err, alg + f" (bench --threads {args.threads})"))
+
     def killer():
         rng = random.Random(args.seed * 7 + 3)
         qpath = os.path.join(work, "qkill.jsonl")
@@ -187,6 +218,7 @@ def main():
 
     t_start = time.monotonic()
     threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(k,)) for k in range(args.readers)] + \
+              [threading.Thread(target=thread_reader, args=(k,)) for k in range(args.thread_readers)] + \
               [threading.Thread(target=killer)]
     for t in threads:
         t.start()
@@ -266,6 +298,8 @@ def main():
     durations = sorted(t1 - t0 for (t0, t1, _, _, _) in writer_log)
     summary = {
         "seed": args.seed, "seconds": round(run_seconds, 1), "reader_threads": args.readers,
+        "in_process_reader_loops": args.thread_readers, "threads_per_bench_process": args.threads,
+        "bench_invocations": sum(1 for r in reader_log if "bench" in r[5]),
         "writer_commands": len(writer_log), "writer_commits_logged": commits,
         "writer_commands_by_kind": {k: sum(1 for w in writer_log if w[3].startswith(k)) for k in ("ingest", "delete", "compact")},
         "writer_command_seconds": {"median": round(durations[len(durations) // 2], 2) if durations else None,

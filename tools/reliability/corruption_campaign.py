@@ -46,6 +46,9 @@ import lmdbpages  # noqa: E402
 import sdbcheck as S  # noqa: E402
 
 TIMEOUT = 60
+# page header (16) + MDB_meta (magic, version, address, map size, 2 x MDB_db, last page, txnid): the
+# bytes of a meta page LMDB reads; the rest of the page is unused
+META_STRUCT_BYTES = 16 + 136
 
 
 def build(work, seed):
@@ -120,6 +123,10 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--used-fraction", type=float, default=0.8,
                     help="share of trials whose offset is drawn from the pages in use (meta, branch, leaf, overflow) rather than the whole file")
+    ap.add_argument("--regions", default="meta,branch,leaf,overflow",
+                    help="page kinds the in-use draw picks from (e.g. meta,branch to aim at the few pages a uniform draw rarely hits)")
+    ap.add_argument("--meta-struct-only", action="store_true",
+                    help="in meta pages, damage only the bytes LMDB reads (header and MDB_meta, the first 152)")
     ap.add_argument("--summary")
     args = ap.parse_args()
     work = args.work or f"/tmp/sdb-corrupt-{args.seed}"
@@ -142,7 +149,8 @@ def main():
             sys.exit(f"clean {name}: exit {st} {err.decode()}")
         reference[name] = normalise_stats(out, clean) if name == "stats" else out
     rng = random.Random(args.seed)
-    used_pages = sorted(p for p, (k, _) in pm.kind.items() if k in ("meta", "branch", "leaf", "overflow"))
+    regions = tuple(args.regions.split(","))
+    used_pages = sorted(p for p, (k, _) in pm.kind.items() if k in regions)
     trial_db = os.path.join(work, "trial")
     failures_dir = os.path.join(work, "failures")
     os.makedirs(failures_dir, exist_ok=True)
@@ -161,7 +169,10 @@ def main():
         width = 1 if kind == "flip" else 16
         if rng.random() < args.used_fraction:
             page = rng.choice(used_pages)
-            offset = page * pm.psize + rng.randrange(pm.psize - width + 1)
+            span = pm.psize
+            if args.meta_struct_only and pm.kind[page][0] == "meta":
+                span = META_STRUCT_BYTES
+            offset = page * pm.psize + rng.randrange(span - width + 1)
         else:
             offset = rng.randrange(size - width + 1)
         if kind == "flip":
@@ -227,7 +238,7 @@ def main():
         if (n + 1) % 50 == 0:
             print(f"{n + 1} trials: {dict(classes)}", flush=True)
     summary = {
-        "seed": args.seed, "flips": args.flips, "smashes": args.smashes, "used_fraction": args.used_fraction, "seconds": round(time.time() - t_start, 1),
+        "seed": args.seed, "flips": args.flips, "smashes": args.smashes, "used_fraction": args.used_fraction, "regions": args.regions, "seconds": round(time.time() - t_start, 1),
         "data_mdb_bytes": size, "pages": pm.summary(),
         "classes": dict(classes),
         "by_kind": {k: dict(collections.Counter(json.loads(l)["class"] for l in open(os.path.join(work, "trials.jsonl")) if json.loads(l)["kind"] == k)) for k in ("flip", "smash")},

@@ -8,7 +8,7 @@
 
 Each prints a JSON report and exits 1 when a check fails.
 
-full-disk: a 30 MB tmpfs holds the database; ingests of 1,400 renamed cranfield vectors (batch
+full-disk: a 20 MB tmpfs (--size-mb) holds the database; ingests of 1,400 renamed cranfield vectors (batch
   200) run until one fails. Pass: that ingest exits 1 with a message about space (no signal);
   `verify` passes on the full disk; the live documents (read from LMDB) are exactly the
   committed inputs plus a whole-batch prefix of the failed one, with bit-identical rows; searches
@@ -24,8 +24,10 @@ big-query: a query vector of 30,522 dimensions written out to > 1 MB, searched w
   a 1 MB corpus document; `encode --queries` of a 1 MB text. Clean result or clean error, with
   time and peak RSS.
 big-input: streams a vector JSONL of --gigabytes GB (the cranfield reference vectors repeated
-  with renamed ids) after checking the free disk, ingests it with --batch-size 5000 under
-  `/usr/bin/time -v` (peak RSS), checks `stats` and `verify`, and deletes everything.
+  with renamed ids) through a pipe into `ingest --vectors -` with --batch-size 5000 under
+  `/usr/bin/time -v` (peak RSS), after checking the free disk for the database; checks `stats`,
+  `verify` and 20 bmw searches (scores against brute force over the originals: every copy ties),
+  and deletes everything.
 """
 import argparse
 import json
@@ -114,9 +116,9 @@ def full_disk(args):
     problems = []
     os.makedirs(mnt, exist_ok=True)
     subprocess.run(["umount", mnt], capture_output=True)
-    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", mnt], capture_output=True, text=True)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mb}m", "tmpfs", mnt], capture_output=True, text=True)
     use_ulimit = m.returncode != 0
-    report["method"] = "tmpfs 30 MB" if not use_ulimit else f"ulimit -f (mount refused: {m.stderr.strip()})"
+    report["method"] = f"tmpfs {args.size_mb} MB" if not use_ulimit else f"ulimit -f (mount refused: {m.stderr.strip()})"
     if use_ulimit:
         mnt = "/tmp/sdb-fulldisk"
         shutil.rmtree(mnt, ignore_errors=True)
@@ -125,7 +127,7 @@ def full_disk(args):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     db = os.path.join(mnt, "db")
-    limit_kb = 30 * 1024
+    limit_kb = args.size_mb * 1024
 
     def ingest(path, batch=200):
         cmd = [S.SPARSEDB, "ingest", "--db", db, "--collection", "c", "--vectors", path, "--batch-size", str(batch), "--quiet"]
@@ -208,7 +210,8 @@ def full_disk(args):
                 f.write(chunk[:min(left, len(chunk))])
                 left -= len(chunk)
         path2 = os.path.join(work, "filler-round.jsonl")
-        open(path2, "w").write("\n".join(renamed_lines("fill", 99)) + "\n")
+        # 4 x 1,400 documents: more than the free pages inside data.mdb can take, so the file must grow
+        open(path2, "w").write("\n".join(sum((renamed_lines(f"fill{k}", 99) for k in range(4)), [])) + "\n")
         st, out, err, _ = ingest(path2)
         msg = err.decode(errors="replace").strip()
         report["ingest_with_filler_1MB_free"] = {"exit": st, "stderr": msg[-300:]}
@@ -446,41 +449,84 @@ def big_query(args):
 # ---------------------------------------------------------------- 5 GB input
 
 def big_input(args):
+    """Streams the generated JSONL through a pipe into `ingest --vectors -` (nothing of the input
+    touches the disk); the database itself goes to --dir."""
     work = args.dir
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     target = int(args.gigabytes * (1 << 30))
     stv = os.statvfs(work)
     free = stv.f_bavail * stv.f_frsize
-    report = {"df_before": subprocess.run(["df", "-h", work], capture_output=True, text=True).stdout.splitlines()[-1]}
-    # the file, plus a database of about half its size, plus slack
-    if free < target * 2 + (4 << 30):
-        report["refused"] = f"only {free >> 30} GB free, need {(target * 2 + (4 << 30)) >> 30} GB"
+    report = {"df_before": subprocess.run(["df", "-h", work], capture_output=True, text=True).stdout.splitlines()[-1],
+              "method": "generated in this process, written to the ingest's standard input (a pipe)"}
+    # a database of at most about the input's size, plus slack
+    if free < target + (4 << 30):
+        report["refused"] = f"only {free >> 30} GB free, need {(target + (4 << 30)) >> 30} GB"
         return report, [report["refused"]]
     lines = open(os.path.join(S.REF, "doc_vectors.jsonl")).read().splitlines()
     parsed = [json.loads(l) for l in lines]
     tails = [l[l.index(',"vector"'):] if ',"vector"' in l else l[l.index(', "vector"'):] for l in lines]
-    path = os.path.join(work, "big.jsonl")
+    db = os.path.join(work, "db")
+    cmd = ["/usr/bin/time", "-v", S.SPARSEDB, "ingest", "--db", db, "--collection", "big", "--vectors", "-",
+           "--batch-size", str(args.batch_size), "--quiet"]
     t0 = time.time()
+    errf = open(os.path.join(work, "ingest.stderr"), "w+b")
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf)
     written = 0
     count = 0
-    with open(path, "w", buffering=1 << 20) as f:
+    broken = None
+    samples = []  # (seconds, bytes written, VmRSS MB of sparsedb)
+    next_sample = 0
+    stopped_early = False
+
+    def rss_mb():
+        try:
+            kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+            for line in open(f"/proc/{kids[0]}/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+        except (OSError, IndexError, ValueError):
+            return None
+
+    try:
         rep = 0
+        buf = []
         while written < target:
             for o, tail in zip(parsed, tails):
                 s = '{"_id":"' + f"{rep}-{o['_id']}" + '"' + tail + "\n"
-                f.write(s)
+                buf.append(s)
                 written += len(s)
                 count += 1
                 if written >= target:
                     break
+            p.stdin.write("".join(buf).encode())
+            buf = []
             rep += 1
-    report["input"] = {"bytes": written, "documents": count, "generated_seconds": round(time.time() - t0, 1)}
-    db = os.path.join(work, "db")
-    st, out, err, secs, rss = timed([S.SPARSEDB, "ingest", "--db", db, "--collection", "big", "--vectors", path, "--batch-size", "5000", "--quiet"])
+            if written >= next_sample:
+                samples.append((round(time.time() - t0, 1), written, rss_mb()))
+                next_sample += 256 << 20
+            if args.max_seconds and time.time() - t0 > args.max_seconds:
+                stopped_early = True
+                break
+        p.stdin.close()
+    except BrokenPipeError as e:
+        broken = str(e)
+    p.wait()
+    secs = time.time() - t0
+    errf.seek(0)
+    err = errf.read().decode(errors="replace")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    sig = re.search(r"Command terminated by signal (\d+)", err)
+    m2 = re.search(r"Exit status: (\d+)", err)
+    st = 128 + int(sig.group(1)) if sig else (int(m2.group(1)) if m2 else p.returncode)
+    rss = int(m.group(1)) if m else None
+    report["input"] = {"bytes": written, "documents": count, "broken_pipe": broken, "target_bytes": target,
+                       "stopped_early_after_max_seconds": stopped_early}
+    report["rss_samples_seconds_bytes_mb"] = samples
     report["ingest"] = {"exit": st, "seconds": round(secs, 1), "peak_rss_mb": rss // 1024 if rss else None,
-                        "stderr": err.decode(errors="replace").strip()[-500:],
-                        "docs_per_second": round(count / secs, 1) if st == 0 else None}
+                        "stderr": err.split("\tCommand being timed:")[0].strip()[-500:],
+                        "docs_per_second": round(count / secs, 1) if st == 0 else None,
+                        "mb_per_second": round(written / secs / 1e6, 1) if st == 0 else None}
     problems = []
     if st not in (0, 1):
         problems.append(f"ingest exit {st}")
@@ -496,12 +542,41 @@ def big_input(args):
                             "output": (out + err).decode(errors="replace").strip()[-300:]}
         if s != 0:
             problems.append(f"verify exit {s}")
+        qs = S.read_vectors(os.path.join(S.REF, "query_vectors.jsonl"))[:20]
         qpath = os.path.join(work, "q.jsonl")
-        with open(os.path.join(S.REF, "query_vectors.jsonl")) as src, open(qpath, "w") as f:
-            f.write("".join(src.readlines()[:20]))
-        s, out, err, secs, srss = timed([S.SPARSEDB, "search", "--db", db, "--collection", "big", "--query-vectors", qpath, "--algorithm", "bmw"])
-        report["search_20_queries_bmw"] = {"exit": s, "seconds": round(secs, 1), "peak_rss_mb": srss // 1024 if srss else None,
-                                           "latency": err.decode(errors="replace").strip()[-200:]}
+        with open(qpath, "w") as f:
+            for qid, q in qs:
+                f.write(json.dumps({"_id": qid, "vector": {str(d): w for d, w in sorted(q.items())}}) + "\n")
+        s, out, err, secs, srss = timed([S.SPARSEDB, "search", "--db", db, "--collection", "big", "--query-vectors", qpath,
+                                         "--algorithm", "bmw", "--k", "10", "--format", "jsonl"])
+        report["search_20_queries_bmw"] = {"exit": s, "seconds": round(secs, 1), "peak_rss_mb": srss // 1024 if srss else None}
+        if s != 0:
+            problems.append(f"search exit {s}")
+        else:
+            # oracle: the database holds `count // 1400` copies of every cranfield document plus one
+            # more of the first `count % 1400`; copies have identical vectors. Expected: the top-10
+            # scores of that multiset, and every hit scoring what its original scores.
+            base = S.read_vectors(os.path.join(S.REF, "doc_vectors.jsonl"))
+            full, extra = divmod(count, len(base))
+            copies = {i: full + (1 if k < extra else 0) for k, (i, _) in enumerate(base)}
+            oracle = S.InvertedOracle(dict(base))
+            res = S.parse_jsonl_results(out.decode())
+            bad = 0
+            for qid, q in qs:
+                sc = oracle.scores(q)
+                expect = []
+                for i, v in sorted(sc.items(), key=lambda x: -x[1]):
+                    expect += [v] * copies[i]
+                    if len(expect) >= 10:
+                        break
+                expect = expect[:10]
+                hits = res.get(qid, [])
+                ok = len(hits) == len(expect) and all(S.close(h[1], e, 1e-6) for h, e in zip(hits, expect))
+                ok = ok and all(S.close(sc.get(h[0].split("-", 1)[1], 0.0), h[1], 1e-6) for h in hits)
+                bad += not ok
+            report["search_20_queries_bmw"]["queries_not_matching_brute_force"] = bad
+            if bad:
+                problems.append(f"{bad} of 20 queries do not match brute force")
     shutil.rmtree(work, ignore_errors=True)
     report["df_after_cleanup"] = subprocess.run(["df", "-h", os.path.dirname(work.rstrip('/'))], capture_output=True, text=True).stdout.splitlines()[-1]
     report["problems"] = problems
@@ -512,8 +587,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["full-disk", "hostile-models", "big-query", "big-input"])
     ap.add_argument("--mount", default="/mnt/sdbfull")
+    ap.add_argument("--size-mb", type=int, default=20, help="full-disk: size of the tmpfs")
     ap.add_argument("--gigabytes", type=float, default=5)
     ap.add_argument("--dir", default="/tmp/sdb-big")
+    ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="big-input: stop generating after this long (at a line boundary) and let the ingest finish what it got")
     ap.add_argument("--summary")
     args = ap.parse_args()
     fn = {"full-disk": full_disk, "hostile-models": hostile_models, "big-query": big_query, "big-input": big_input}[args.what]
