@@ -520,6 +520,15 @@ private final class Walk {
             problem("no valid meta page: LMDB cannot open this file; restore it from a copy")
             return report
         }
+        // LMDB writes transaction t into meta page t % 2, so once both pages have been written
+        // their ids are consecutive. Ids further apart mean a damaged id, and LMDB may then open
+        // an older snapshot than the last commit (silently losing it): report it. (A page still
+        // at id 0, as in a new or freshly copied file, is not compared.)
+        if let valid0, let valid1, min(valid0.txnid, valid1.txnid) > 0,
+            max(valid0.txnid, valid1.txnid) - min(valid0.txnid, valid1.txnid) != 1 {
+            problem(
+                "meta pages: transaction ids \(valid0.txnid) (page 0) and \(valid1.txnid) (page 1) are not consecutive: one is damaged, and LMDB opens page \(meta.page), which may be an older snapshot than the last commit; restore from a copy")
+        }
         pageSize = meta.pageSize
         lastPage = meta.lastPage
         txnid = meta.txnid

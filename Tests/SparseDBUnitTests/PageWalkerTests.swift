@@ -190,6 +190,12 @@ import Testing
             report = try file.withPatch(page: clean.metaPage, offset: 20, bytes: [9]) { try PageWalker.check(dataFile: file.dataFile) }
             #expect(report.problems.first?.hasPrefix("meta page \(clean.metaPage): data format version") == true, "\(report.problems)")
             #expect(report.txnid == clean.txnid - 1)
+            // The older meta page's transaction id made larger: LMDB would open the older
+            // snapshot (losing the last commit), and the walker says so.
+            report = try file.withPatch(page: older, offset: 144 + 4, bytes: [0xB4]) { try PageWalker.check(dataFile: file.dataFile) }
+            #expect(report.metaPage == older)
+            #expect(report.problems.contains { $0.contains("not consecutive") }, "\(report.problems)")
+            #expect(clean.problems.isEmpty)
             // A huge last page must neither allocate by it nor take long.
             let huge: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0x40]
             let started = ContinuousClock.now
