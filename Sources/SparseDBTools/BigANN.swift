@@ -276,12 +276,7 @@ package final class BigANNReader {
         indptr = FileRegionReader(fd: fd, path: path, offset: h.indptrOffset + 8, length: 8 * h.rows)
         indices = FileRegionReader(fd: fd, path: path, offset: h.indicesOffset, length: 4 * h.nnz)
         data = FileRegionReader(fd: fd, path: path, offset: h.dataOffset, length: 4 * h.nnz)
-        let idsPath: String?
-        switch ids {
-        case .rowNumbers: idsPath = nil
-        case .file(let p): idsPath = p
-        case .companionIfPresent: idsPath = FileManager.default.fileExists(atPath: BigANN.idsPath(for: path)) ? BigANN.idsPath(for: path) : nil
-        }
+        let idsPath = ids.file(for: path)
         self.idsPath = idsPath
         self.ids = try idsPath.map { try IdLineReader(path: $0) }
         self.fd = fd
@@ -296,23 +291,8 @@ package final class BigANNReader {
     /// The next row as (row number from 0, id, vector), or nil after the last row (when the ids
     /// file, if any, must be used up too).
     package func next() throws -> (row: Int, id: String, vector: SparseVector)? {
-        guard row < header.rows else {
-            if let ids, let extra = try ids.next() {
-                throw SparseDBError(
-                    .invalidInput, "\(ids.path):\(ids.line): more ids than the \(header.rows) rows of \(path) (next: '\(extra.prefix(40))')")
-            }
-            return nil
-        }
+        guard let id = try IdLineReader.id(from: ids, row: row, rows: header.rows, of: path) else { return nil }
         let r = row
-        let id: String
-        if let ids {
-            guard let next = try ids.next() else {
-                throw SparseDBError(.invalidInput, "\(ids.path): \(ids.line) ids for the \(header.rows) rows of \(path)")
-            }
-            id = next
-        } else {
-            id = String(r)
-        }
         func refuse(_ what: String) -> SparseDBError {
             SparseDBError(.invalidInput, "\(path): row \(r) (id '\(id)'): \(what)")
         }
@@ -425,12 +405,7 @@ package final class DenseBinReader {
         rows = n
         self.dimensions = d
         values = FileRegionReader(fd: fd, path: path, offset: DenseBin.headerBytes, length: expected - DenseBin.headerBytes, bufferBytes: 1 << 20)
-        let idsPath: String?
-        switch ids {
-        case .rowNumbers: idsPath = nil
-        case .file(let p): idsPath = p
-        case .companionIfPresent: idsPath = FileManager.default.fileExists(atPath: BigANN.idsPath(for: path)) ? BigANN.idsPath(for: path) : nil
-        }
+        let idsPath = ids.file(for: path)
         self.idsPath = idsPath
         self.ids = try idsPath.map { try IdLineReader(path: $0) }
         self.fd = fd
@@ -442,22 +417,8 @@ package final class DenseBinReader {
     /// The next row as (row number from 0, id, values), or nil after the last row (when the ids
     /// file, if any, must be used up too).
     package func next() throws -> (row: Int, id: String, values: [Float])? {
-        guard row < rows else {
-            if let ids, let extra = try ids.next() {
-                throw SparseDBError(.invalidInput, "\(ids.path):\(ids.line): more ids than the \(rows) rows of \(path) (next: '\(extra.prefix(40))')")
-            }
-            return nil
-        }
+        guard let id = try IdLineReader.id(from: ids, row: row, rows: rows, of: path) else { return nil }
         let r = row
-        let id: String
-        if let ids {
-            guard let next = try ids.next() else {
-                throw SparseDBError(.invalidInput, "\(ids.path): \(ids.line) ids for the \(rows) rows of \(path)")
-            }
-            id = next
-        } else {
-            id = String(r)
-        }
         var out = [Float](repeating: 0, count: dimensions)
         try out.withUnsafeMutableBytes { try values.read(into: $0.baseAddress!, count: 4 * dimensions) }
         for i in 0..<dimensions {
@@ -702,5 +663,36 @@ package final class VectorFileReader {
         guard let (line, bytes) = try lines!.next() else { return nil }
         let r = try LineFormats.vectorRecord(bytes, file: input.displayName, line: line, dimensions: dimensions)
         return VectorRecord(id: r.id, vector: r.vector, payload: r.payload, location: "\(input.displayName):\(line)", ordinal: line)
+    }
+}
+
+extension BigANNReader.Ids {
+    /// The ids file this choice names for the data file `path`, or nil for row numbers.
+    func file(for path: String) -> String? {
+        switch self {
+        case .rowNumbers: return nil
+        case .file(let p): return p
+        case .companionIfPresent:
+            let companion = BigANN.idsPath(for: path)
+            return FileManager.default.fileExists(atPath: companion) ? companion : nil
+        }
+    }
+}
+
+extension IdLineReader {
+    /// The id of row `row` of the `rows` rows of `path`: the next line of `ids`, or the row
+    /// number without an ids file; nil after the last row, once the ids are used up too.
+    static func id(from ids: IdLineReader?, row: Int, rows: Int, of path: String) throws -> String? {
+        guard row < rows else {
+            if let ids, let extra = try ids.next() {
+                throw SparseDBError(.invalidInput, "\(ids.path):\(ids.line): more ids than the \(rows) rows of \(path) (next: '\(extra.prefix(40))')")
+            }
+            return nil
+        }
+        guard let ids else { return String(row) }
+        guard let next = try ids.next() else {
+            throw SparseDBError(.invalidInput, "\(ids.path): \(ids.line) ids for the \(rows) rows of \(path)")
+        }
+        return next
     }
 }
