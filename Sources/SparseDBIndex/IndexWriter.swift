@@ -53,6 +53,10 @@ public struct DocumentBitmap: Sendable {
         return w < words.count && words[w] & (UInt64(1) << UInt64(doc & 63)) != 0
     }
 
+    /// Word `w` of the set: bit `i` stands for document `64·w + i` (0 past the last stored word).
+    @inlinable
+    public func word(_ w: Int) -> UInt64 { w < words.count ? words[w] : 0 }
+
     public var isEmpty: Bool { count == 0 }
 
     /// Documents in both sets.

@@ -45,6 +45,12 @@ final class CandidateCollector {
         return false
     }
 
+    /// The documents `64·w ..< 64·w + 64` that may be offered: the filter's, else the live ones.
+    @inline(__always) func admittedWord(_ w: Int) -> UInt64 {
+        if let allowed { return allowed.word(w) }
+        return ~deleted.word(w)
+    }
+
     @inline(__always)
     func offer(doc: UInt32, upper: Float, lower: Float) {
         documentsScored += 1

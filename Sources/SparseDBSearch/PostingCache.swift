@@ -45,26 +45,35 @@ package final class TermDirectory: @unchecked Sendable {
 
 /// One decoded block: documents and impact codes. Immutable and shared by concurrent queries.
 ///
-/// `@unchecked Sendable`: the two buffers are allocated and filled in `init`, never written
-/// again, and freed in `deinit`; cursors read them through raw pointers while holding the block.
+/// Both arrays live in one allocation (documents, then codes), so that a cursor moving to the
+/// next block touches one object whose postings follow each other in memory, and the block's
+/// last document is kept beside its count: checking it (see `TermCursor.load`) then reads the
+/// line the count is on, not the far end of the postings.
+///
+/// `@unchecked Sendable`: the buffer is allocated and filled in `init`, never written again, and
+/// freed in `deinit`; cursors read it through raw pointers while holding the block.
 package final class DecodedBlock: @unchecked Sendable {
     let count: Int
+    /// The last posting's document (`UInt32.max` when the block is empty, which no cursor accepts).
+    let lastDocument: UInt32
     let documentsPointer: UnsafePointer<UInt32>
     let codesPointer: UnsafePointer<UInt8>
 
     init(documents: UnsafeMutablePointer<UInt32>, codes: UnsafeMutablePointer<UInt8>, count: Int) {
         self.count = count
-        let d = UnsafeMutablePointer<UInt32>.allocate(capacity: max(count, 1))
+        lastDocument = count > 0 ? documents[count - 1] : UInt32.max
+        let storage = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count * 5, 1), alignment: MemoryLayout<UInt32>.alignment)
+        let d = storage.bindMemory(to: UInt32.self, capacity: count)
         d.initialize(from: documents, count: count)
-        let c = UnsafeMutablePointer<UInt8>.allocate(capacity: max(count, 1))
+        let c = (storage + count * 4).bindMemory(to: UInt8.self, capacity: count)
         c.initialize(from: codes, count: count)
         documentsPointer = UnsafePointer(d)
         codesPointer = UnsafePointer(c)
     }
 
     deinit {
-        UnsafeMutablePointer(mutating: documentsPointer).deallocate()
-        UnsafeMutablePointer(mutating: codesPointer).deallocate()
+        UnsafeMutableRawPointer(mutating: documentsPointer).deallocate()
     }
 
     var bytes: Int { count * 5 + 64 }

@@ -72,6 +72,9 @@ final class TermCursor {
     private let blockMaxes: UnsafeMutablePointer<Float>
 
     private var block = -1
+    /// Where ``maxContribution(from:before:)`` starts looking: blocks before it end before every
+    /// window still to come. Moves only forward.
+    private var shallow = 0
     private var current: DecodedBlock?
     private var position = 0
     private var count = 0
@@ -125,7 +128,7 @@ final class TermCursor {
         }
         // Every block ends at the last document its (checked) header records; the scans below
         // rely on it to stop inside the block without a bounds test per posting.
-        guard decoded.count > 0, decoded.documentsPointer[decoded.count - 1] == lastDocs[b] else {
+        guard decoded.count > 0, decoded.lastDocument == lastDocs[b] else {
             throw SparseDBError(.corrupt, "term \(term): block \(b) does not end at its recorded last document")
         }
         block = b
@@ -158,6 +161,63 @@ final class TermCursor {
         }
     }
 
+    /// Adds the bounds of every posting before document `end` into a window's accumulators
+    /// (indexed by document − `base`; every such document is in `base ..< end`), marks those
+    /// documents in `touched`, and leaves the cursor on the first posting at or after `end`.
+    /// The bounds are computed as ``upper`` and ``lower`` compute them.
+    @inline(__always)
+    func accumulate(
+        before end: UInt32, base: UInt32, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>,
+        touched: UnsafeMutablePointer<UInt64>
+    ) throws {
+        while doc < end {
+            // The rest of this block, up to the window's end (locals, so the loop keeps them in registers).
+            let docs = documents
+            let codes = self.codes
+            let s = step
+            let n = count
+            var p = position
+            while p < n {
+                let d = docs[p]
+                if d >= end { break }
+                let i = Int(d &- base)
+                let code = codes[p]
+                upper[i] += Float(code) * s
+                lower[i] += Float(code &- 1) * s
+                touched[i &>> 6] |= 1 &<< UInt64(i & 63)
+                p &+= 1
+            }
+            position = p
+            if p < n {
+                doc = docs[p]
+            } else if block + 1 < blockCount {
+                try load(block: block + 1)
+                doc = documents[0]
+            } else {
+                doc = Self.end
+            }
+        }
+    }
+
+    /// For each of `count` documents (increasing): moves to it and, when this list has it, adds
+    /// its bounds to `upper[i]` and `lower[i]`. Leaves the cursor at or after the last one.
+    @inline(__always)
+    func addBounds(
+        documents targets: UnsafePointer<UInt32>, count n: Int, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>
+    ) throws {
+        var i = 0
+        while i < n {
+            let d = targets[i]
+            if doc < d { try advance(to: d) }
+            if doc == d {
+                let code = codes[position]
+                upper[i] += Float(code) * step
+                lower[i] += Float(code &- 1) * step
+            }
+            i &+= 1
+        }
+    }
+
     /// Moves to the first posting with document ≥ `target`.
     func advance(to target: UInt32) throws {
         if doc >= target { return }
@@ -179,8 +239,53 @@ final class TermCursor {
             try load(block: lo)
         }
         // Stops inside the block: its last document is lastDocs[block] ≥ target (checked at load).
-        while documents[position] < target { position &+= 1 }
-        doc = documents[position]
+        // A local position (the stored one would be written back on every step) and, when the
+        // target is more than a few postings ahead, a binary search first.
+        var p = position
+        let last = count &- 1
+        if p &+ 8 < last && documents[p &+ 8] < target {
+            var lo = p &+ 9
+            var hi = last
+            // documents[hi] ≥ target; find the first position ≥ target in [lo, hi].
+            while lo < hi {
+                let mid = (lo &+ hi) &>> 1
+                if documents[mid] < target { lo = mid &+ 1 } else { hi = mid }
+            }
+            p = lo
+        } else {
+            while documents[p] < target { p &+= 1 }
+        }
+        position = p
+        doc = documents[p]
+    }
+
+    /// Without decoding anything: a lower bound of this list's first document at or after
+    /// `target` (the current document when that is past `target`, else the start of the first
+    /// block that ends at or after it), or ``end`` when the list has none. Targets must not
+    /// decrease between calls.
+    @inline(__always)
+    func firstPossibleDocument(from target: UInt32) -> UInt32 {
+        if doc >= target { return doc }
+        var b = shallow
+        while b < blockCount && lastDocs[b] < target { b &+= 1 }
+        shallow = b
+        return b < blockCount ? max(target, firstDocs[b]) : Self.end
+    }
+
+    /// Without decoding anything: an upper bound of this term's contribution to any document
+    /// in `base ..< end`, from the block maxima of the blocks that overlap it (0 when none
+    /// does). Windows must be asked for in increasing order.
+    @inline(__always)
+    func maxContribution(from base: UInt32, before end: UInt32) -> Float {
+        var b = shallow
+        while b < blockCount && lastDocs[b] < base { b &+= 1 }
+        shallow = b
+        var m: Float = 0
+        while b < blockCount && firstDocs[b] < end {
+            if blockMaxes[b] > m { m = blockMaxes[b] }
+            b &+= 1
+        }
+        return m * queryWeight * (1 + 1e-6)
     }
 
     /// Without decoding anything: the block that would hold `target` (the first whose last

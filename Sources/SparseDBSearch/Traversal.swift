@@ -17,14 +17,17 @@ enum Traversal {
 
     // The loops below keep each cursor's current document in a plain buffer and reach the
     // cursors through unretained references: the array `cursors` keeps them alive (hence
-    // `withExtendedLifetime`), and this keeps reference counting and bounds checks out of the
-    // per-posting path. Every index is below `n`, the buffers' length.
+    // `withExtendedLifetime` in each `defer`), and this keeps reference counting and bounds
+    // checks out of the per-posting path. Every index is below `n`, the buffers' length. The
+    // loops are not closures: variables a closure captures live in memory and are reloaded
+    // after every call; locals stay in registers.
 
     static func exhaustive(_ cursors: [TermCursor], _ out: CandidateCollector) throws {
         let n = cursors.count
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
         let refs = UnsafeMutablePointer<Unmanaged<TermCursor>>.allocate(capacity: max(n, 1))
         defer {
+            withExtendedLifetime(cursors) {}
             docs.deallocate()
             refs.deallocate()
         }
@@ -32,273 +35,335 @@ enum Traversal {
             docs[i] = cursors[i].doc
             refs[i] = Unmanaged.passUnretained(cursors[i])
         }
-        try withExtendedLifetime(cursors) {
-            while true {
-                var d = TermCursor.end
-                for i in 0..<n where docs[i] < d { d = docs[i] }
-                if d == TermCursor.end { return }
-                if out.isFilteredOut(d) {
-                    for i in 0..<n where docs[i] == d {
-                        try refs[i]._withUnsafeGuaranteedRef { c in
-                            try c.next()
-                            docs[i] = c.doc
-                        }
-                    }
-                    continue
-                }
-                var u: Float = 0
-                var l: Float = 0
+        while true {
+            var d = TermCursor.end
+            for i in 0..<n where docs[i] < d { d = docs[i] }
+            if d == TermCursor.end { return }
+            if out.isFilteredOut(d) {
                 for i in 0..<n where docs[i] == d {
                     try refs[i]._withUnsafeGuaranteedRef { c in
-                        u += c.upper
-                        l += c.lower
                         try c.next()
                         docs[i] = c.doc
                     }
                 }
-                out.offer(doc: d, upper: u, lower: l)
+                continue
             }
+            var u: Float = 0
+            var l: Float = 0
+            for i in 0..<n where docs[i] == d {
+                try refs[i]._withUnsafeGuaranteedRef { c in
+                    u += c.upper
+                    l += c.lower
+                    try c.next()
+                    docs[i] = c.doc
+                }
+            }
+            out.offer(doc: d, upper: u, lower: l)
         }
     }
 
-    static func maxScore(_ input: [TermCursor], _ out: CandidateCollector) throws {
-        let cursors = input.sorted { $0.maxContribution < $1.maxContribution }
+    /// Documents per MaxScore window (a multiple of 64): two float accumulators of this length
+    /// and its bitmap stay in the first-level caches.
+    static let maxScoreWindow = 4096
+
+    /// MaxScore, a window of documents at a time (as Lucene's MaxScoreBulkScorer does).
+    ///
+    /// For each window of `maxScoreWindow` documents, every list's largest contribution inside
+    /// the window comes from the block maxima of the blocks overlapping it (nothing decoded).
+    /// Ordered by those, the shortest prefix of lists whose maxima together cannot reach the
+    /// threshold are the window's non-essential lists; when all of them together cannot, the
+    /// window is skipped. The essential lists add every posting's bounds into accumulators (a
+    /// tight loop per list, no search for the smallest current document across lists, which
+    /// would cost a pass over all essential lists per document); then the window's documents
+    /// are visited in order and completed from the non-essential lists, largest first, until
+    /// their bound falls below the threshold.
+    static func maxScore(_ cursors: [TermCursor], _ out: CandidateCollector) throws {
         let n = cursors.count
-        let prefix = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        let window = maxScoreWindow
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
         let refs = UnsafeMutablePointer<Unmanaged<TermCursor>>.allocate(capacity: max(n, 1))
+        // This window's maxima, the list indices ordered by them, and their running sums.
+        let windowMax = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        let order = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+        let prefix = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        let upper = UnsafeMutablePointer<Float>.allocate(capacity: window)
+        let lower = UnsafeMutablePointer<Float>.allocate(capacity: window)
+        let touched = UnsafeMutablePointer<UInt64>.allocate(capacity: window / 64)
+        // The window's candidates: documents and their bounds so far.
+        let candidateDocs = UnsafeMutablePointer<UInt32>.allocate(capacity: window)
+        let candidateUpper = UnsafeMutablePointer<Float>.allocate(capacity: window)
+        let candidateLower = UnsafeMutablePointer<Float>.allocate(capacity: window)
+        upper.initialize(repeating: 0, count: window)
+        lower.initialize(repeating: 0, count: window)
+        touched.initialize(repeating: 0, count: window / 64)
         defer {
-            prefix.deallocate()
+            withExtendedLifetime(cursors) {}
             docs.deallocate()
             refs.deallocate()
+            windowMax.deallocate()
+            order.deallocate()
+            prefix.deallocate()
+            upper.deallocate()
+            lower.deallocate()
+            touched.deallocate()
+            candidateDocs.deallocate()
+            candidateUpper.deallocate()
+            candidateLower.deallocate()
         }
-        var running: Float = 0
         for i in 0..<n {
-            running += cursors[i].maxContribution
-            prefix[i] = running
             docs[i] = cursors[i].doc
             refs[i] = Unmanaged.passUnretained(cursors[i])
         }
-        var firstEssential = 0
-        try withExtendedLifetime(cursors) {
-            while true {
-                while firstEssential < n && out.isPruned(prefix[firstEssential]) { firstEssential &+= 1 }
-                if firstEssential == n { return }
-                var d = TermCursor.end
-                var i = firstEssential
-                while i < n {
-                    if docs[i] < d { d = docs[i] }
-                    i &+= 1
+        // Documents before `next` are done.
+        var next: UInt32 = 0
+        while true {
+            // The window starts where the first document any list can still have, rounded down
+            // to a multiple of 64 so that its bitmap words line up with the filter's. A list
+            // behind `next` (it sat out windows) is asked where its blocks resume.
+            var first = TermCursor.end
+            for i in 0..<n {
+                let d = docs[i] >= next ? docs[i] : refs[i]._withUnsafeGuaranteedRef { $0.firstPossibleDocument(from: next) }
+                if d < first { first = d }
+            }
+            if first == TermCursor.end { return }
+            let base = first & ~63
+            let end = base < TermCursor.end &- UInt32(window) ? base &+ UInt32(window) : TermCursor.end
+            next = end
+
+            // Order the lists by their maxima in this window (insertion sort: a few dozen lists).
+            var live = 0
+            for i in 0..<n {
+                let m = refs[i]._withUnsafeGuaranteedRef { $0.maxContribution(from: base, before: end) }
+                if m == 0 { continue }
+                windowMax[i] = m
+                var p = live
+                while p > 0 && windowMax[order[p &- 1]] > m {
+                    order[p] = order[p &- 1]
+                    p &-= 1
                 }
-                if d == TermCursor.end { return }
-                if out.isFilteredOut(d) {
-                    i = firstEssential
-                    while i < n {
-                        if docs[i] == d {
-                            try refs[i]._withUnsafeGuaranteedRef { c in
-                                try c.next()
-                                docs[i] = c.doc
-                            }
-                        }
-                        i &+= 1
-                    }
+                order[p] = i
+                live &+= 1
+            }
+            var running: Float = 0
+            for p in 0..<live {
+                running += windowMax[order[p]]
+                prefix[p] = running
+            }
+            var firstEssential = 0
+            while firstEssential < live && out.isPruned(prefix[firstEssential]) { firstEssential &+= 1 }
+            if firstEssential == live { continue }
+
+            var p = firstEssential
+            while p < live {
+                let i = order[p]
+                try refs[i]._withUnsafeGuaranteedRef { c in
+                    if c.doc < base { try c.advance(to: base) }
+                    try c.accumulate(before: end, base: base, upper: upper, lower: lower, touched: touched)
+                    docs[i] = c.doc
+                }
+                p &+= 1
+            }
+            // The window's documents whose bound can still reach the threshold, in order.
+            let nonEssentialBound = firstEssential > 0 ? prefix[firstEssential &- 1] : 0
+            let firstWord = Int(base &>> 6)
+            var candidates = 0
+            var w = 0
+            while w < window &>> 6 {
+                var bits = touched[w]
+                if bits == 0 {
+                    w &+= 1
                     continue
                 }
-                var u: Float = 0
-                var l: Float = 0
-                i = firstEssential
-                while i < n {
-                    if docs[i] == d {
-                        try refs[i]._withUnsafeGuaranteedRef { c in
-                            u += c.upper
-                            l += c.lower
-                            try c.next()
-                            docs[i] = c.doc
-                        }
-                    }
-                    i &+= 1
+                touched[w] = 0
+                let admitted = out.admittedWord(firstWord &+ w)
+                while bits != 0 {
+                    let t = bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    let slot = w &<< 6 &+ t
+                    let u = upper[slot]
+                    let l = lower[slot]
+                    upper[slot] = 0
+                    lower[slot] = 0
+                    if admitted &>> UInt64(t) & 1 == 0 || out.isPruned(u + nonEssentialBound) { continue }
+                    candidateDocs[candidates] = base &+ UInt32(slot)
+                    candidateUpper[candidates] = u
+                    candidateLower[candidates] = l
+                    candidates &+= 1
                 }
-                var pruned = false
-                i = firstEssential &- 1
-                while i >= 0 {
-                    if out.isPruned(u + prefix[i]) {
-                        pruned = true
-                        break
+                w &+= 1
+            }
+            // Then the non-essential lists, largest first, one list at a time over the
+            // candidates (each list's postings in the window are read once, in order); a
+            // candidate is dropped as soon as the lists still to come cannot lift it.
+            var j = firstEssential &- 1
+            while j >= 0 && candidates > 0 {
+                let bound = prefix[j]
+                var kept = 0
+                var c = 0
+                while c < candidates {
+                    if !out.isPruned(candidateUpper[c] + bound) {
+                        candidateDocs[kept] = candidateDocs[c]
+                        candidateUpper[kept] = candidateUpper[c]
+                        candidateLower[kept] = candidateLower[c]
+                        kept &+= 1
                     }
-                    if docs[i] < d {
-                        try refs[i]._withUnsafeGuaranteedRef { c in
-                            try c.advance(to: d)
-                            docs[i] = c.doc
-                        }
-                    }
-                    if docs[i] == d {
-                        refs[i]._withUnsafeGuaranteedRef { c in
-                            u += c.upper
-                            l += c.lower
-                        }
-                    }
-                    i &-= 1
+                    c &+= 1
                 }
-                if !pruned { out.offer(doc: d, upper: u, lower: l) }
+                candidates = kept
+                let i = order[j]
+                try refs[i]._withUnsafeGuaranteedRef { cursor in
+                    try cursor.addBounds(documents: candidateDocs, count: candidates, upper: candidateUpper, lower: candidateLower)
+                    docs[i] = cursor.doc
+                }
+                j &-= 1
+            }
+            var c = 0
+            while c < candidates {
+                out.offer(doc: candidateDocs[c], upper: candidateUpper[c], lower: candidateLower[c])
+                c &+= 1
             }
         }
     }
 
-    /// The cursors of a WAND traversal ordered by current document: `order[0..<live]` holds
-    /// cursor indices sorted by `docs`, which mirrors each cursor's current document, so sorting
-    /// and pivoting never touch the cursor objects. A struct with mutating methods (rather than
-    /// nested functions capturing `live`) keeps Swift's dynamic exclusivity checks out of the loop.
-    struct SortedCursors {
-        let docs: UnsafeMutablePointer<UInt32>
-        let order: UnsafeMutablePointer<Int>
-        var live: Int
-
-        /// Moves the cursor at `from` right until the order is sorted again.
-        @inline(__always)
-        mutating func bubble(_ from: Int) {
-            var m = from
-            let moved = order[m]
-            let d = docs[moved]
-            while m &+ 1 < live && docs[order[m &+ 1]] < d {
-                order[m] = order[m &+ 1]
-                m &+= 1
-            }
-            order[m] = moved
+    /// Moves the cursor at `from` of `order[0..<live]` (cursor indices sorted by `docs`) right
+    /// until the order is sorted again.
+    @inline(__always)
+    static func bubble(_ from: Int, _ docs: UnsafeMutablePointer<UInt32>, _ order: UnsafeMutablePointer<Int>, _ live: Int) {
+        var m = from
+        let moved = order[m]
+        let d = docs[moved]
+        while m &+ 1 < live && docs[order[m &+ 1]] < d {
+            order[m] = order[m &+ 1]
+            m &+= 1
         }
-
-        /// Drops exhausted cursors (they sort last).
-        @inline(__always)
-        mutating func dropExhausted() {
-            while live > 0 && docs[order[live &- 1]] == TermCursor.end { live &-= 1 }
-        }
-
-        @inline(__always)
-        func doc(at position: Int) -> UInt32 { docs[order[position]] }
+        order[m] = moved
     }
 
     static func wand(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
+        // `order[0..<live]` holds cursor indices sorted by current document; `docs` mirrors each
+        // cursor's current document, so sorting and pivoting never touch the cursor objects.
+        // The loop is not inside a closure (`withExtendedLifetime { }`): captured variables
+        // live in memory and are reloaded after every call, locals stay in registers.
         let n = cursors.count
         let refs = UnsafeMutablePointer<Unmanaged<TermCursor>>.allocate(capacity: max(n, 1))
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
         let order = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
         let maxContribution = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
         defer {
+            withExtendedLifetime(cursors) {}
             refs.deallocate()
             docs.deallocate()
             order.deallocate()
             maxContribution.deallocate()
         }
-        var sorted = SortedCursors(docs: docs, order: order, live: 0)
+        var live = 0
         for i in 0..<n {
             refs[i] = Unmanaged.passUnretained(cursors[i])
             docs[i] = cursors[i].doc
             maxContribution[i] = cursors[i].maxContribution
             if docs[i] != TermCursor.end {
-                order[sorted.live] = i
-                sorted.live += 1
+                order[live] = i
+                live += 1
             }
         }
-        var initial = UnsafeMutableBufferPointer(start: order, count: sorted.live)
+        var initial = UnsafeMutableBufferPointer(start: order, count: live)
         initial.sort { docs[$0] < docs[$1] }
 
-        try withExtendedLifetime(cursors) {
-            while sorted.live > 0 {
-                let live = sorted.live
-                // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
-                var acc: Float = 0
-                var pivot = -1
-                var i = 0
-                while i < live {
-                    acc += maxContribution[order[i]]
-                    if !out.isPruned(acc) {
-                        pivot = i
-                        break
+        while live > 0 {
+            // Pivot: the first cursor where the running sum of term maxima can reach the threshold.
+            var acc: Float = 0
+            var pivot = -1
+            var i = 0
+            while i < live {
+                acc += maxContribution[order[i]]
+                if !out.isPruned(acc) {
+                    pivot = i
+                    break
+                }
+                i &+= 1
+            }
+            if pivot < 0 { return }
+            let pivotDoc = docs[order[pivot]]
+            if pivotDoc == TermCursor.end { return }
+            // Cursors after the pivot that sit on the same document belong to it as well.
+            var last = pivot
+            while last &+ 1 < live && docs[order[last &+ 1]] == pivotDoc { last &+= 1 }
+
+            if blockMax {
+                var blockBound: Float = 0
+                var nextBoundary = TermCursor.end
+                i = 0
+                while i <= last {
+                    if let b = refs[order[i]]._withUnsafeGuaranteedRef({ $0.shallowBlock(for: pivotDoc) }) {
+                        blockBound += b.maxContribution
+                        if b.lastDocument < nextBoundary { nextBoundary = b.lastDocument }
                     }
                     i &+= 1
                 }
-                if pivot < 0 { return }
-                let pivotDoc = sorted.doc(at: pivot)
-                if pivotDoc == TermCursor.end { return }
-                // Cursors after the pivot that sit on the same document belong to it as well.
-                var last = pivot
-                while last &+ 1 < live && sorted.doc(at: last &+ 1) == pivotDoc { last &+= 1 }
-
-                if blockMax {
-                    var blockBound: Float = 0
-                    var nextBoundary = TermCursor.end
-                    var i = 0
+                if out.isPruned(blockBound) {
+                    // No document up to the nearest block end among these lists can make it.
+                    var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary &+ 1
+                    if last &+ 1 < live { target = min(target, docs[order[last &+ 1]]) }
+                    if target <= pivotDoc { target = pivotDoc &+ 1 }
+                    var best = 0
+                    i = 1
                     while i <= last {
-                        if let b = refs[order[i]]._withUnsafeGuaranteedRef({ $0.shallowBlock(for: pivotDoc) }) {
-                            blockBound += b.maxContribution
-                            if b.lastDocument < nextBoundary { nextBoundary = b.lastDocument }
-                        }
+                        if maxContribution[order[i]] > maxContribution[order[best]] { best = i }
                         i &+= 1
                     }
-                    if out.isPruned(blockBound) {
-                        // No document up to the nearest block end among these lists can make it.
-                        var target = nextBoundary == TermCursor.end ? TermCursor.end : nextBoundary &+ 1
-                        if last &+ 1 < live { target = min(target, sorted.doc(at: last &+ 1)) }
-                        if target <= pivotDoc { target = pivotDoc &+ 1 }
-                        var best = 0
-                        i = 1
-                        while i <= last {
-                            if maxContribution[order[i]] > maxContribution[order[best]] { best = i }
-                            i &+= 1
-                        }
-                        let c = order[best]
-                        try refs[c]._withUnsafeGuaranteedRef { cursor in
-                            try cursor.advance(to: target)
-                            docs[c] = cursor.doc
-                        }
-                        sorted.bubble(best)
-                        sorted.dropExhausted()
-                        continue
+                    let c = order[best]
+                    try refs[c]._withUnsafeGuaranteedRef { cursor in
+                        try cursor.advance(to: target)
+                        docs[c] = cursor.doc
                     }
-                }
-
-                if sorted.doc(at: 0) == pivotDoc {
-                    var u: Float = 0
-                    var l: Float = 0
-                    var i = 0
-                    let skip = out.isFilteredOut(pivotDoc)
-                    while i < live && sorted.doc(at: i) == pivotDoc {
-                        let c = order[i]
-                        try refs[c]._withUnsafeGuaranteedRef { cursor in
-                            if !skip {
-                                u += cursor.upper
-                                l += cursor.lower
-                            }
-                            try cursor.next()
-                            docs[c] = cursor.doc
-                        }
-                        i &+= 1
-                    }
-                    if !skip { out.offer(doc: pivotDoc, upper: u, lower: l) }
-                    // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
-                    var j = i &- 1
-                    while j >= 0 {
-                        sorted.bubble(j)
-                        j &-= 1
-                    }
-                    sorted.dropExhausted()
-                } else {
-                    // No document before the pivot can reach the threshold (the lists ahead of the
-                    // pivot together fall short), so every lagging list moves up to it.
-                    var j = pivot &- 1
-                    while j >= 0 {
-                        if sorted.doc(at: j) < pivotDoc {
-                            let c = order[j]
-                            try refs[c]._withUnsafeGuaranteedRef { cursor in
-                                try cursor.advance(to: pivotDoc)
-                                docs[c] = cursor.doc
-                            }
-                            sorted.bubble(j)
-                        }
-                        j &-= 1
-                    }
-                    sorted.dropExhausted()
+                    bubble(best, docs, order, live)
+                    while live > 0 && docs[order[live &- 1]] == TermCursor.end { live &-= 1 }
+                    continue
                 }
             }
+
+            if docs[order[0]] == pivotDoc {
+                var u: Float = 0
+                var l: Float = 0
+                i = 0
+                let skip = out.isFilteredOut(pivotDoc)
+                while i < live && docs[order[i]] == pivotDoc {
+                    let c = order[i]
+                    try refs[c]._withUnsafeGuaranteedRef { cursor in
+                        if !skip {
+                            u += cursor.upper
+                            l += cursor.lower
+                        }
+                        try cursor.next()
+                        docs[c] = cursor.doc
+                    }
+                    i &+= 1
+                }
+                if !skip { out.offer(doc: pivotDoc, upper: u, lower: l) }
+                // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
+                var j = i &- 1
+                while j >= 0 {
+                    bubble(j, docs, order, live)
+                    j &-= 1
+                }
+            } else {
+                // No document before the pivot can reach the threshold (the lists ahead of the
+                // pivot together fall short), so every lagging list moves up to it.
+                var j = pivot &- 1
+                while j >= 0 {
+                    let c = order[j]
+                    if docs[c] < pivotDoc {
+                        try refs[c]._withUnsafeGuaranteedRef { cursor in
+                            try cursor.advance(to: pivotDoc)
+                            docs[c] = cursor.doc
+                        }
+                        bubble(j, docs, order, live)
+                    }
+                    j &-= 1
+                }
+            }
+            // Exhausted cursors sort last.
+            while live > 0 && docs[order[live &- 1]] == TermCursor.end { live &-= 1 }
         }
     }
 }

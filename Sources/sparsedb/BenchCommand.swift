@@ -39,6 +39,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
     @Option(name: .customLong("flat-cache-mb"), parsing: .unconditional, help: "MiB of decoded flat rows kept between queries (default 1024; 0 = decode every scan).")
     var flatCacheMB: Int?
+    @Option(name: .customLong("cache-mb"), parsing: .unconditional, help: "MiB of decoded posting blocks kept between queries (default 512).")
+    var postingCacheMB: Int?
     @Option(parsing: .unconditional, help: "Queries in flight at once (threads taking the next query).") var threads: Int = 1
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Measured passes over the queries.") var repetitions: Int = 1
     @Option(parsing: .unconditional, help: "Use only the first N queries.") var limit: Int?
@@ -63,6 +65,7 @@ struct BenchCommand: ParsableCommand {
         if let filter { _ = try Filter(json: filter) }
         if let d = dims, d < 1 { throw ValidationError("--dims must be at least 1, got \(d)") }
         if let m = flatCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--flat-cache-mb must be 0 ... 2^30, got \(m)") }
+        if let m = postingCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--cache-mb must be 0 ... 2^30, got \(m)") }
     }
 
     var options: SearchOptions {
@@ -76,6 +79,7 @@ struct BenchCommand: ParsableCommand {
             let load0 = loadAverage()
             var configuration = Database.Configuration.readOnlyExisting
             if let flatCacheMB { configuration.flatCacheBytes = flatCacheMB << 20 }
+            if let postingCacheMB { configuration.postingCacheBytes = postingCacheMB << 20 }
             let db = try Database(path: database.db, configuration: configuration)
             let coll = try db.collection(collection)
             let target: VectorField?

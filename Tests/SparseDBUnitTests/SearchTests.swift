@@ -47,6 +47,42 @@ import Testing
         }
     }
 
+    /// MaxScore works a window of 4,096 internal ids at a time: a collection spanning several
+    /// windows, with deleted documents and a filter whose documents are scattered over all of
+    /// them, against brute force (each of the other algorithms as well).
+    @Test func manyWindowsWithDeletesAndAFilter() throws {
+        try withTemporaryDirectory { dir in
+            let dims: UInt32 = 1000
+            let docs = try randomDocuments(count: 13_000, dims: dims, seed: 21)
+            let schema = CollectionSchema(fields: [.sparse("s", dimensions: dims)], attributes: [AttributeField(name: "bucket", type: .integer)])
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: schema)
+            // Bucket i % 10: filters admitting 10% and 70% of the documents, spread over every window.
+            try c.upsert(docs.enumerated().map { i, d in Document(id: d.id, vectors: ["s": .sparse(d.vector)], attributes: ["bucket": .integer(Int64(i % 10))]) })
+            let deleted = Set(stride(from: 5, to: docs.count, by: 9).map { docs[$0].id })
+            _ = try c.delete(ids: Array(deleted))
+            var rng = SplitMix64(seed: 22)
+            let cases: [(Filter?, (Int) -> Bool)] = [
+                (nil, { _ in true }), (.equals("bucket", .integer(3)), { $0 % 10 == 3 }), (.range("bucket", atLeast: .integer(3)), { $0 % 10 >= 3 }),
+            ]
+            for (filter, admits) in cases {
+                let live = docs.enumerated().filter { !deleted.contains($0.element.id) && admits($0.offset) }.map(\.element)
+                let oracle = BruteForce(live)
+                for _ in 0..<12 {
+                    let q = try randomQuery(&rng, dims: dims)
+                    let k = [1, 10, 50][Int.random(in: 0..<3, using: &rng)]
+                    let ranking = oracle.ranking(q)
+                    for algorithm in SearchAlgorithm.allCases {
+                        let got = try c.search(.sparse(q), options: SearchOptions(k: k, algorithm: algorithm, filter: filter)).hits.map { ($0.id, $0.score) }
+                        let problem = oracle.mismatch(got, query: q, k: k, ranking: ranking)
+                        #expect(problem == nil, "\(algorithm) k=\(k) filter=\(String(describing: filter)): \(problem ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func deletesUpsertsCompactionAndReopening() throws {
         try withTemporaryDirectory { dir in
             let dims: UInt32 = 300
