@@ -62,9 +62,11 @@ enum Traversal {
         }
     }
 
-    /// Documents per MaxScore window (a multiple of 64): two float accumulators of this length
-    /// and its bitmap stay in the first-level caches.
-    static let maxScoreWindow = 4096
+    /// Documents per MaxScore window (a multiple of 64). Its accumulators (two floats per
+    /// document) and candidate buffers stay in the second-level cache; at 1 M documents 8,192 to
+    /// 65,536 measured alike and 2,048 to 4,096 about 15% slower (more windows, each one
+    /// computing every list's window maximum).
+    static let maxScoreWindow = 8192
 
     /// MaxScore, a window of documents at a time (as Lucene's MaxScoreBulkScorer does).
     ///

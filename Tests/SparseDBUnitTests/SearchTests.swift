@@ -47,13 +47,13 @@ import Testing
         }
     }
 
-    /// MaxScore works a window of 4,096 internal ids at a time: a collection spanning several
+    /// MaxScore works a window of 8,192 internal ids at a time: a collection spanning several
     /// windows, with deleted documents and a filter whose documents are scattered over all of
     /// them, against brute force (each of the other algorithms as well).
     @Test func manyWindowsWithDeletesAndAFilter() throws {
         try withTemporaryDirectory { dir in
             let dims: UInt32 = 1000
-            let docs = try randomDocuments(count: 13_000, dims: dims, seed: 21)
+            let docs = try randomDocuments(count: 20_000, dims: dims, seed: 21)
             let schema = CollectionSchema(fields: [.sparse("s", dimensions: dims)], attributes: [AttributeField(name: "bucket", type: .integer)])
             let db = try Database(path: dir + "/db")
             defer { db.close() }

@@ -245,7 +245,7 @@ class Harness:
             threads = s.get("threads", 1)
             cold = s.get("cold", False)
             label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if threads == 1 else " %d threads" % threads) \
-                + (" cold" if cold else "")
+                + (" cold" if cold else "") + ("" if s.get("cache_mb") is None else " cache=%dMiB" % s["cache_mb"])
             tag = label.replace(" ", "_").replace("=", "")
             runf = os.path.join(base, "run-%s.jsonl" % tag)
             cmd = [exe, "bench", "--db", db, "--collection", "bench", "--query-vectors", self.queries_csr, "--algorithm", algo, "--k", str(a.k),
@@ -256,6 +256,8 @@ class Harness:
                 cmd += ["--max-query-terms", str(mqt)]
             if cold:
                 cmd += ["--cold"]
+            if s.get("cache_mb") is not None:
+                cmd += ["--cache-mb", str(s["cache_mb"])]
             try:
                 # Two threads cannot be pinned to one core: they get the machine's cores.
                 _, rss, text = run(cmd, cpu=self.cpu if threads == 1 else None, stdout_path=os.path.join(base, "bench-%s.json" % tag),
@@ -481,7 +483,7 @@ def main():
     ap.add_argument("--build-only", action="store_true", help="build the indexes, run no queries (then --reuse)")
     ap.add_argument("--no-swift-build", action="store_true")
     ap.add_argument("--batch-size", type=int, default=100000, help="SparseDB ingest batch (documents per transaction)")
-    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, threads}")
+    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, threads, cold, cache_mb}")
     ap.add_argument("--pisa-inverter", choices=["numpy", "toks"], default="numpy")
     ap.add_argument("--seismic-builds", help="JSON list of build configurations")
     ap.add_argument("--seismic-searches", help="JSON list of {query_cut, heap_factor[, sorted]}")
