@@ -109,6 +109,9 @@ final class TermCursor {
         blockMaxes = directory.blockMaxes
     }
 
+    /// The list's last document in this snapshot (0 for an empty list).
+    var lastDocument: UInt32 { blockCount > 0 ? lastDocs[blockCount - 1] : 0 }
+
     /// Positions on the first posting.
     func start() throws {
         if blockCount == 0 {

@@ -81,7 +81,17 @@ enum Traversal {
     /// their bound falls below the threshold.
     static func maxScore(_ cursors: [TermCursor], _ out: CandidateCollector) throws {
         let n = cursors.count
-        let window = maxScoreWindow
+        // No wider than the lists' span of documents (a small collection then clears and scans
+        // small accumulators): from the lowest current document, rounded down to 64, to the
+        // highest last document.
+        var lowest = TermCursor.end
+        var highest: UInt32 = 0
+        for c in cursors where c.doc != TermCursor.end {
+            lowest = min(lowest, c.doc)
+            highest = max(highest, c.lastDocument)
+        }
+        let span = lowest == TermCursor.end ? 64 : Int(highest - (lowest & ~63)) + 1
+        let window = min(maxScoreWindow, (span + 63) & ~63)
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
         let refs = UnsafeMutablePointer<Unmanaged<TermCursor>>.allocate(capacity: max(n, 1))
         // This window's maxima, the list indices ordered by them, and their running sums.
@@ -118,7 +128,11 @@ enum Traversal {
         }
         // Documents before `next` are done.
         var next: UInt32 = 0
+        // The windows start small and double up to `window`: until k documents have been
+        // offered there is no threshold, and every list of that window is essential.
+        var size = min(window, 512)
         while true {
+            defer { size = min(window, size &* 2) }
             // The window starts where the first document any list can still have, rounded down
             // to a multiple of 64 so that its bitmap words line up with the filter's. A list
             // behind `next` (it sat out windows) is asked where its blocks resume.
@@ -129,7 +143,7 @@ enum Traversal {
             }
             if first == TermCursor.end { return }
             let base = first & ~63
-            let end = base < TermCursor.end &- UInt32(window) ? base &+ UInt32(window) : TermCursor.end
+            let end = base < TermCursor.end &- UInt32(size) ? base &+ UInt32(size) : TermCursor.end
             next = end
 
             // Order the lists by their maxima in this window (insertion sort: a few dozen lists).
@@ -170,7 +184,7 @@ enum Traversal {
             let firstWord = Int(base &>> 6)
             var candidates = 0
             var w = 0
-            while w < window &>> 6 {
+            while w < size &>> 6 {
                 var bits = touched[w]
                 if bits == 0 {
                     w &+= 1

@@ -299,7 +299,7 @@ class Harness:
         log("pisa index: %.1f s (%s inverter), %.1f MB on disk" % (b["build_s"], b["inverter"], b["index_bytes"] / 1e6))
         if a.build_only:
             return
-        for algo in PISA_ALGORITHMS:
+        for algo in (a.pisa_algorithms.split(",") if a.pisa_algorithms else PISA_ALGORITHMS):
             runf = os.path.join(base, "run-%s.jsonl" % algo)
             outf = os.path.join(base, "search-%s.json" % algo)
             try:
@@ -484,6 +484,7 @@ def main():
     ap.add_argument("--no-swift-build", action="store_true")
     ap.add_argument("--batch-size", type=int, default=100000, help="SparseDB ingest batch (documents per transaction)")
     ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, threads, cold, cache_mb}")
+    ap.add_argument("--pisa-algorithms", help="comma-separated subset of %s" % ",".join(PISA_ALGORITHMS))
     ap.add_argument("--pisa-inverter", choices=["numpy", "toks"], default="numpy")
     ap.add_argument("--seismic-builds", help="JSON list of build configurations")
     ap.add_argument("--seismic-searches", help="JSON list of {query_cut, heap_factor[, sorted]}")
