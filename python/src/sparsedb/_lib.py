@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import Error, error_for
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 LIBRARY_NAME = "libSparseDBC.so"
 
 
@@ -153,6 +153,7 @@ _SIGNATURES = {
     "sdb_database_create_collection_schema": ([P, c_char_p, c_char_p, c_uint32, PP, ERR], c_int32),
     "sdb_collection_upsert_matrix": ([P, c_int64, P, P, c_int64, P, P, P, P, c_char_p, ERR], c_int32),
     "sdb_collection_search_matrix": ([P, P, c_int64, P, PP, ERR], c_int32),
+    "sdb_collection_search_into": ([P, P, P, P, c_int64, ERR], c_int32),
     "sdb_collection_search_hybrid": ([P, c_int64, P, c_int64, P, P, PP, ERR], c_int32),
     "sdb_results_field_scores": ([P, I64P, PP], None),
     "sdb_collection_get_documents": ([P, c_int64, P, P, PP, ERR], c_int32),
@@ -247,6 +248,30 @@ class _Slots(threading.local):
         self.options = SearchOptions()
         self.matrix_ref = byref(self.matrix)
         self.options_ref = byref(self.options)
+        # sdb_collection_search_into: the request (sdb_matrix, sdb_search_options, the query's
+        # indptr, indices and values, packed in one struct.pack_into call) and the buffer the
+        # hits are written into. Each bytearray is pinned by the ctypes array made over it (it
+        # cannot be resized while that exists), so its address stays valid.
+        self.request = self.request_address = self.output = self.output_address = None
+        self.request_size = self.output_size = 0
+        self.grow_request(4096)
+        self.grow_output(1 << 16)
+
+    def grow_request(self, size: int) -> None:
+        """A request buffer of at least ``size`` bytes."""
+        self.request = bytearray(size)
+        self._request_pin = (ctypes.c_char * size).from_buffer(self.request)
+        self.request_address = ctypes.addressof(self._request_pin)
+        self.request_size = size
+
+    def grow_output(self, size: int) -> None:
+        """A result buffer of at least ``size`` bytes (a multiple of 8: its address is 8-aligned
+        as malloc's are, which the layout's int64 and double sections need)."""
+        size = (size + 7) & ~7
+        self.output = bytearray(size)
+        self._output_pin = (ctypes.c_char * size).from_buffer(self.output)
+        self.output_address = ctypes.addressof(self._output_pin)
+        self.output_size = size
 
 
 slots = _Slots()

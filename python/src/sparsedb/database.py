@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import struct
 import threading
 import weakref
 from ctypes import byref, c_char_p, c_double, c_int64, c_uint32, c_void_p, cast
@@ -30,7 +31,7 @@ from ._lib import (
     slots,
     take_string,
 )
-from ._results import Document, Hit, HybridHit, SearchArrays, read_documents_full, read_hybrid_results, read_results
+from ._results import Document, Hit, HybridHit, SearchArrays, parse_hits, read_documents_full, read_hybrid_results, read_results
 from .schema import Field, field_from_info, schema_json
 from .encoder import Encoder
 from .errors import InvalidInputError, ModelMismatchError
@@ -292,6 +293,26 @@ def _matrix(field: Optional[str], rows, present):
     return matrix, (rows, present, name)
 
 
+# sdb_collection_search_into's request, packed by one Struct per query length n: sdb_matrix (48
+# bytes: field, indptr, indices, values, present, width), sdb_search_options (64 bytes: k,
+# max_query_terms, max_active_dims, truncate_dim, heap_factor, filter_json, algorithm, threads,
+# flags, reserved), the query's indptr {0, n}, then its n uint32 dimensions and n float weights.
+# Packing the dict's keys and values straight into the buffer checks them as array('I') and
+# array('f') would (struct.error or OverflowError otherwise), in C, without a Python loop.
+_REQUEST_HEAD = "=5Qq4qdQiiII2q"
+_REQUEST_HEAD_SIZE = 128
+_request_structs: Dict[int, struct.Struct] = {}
+
+
+def _request_struct(n: int) -> struct.Struct:
+    st = _request_structs.get(n)
+    if st is None:
+        st = struct.Struct(f"{_REQUEST_HEAD}{n}I{n}f")
+        if len(_request_structs) < 4096:  # queries have a few hundred distinct lengths at most
+            _request_structs[n] = st
+    return st
+
+
 class Collection:
     """A named set of documents with vector fields of every kind (sparse, dense, CSR) and payload
     attributes, searched exactly by dot product (or cosine), optionally filtered.
@@ -323,6 +344,13 @@ class Collection:
         if self.default_field is not None:
             self._kinds[None] = self._kinds[self.default_field]
         self._float_attributes = [n for n, t in self.attributes.items() if t == "float"]
+        # Sparse and CSR fields, each with its NUL-terminated name and that name's address (for
+        # sdb_collection_search_into; the bytes live as long as this dict): None = the default field.
+        self._sparse_names: Dict[Optional[str], tuple] = {}
+        for name, kind in self._kinds.items():
+            if kind in ("sparse", "csr"):
+                encoded = None if name is None else _name(name, "field name")
+                self._sparse_names[name] = (encoded, 0 if encoded is None else _keep(encoded))
         self._last_filter: Optional[tuple] = None
         self._encoder_lock = threading.Lock()
         self._query_encoder: Optional[Encoder] = None
@@ -436,14 +464,21 @@ class Collection:
     def _filter_bytes(self, filter: Any) -> bytes:
         """The JSON of a filter; the last dict filter's JSON is kept, so that a loop of searches
         with the same filter encodes it once (compared by value and type, on a private copy)."""
+        return self._filter_entry(filter)[0]
+
+    def _filter_entry(self, filter: Any) -> tuple:
+        """(JSON bytes, their address) of a filter; the last dict filter's are kept (see
+        _filter_bytes). The caller keeps the bytes alive while the address is in use."""
         if type(filter) is dict:
             last = self._last_filter
             if last is not None and _same(last[0], filter):
                 return last[1]
             encoded = filter_json(filter)
-            self._last_filter = (copy.deepcopy(filter), encoded)
-            return encoded
-        return filter_json(filter)
+            entry = (encoded, _keep(encoded))
+            self._last_filter = (copy.deepcopy(filter), entry)
+            return entry
+        encoded = filter_json(filter)
+        return (encoded, _keep(encoded))
 
     def _kind(self, field: Optional[str]) -> Optional[str]:
         """The kind of ``field`` (None: the default field); None when there is no such field (the
@@ -554,6 +589,14 @@ class Collection:
         """
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
+        if (type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None
+                and (field is None or type(field) is str)):
+            # One {dimension: weight} query, the common case: one foreign call, no result object.
+            names = self._sparse_names.get(field)
+            if names is not None:
+                hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, heap_factor, flags, names[1], filter)
+                if hits is not None:
+                    return hits
         if filter is not None or max_active_dims is not None or truncate_dim is not None or self._kind(field) == "dense":
             m, present = self._rows(field, queries, "queries")
             s = slots
@@ -576,6 +619,35 @@ class Collection:
         if status:
             raise_error(status, s.err)
         return read_results(s.out.value, q.single, return_arrays)
+
+    def _search_one(self, query: dict, k: int, algorithm: int, max_terms: int, heap_factor: float, flags: int, field_address: int,
+                    filter: Any) -> Optional[List[Hit]]:
+        """One dict query on a sparse or CSR field through sdb_collection_search_into; None when
+        the dict's keys or values do not pack as uint32 and float (the general path then says
+        what is wrong, as it always did)."""
+        s = slots
+        n = len(query)
+        if _REQUEST_HEAD_SIZE + 8 * n > s.request_size:
+            s.grow_request(_REQUEST_HEAD_SIZE + 8 * n)
+        base = s.request_address
+        if filter is None:
+            encoded_filter, filter_address = None, 0
+        else:
+            encoded_filter, filter_address = self._filter_entry(filter)
+        try:
+            _request_struct(n).pack_into(
+                s.request, 0,
+                field_address, base + 112, base + 128, base + 128 + 4 * n, 0, 0,
+                k, max_terms, 0, 0, heap_factor, filter_address, algorithm, 1, flags, 0,
+                0, n, *query, *query.values(),
+            )
+        except (struct.error, OverflowError, TypeError):
+            return None
+        status = lib.sdb_collection_search_into(self._handle, base, base + 48, s.output_address, s.output_size, s.err_ref)
+        del encoded_filter  # alive until the call returned
+        if status:
+            raise_error(status, s.err)
+        return parse_hits(s)
 
     def search_hybrid(
         self,
