@@ -551,10 +551,30 @@ struct HitsLayout {
     }
 }
 
+/// A parsed filter (`sdb_filter`): parsing its JSON costs more than a small search, so a binding
+/// that runs many queries with one filter parses it once.
+final class FilterBox {
+    let filter: Filter
+
+    init(_ filter: Filter) { self.filter = filter }
+}
+
+@_cdecl("sdb_filter_parse")
+public func sdb_filter_parse(_ json: UnsafePointer<CChar>?, _ out: HandleOut, _ error: ErrorOut) -> Int32 {
+    guarded(error) {
+        out?.pointee = nil
+        let box = FilterBox(try Filter(json: try Input.string(json, "filter")))
+        try store(retain(box), out, "filter")
+    }
+}
+
+@_cdecl("sdb_filter_free")
+public func sdb_filter_free(_ filter: OpaquePointer?) { release(filter, as: FilterBox.self) }
+
 @_cdecl("sdb_collection_search_into")
 public func sdb_collection_search_into(
-    _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ buffer: UnsafeMutableRawPointer?,
-    _ capacity: Int64, _ error: ErrorOut
+    _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ filter: OpaquePointer?,
+    _ buffer: UnsafeMutableRawPointer?, _ capacity: Int64, _ error: ErrorOut
 ) -> Int32 {
     guarded(error) {
         let c: VectorCollection = try borrow(collection, "collection")
@@ -562,7 +582,11 @@ public func sdb_collection_search_into(
         guard capacity >= 32 else { throw CAPIError.invalid("result buffer capacity must be at least 32 bytes, got \(capacity)") }
         guard let query else { throw CAPIError.invalid("query is null") }
         let m = try MatrixArgument(query, index: 0)
-        let args = try searchArguments(options, field: m.field)
+        var args = try searchArguments(options, field: m.field)
+        if let filter {
+            guard args.options.filter == nil else { throw CAPIError.invalid("give a filter handle or options->filter_json, not both") }
+            args.options.filter = Unmanaged<FilterBox>.fromOpaque(UnsafeRawPointer(filter)).takeUnretainedValue().filter
+        }
         // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
         // messages); no thread fan-out, no result array: one query is searched on this thread.
         guard let q = try m.rows(1, label: { "query \($0)" })[0] else {

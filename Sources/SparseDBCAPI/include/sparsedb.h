@@ -65,7 +65,7 @@ extern "C" {
 
 /** The ABI version of this header (3). A binding checks it before any other call. Version 2 added
  *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below);
- *  version 3 added sdb_collection_search_into. The functions of earlier versions are unchanged. */
+ *  version 3 added sdb_collection_search_into and sdb_filter. The functions of earlier versions are unchanged. */
 #define SDB_ABI_VERSION 3
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
@@ -350,12 +350,24 @@ typedef struct sdb_search_options {
 int32_t sdb_collection_search_matrix(sdb_collection *collection, const sdb_matrix *queries, int64_t count,
                                      const sdb_search_options *options, sdb_results **out, sdb_error **error);
 
+/** A parsed filter (ABI 3), for many searches with one filter: parsing its JSON costs more than a
+ *  small search. Thread-safe and not tied to a collection (each search checks it against its
+ *  collection's attributes, as for filter_json). */
+typedef struct sdb_filter sdb_filter;
+
+/** Parses a filter as sdb_search_options.filter_json takes it; a malformed one is
+ *  SDB_INVALID_INPUT. Free *out with sdb_filter_free. */
+int32_t sdb_filter_parse(const char *filter_json, sdb_filter **out, sdb_error **error);
+void sdb_filter_free(sdb_filter *filter);
+
 /**
  * One query, its hits written into the caller's buffer (ABI 3): the path for bindings that search
  * one query at a time, where the result object of sdb_collection_search_matrix (an allocation, a
  * view or copy, a free: three calls) costs as much as a small search. `query` holds one row
  * (count 1) and `options` are read as sdb_collection_search_matrix reads them, with the same
  * checks and messages (options->threads is ignored: one query runs on the calling thread).
+ * `filter` is NULL or a parsed filter used instead of options->filter_json (which must then be
+ * NULL).
  *
  * On SDB_OK, `buffer` (capacity >= 32 bytes, 8-byte aligned) starts with int64_t header[4]:
  *   - header[0] = h >= 0: the hits fit and follow, native byte order, sections from `buffer`:
@@ -376,8 +388,8 @@ int32_t sdb_collection_search_matrix(sdb_collection *collection, const sdb_matri
  * On failure the buffer's contents are unspecified.
  */
 int32_t sdb_collection_search_into(sdb_collection *collection, const sdb_matrix *query,
-                                   const sdb_search_options *options, void *buffer, int64_t capacity,
-                                   sdb_error **error);
+                                   const sdb_search_options *options, const sdb_filter *filter,
+                                   void *buffer, int64_t capacity, sdb_error **error);
 
 #define SDB_FUSION_RRF 0       /* reciprocal rank fusion: sum of 1 / (rrf_constant + rank) */
 #define SDB_FUSION_WEIGHTED 1  /* weighted sum of min-max normalised exact scores */

@@ -313,6 +313,19 @@ def _request_struct(n: int) -> struct.Struct:
     return st
 
 
+class _ParsedFilter:
+    """A filter's JSON (bytes) and its parsed form (an sdb_filter, freed with this object)."""
+
+    __slots__ = ("json", "handle", "__weakref__")
+
+    def __init__(self, encoded: bytes):
+        self.json = encoded
+        handle = c_void_p()
+        call(lib.sdb_filter_parse, encoded, handle)
+        self.handle: int = handle.value  # type: ignore[assignment]
+        weakref.finalize(self, lib.sdb_filter_free, self.handle)
+
+
 class Collection:
     """A named set of documents with vector fields of every kind (sparse, dense, CSR) and payload
     attributes, searched exactly by dot product (or cosine), optionally filtered.
@@ -462,23 +475,20 @@ class Collection:
         )
 
     def _filter_bytes(self, filter: Any) -> bytes:
-        """The JSON of a filter; the last dict filter's JSON is kept, so that a loop of searches
-        with the same filter encodes it once (compared by value and type, on a private copy)."""
-        return self._filter_entry(filter)[0]
+        """The JSON of a filter (see _filter_entry)."""
+        return self._filter_entry(filter).json
 
-    def _filter_entry(self, filter: Any) -> tuple:
-        """(JSON bytes, their address) of a filter; the last dict filter's are kept (see
-        _filter_bytes). The caller keeps the bytes alive while the address is in use."""
-        if type(filter) is dict:
-            last = self._last_filter
-            if last is not None and _same(last[0], filter):
-                return last[1]
-            encoded = filter_json(filter)
-            entry = (encoded, _keep(encoded))
+    def _filter_entry(self, filter: Any) -> "_ParsedFilter":
+        """A filter's JSON and its parsed form. The last filter's are kept, so that a loop of
+        searches with the same filter encodes and parses it once (compared by value and type, on
+        a private copy). The caller holds the returned object while the library uses it."""
+        last = self._last_filter
+        if last is not None and _same(last[0], filter):
+            return last[1]
+        entry = _ParsedFilter(filter_json(filter))
+        if type(filter) in (dict, str, bytes):
             self._last_filter = (copy.deepcopy(filter), entry)
-            return entry
-        encoded = filter_json(filter)
-        return (encoded, _keep(encoded))
+        return entry
 
     def _kind(self, field: Optional[str]) -> Optional[str]:
         """The kind of ``field`` (None: the default field); None when there is no such field (the
@@ -630,21 +640,19 @@ class Collection:
         if _REQUEST_HEAD_SIZE + 8 * n > s.request_size:
             s.grow_request(_REQUEST_HEAD_SIZE + 8 * n)
         base = s.request_address
-        if filter is None:
-            encoded_filter, filter_address = None, 0
-        else:
-            encoded_filter, filter_address = self._filter_entry(filter)
+        parsed = None if filter is None else self._filter_entry(filter)  # held until the call returned
         try:
             _request_struct(n).pack_into(
                 s.request, 0,
                 field_address, base + 112, base + 128, base + 128 + 4 * n, 0, 0,
-                k, max_terms, 0, 0, heap_factor, filter_address, algorithm, 1, flags, 0,
+                k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
                 0, n, *query, *query.values(),
             )
         except (struct.error, OverflowError, TypeError):
             return None
-        status = lib.sdb_collection_search_into(self._handle, base, base + 48, s.output_address, s.output_size, s.err_ref)
-        del encoded_filter  # alive until the call returned
+        status = lib.sdb_collection_search_into(
+            self._handle, base, base + 48, None if parsed is None else parsed.handle, s.output_address, s.output_size, s.err_ref)
+        del parsed
         if status:
             raise_error(status, s.err)
         return parse_hits(s)
