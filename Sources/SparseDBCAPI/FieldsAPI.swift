@@ -589,7 +589,7 @@ public func sdb_collection_search_into(
         }
         // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
         // messages); no thread fan-out, no result array: one query is searched on this thread.
-        guard let q = try m.rows(1, label: { "query \($0)" })[0] else {
+        guard m.present?[0] != 0, let q = try m.rows(1, label: { "query \($0)" })[0] else {
             buffer.initializeMemory(as: Int64.self, repeating: 0, count: 4)
             return
         }

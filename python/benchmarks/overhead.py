@@ -93,7 +93,7 @@ class Request:
         base = ctypes.addressof(self.pin)
         # The filter parsed once, as Collection.search keeps the last one (sdb_filter).
         self.filter = None if filter is None else _ParsedFilter(filter_json(filter))
-        self.filter_handle = None if filter is None else self.filter.handle
+        self.filter_handle = None if filter is None else self.filter.pointer.value
         flags_address = base + 128 + 8 * n  # one present flag, for the empty "crossing" call
         self.buffer[128 + 8 * n] = 1 if present else 0
         _request_struct(n).pack_into(

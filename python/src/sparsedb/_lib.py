@@ -264,19 +264,52 @@ class _Slots(threading.local):
         self.request = bytearray(size)
         self._request_pin = (ctypes.c_char * size).from_buffer(self.request)
         self.request_address = ctypes.addressof(self._request_pin)
+        _check_alignment(self.request_address)
         self.request_size = size
+        # The arguments of search_into_raw, as ctypes objects (see there).
+        self.request_matrix = c_void_p(self.request_address)
+        self.request_options = c_void_p(self.request_address + 48)
+        self._bundle()
 
     def grow_output(self, size: int) -> None:
-        """A result buffer of at least ``size`` bytes (a multiple of 8: its address is 8-aligned
-        as malloc's are, which the layout's int64 and double sections need)."""
+        """A result buffer of at least ``size`` bytes (a multiple of 8)."""
         size = (size + 7) & ~7
         self.output = bytearray(size)
         self._output_pin = (ctypes.c_char * size).from_buffer(self.output)
         self.output_address = ctypes.addressof(self._output_pin)
+        _check_alignment(self.output_address)
         self.output_size = size
+        self.output_pointer = c_void_p(self.output_address)
+        self.output_capacity = c_int64(size)
+        self._bundle()
+
+    def _bundle(self) -> None:
+        # What the one-query path reads, as one tuple: one thread-local attribute lookup instead
+        # of nine.
+        if self.request is not None and self.output is not None:
+            self.into = (
+                self.request, self.request_address, self.request_size, self.request_matrix, self.request_options,
+                self.output_pointer, self.output_capacity, self.err_ref,
+            )
+
+
+def _check_alignment(address: int) -> None:
+    # The layouts' int64 and double sections need 8-byte alignment; a bytearray of this size is
+    # malloc'd (16-byte aligned), which this checks rather than assumes.
+    if address % 8:
+        raise ImportError(f"sparsedb: a bytearray buffer at {address:#x} is not 8-byte aligned")
 
 
 slots = _Slots()
+
+# sdb_collection_search_into for the one-query hot path, declared without argtypes: ctypes then
+# passes ctypes objects (c_void_p, c_int64, byref) and None as they are, instead of calling each
+# argtype's from_param in Python, which costs as much as the rest of the crossing. Every caller
+# passes exactly: the collection's c_void_p, slots.request_matrix, slots.request_options, a
+# filter's c_void_p or None, slots.output_pointer, slots.output_capacity, slots.err_ref; a
+# plain int would be passed as a C int, so none is.
+search_into_raw = lib["sdb_collection_search_into"]
+search_into_raw.restype = c_int32
 
 
 def take_string(pointer: c_void_p) -> str:

@@ -160,7 +160,7 @@ def parse_hits(s) -> List[Hit]:
         if id_bytes <= _MAX_OUTPUT:  # header[1]: the size needed
             s.grow_output(id_bytes)
         return read_results(payload_bytes, True, False)  # header[2]: the result object
-    scores = _scores_struct(h).unpack_from(out, 32)
+    scores = (_scores_structs.get(h) or _scores_struct(h)).unpack_from(out, 32)
     present_at = 48 + 24 * h
     at = present_at + ((h + 7) & ~7)
     # Each id is followed by a NUL: one split gives them all, unless an id holds a NUL itself

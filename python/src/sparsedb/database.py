@@ -28,6 +28,7 @@ from ._lib import (
     call,
     lib,
     raise_error,
+    search_into_raw,
     slots,
     take_string,
 )
@@ -316,14 +317,14 @@ def _request_struct(n: int) -> struct.Struct:
 class _ParsedFilter:
     """A filter's JSON (bytes) and its parsed form (an sdb_filter, freed with this object)."""
 
-    __slots__ = ("json", "handle", "__weakref__")
+    __slots__ = ("json", "pointer", "__weakref__")
 
     def __init__(self, encoded: bytes):
         self.json = encoded
-        handle = c_void_p()
-        call(lib.sdb_filter_parse, encoded, handle)
-        self.handle: int = handle.value  # type: ignore[assignment]
-        weakref.finalize(self, lib.sdb_filter_free, self.handle)
+        #: The sdb_filter handle (a c_void_p, as search_into_raw takes it).
+        self.pointer = c_void_p()
+        call(lib.sdb_filter_parse, encoded, self.pointer)
+        weakref.finalize(self, lib.sdb_filter_free, self.pointer.value)
 
 
 class Collection:
@@ -599,10 +600,9 @@ class Collection:
         """
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
-        if (type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None
-                and (field is None or type(field) is str)):
+        if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
             # One {dimension: weight} query, the common case: one foreign call, no result object.
-            names = self._sparse_names.get(field)
+            names = self._sparse_names.get(field) if field is None or type(field) is str else None
             if names is not None:
                 hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, heap_factor, flags, names[1], filter)
                 if hits is not None:
@@ -637,21 +637,21 @@ class Collection:
         what is wrong, as it always did)."""
         s = slots
         n = len(query)
-        if _REQUEST_HEAD_SIZE + 8 * n > s.request_size:
+        request, base, size, matrix, options, output, capacity, err = s.into
+        if _REQUEST_HEAD_SIZE + 8 * n > size:
             s.grow_request(_REQUEST_HEAD_SIZE + 8 * n)
-        base = s.request_address
+            request, base, size, matrix, options, output, capacity, err = s.into
         parsed = None if filter is None else self._filter_entry(filter)  # held until the call returned
         try:
-            _request_struct(n).pack_into(
-                s.request, 0,
+            (_request_structs.get(n) or _request_struct(n)).pack_into(
+                request, 0,
                 field_address, base + 112, base + 128, base + 128 + 4 * n, 0, 0,
                 k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
                 0, n, *query, *query.values(),
             )
         except (struct.error, OverflowError, TypeError):
             return None
-        status = lib.sdb_collection_search_into(
-            self._handle, base, base + 48, None if parsed is None else parsed.handle, s.output_address, s.output_size, s.err_ref)
+        status = search_into_raw(self._handle, matrix, options, None if parsed is None else parsed.pointer, output, capacity, err)
         del parsed
         if status:
             raise_error(status, s.err)
