@@ -70,8 +70,9 @@ func matrices(_ pointer: UnsafeRawPointer?, count: Int64, _ what: String) throws
     return list
 }
 
-/// `sdb_search_options`.
-func searchArguments(_ pointer: UnsafeRawPointer?, field: String?) throws -> SearchArguments {
+/// `sdb_search_options`. `allowing`: flags the caller handles itself, besides those of
+/// `SearchArguments`.
+func searchArguments(_ pointer: UnsafeRawPointer?, field: String?, allowing: UInt32 = 0) throws -> SearchArguments {
     guard let p = pointer else { throw CAPIError.invalid("search options are null") }
     let k = p.load(fromByteOffset: 0, as: Int64.self)
     let maxQueryTerms = p.load(fromByteOffset: 8, as: Int64.self)
@@ -83,7 +84,8 @@ func searchArguments(_ pointer: UnsafeRawPointer?, field: String?) throws -> Sea
     let threads = p.load(fromByteOffset: 52, as: Int32.self)
     let flags = p.load(fromByteOffset: 56, as: UInt32.self)
     var args = try SearchArguments(
-        field: nil, k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, heapFactor: Float(heapFactor), flags: flags, threads: threads)
+        field: nil, k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, heapFactor: Float(heapFactor), flags: flags & ~allowing,
+        threads: threads)
     args.options.field = field
     guard maxActiveDims >= 0, truncate >= 0, let m = Int(exactly: maxActiveDims), let d = Int(exactly: truncate) else {
         throw CAPIError.invalid("max_active_dims and truncate_dim must be 0 (none) or positive")
@@ -508,7 +510,7 @@ struct HitsLayout {
         self.idBytes = idBytes
         self.payloadBytes = payloadBytes
         self.payloadCount = payloadCount
-        scores = 32
+        scores = 48
         idOffsets = scores + 8 * h
         payloadOffsets = idOffsets + 8 * (h + 1)
         present = payloadOffsets + 8 * (h + 1)
@@ -517,12 +519,15 @@ struct HitsLayout {
         size = payloadData + payloadBytes
     }
 
-    /// Writes `hits` (the ones this layout was made of) at `buffer`, which holds `size` bytes.
-    func write(_ hits: [SearchHit], to buffer: UnsafeMutableRawPointer) {
+    /// Writes `hits` (the ones this layout was made of) at `buffer`, which holds `size` bytes;
+    /// `engineNanoseconds` goes to header[4].
+    func write(_ hits: [SearchHit], engineNanoseconds: Int64, to buffer: UnsafeMutableRawPointer) {
         buffer.storeBytes(of: Int64(self.hits), toByteOffset: 0, as: Int64.self)
         buffer.storeBytes(of: Int64(idBytes), toByteOffset: 8, as: Int64.self)
         buffer.storeBytes(of: Int64(payloadBytes), toByteOffset: 16, as: Int64.self)
         buffer.storeBytes(of: Int64(payloadCount), toByteOffset: 24, as: Int64.self)
+        buffer.storeBytes(of: engineNanoseconds, toByteOffset: 32, as: Int64.self)
+        buffer.storeBytes(of: Int64(0), toByteOffset: 40, as: Int64.self)
         var idAt = 0
         var payloadAt = 0
         buffer.storeBytes(of: Int64(0), toByteOffset: idOffsets, as: Int64.self)
@@ -571,6 +576,16 @@ public func sdb_filter_parse(_ json: UnsafePointer<CChar>?, _ out: HandleOut, _ 
 @_cdecl("sdb_filter_free")
 public func sdb_filter_free(_ filter: OpaquePointer?) { release(filter, as: FilterBox.self) }
 
+/// SDB_SEARCH_TIME_ENGINE (sdb_collection_search_into only).
+let searchTimeEngine: UInt32 = 4
+
+/// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), as `sparsedb bench` measures it.
+func threadCPUNanoseconds() -> Int64 {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+}
+
 @_cdecl("sdb_collection_search_into")
 public func sdb_collection_search_into(
     _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ filter: OpaquePointer?,
@@ -579,10 +594,11 @@ public func sdb_collection_search_into(
     guarded(error) {
         let c: VectorCollection = try borrow(collection, "collection")
         guard let buffer else { throw CAPIError.invalid("result buffer is null") }
-        guard capacity >= 32 else { throw CAPIError.invalid("result buffer capacity must be at least 32 bytes, got \(capacity)") }
+        guard capacity >= 48 else { throw CAPIError.invalid("result buffer capacity must be at least 48 bytes, got \(capacity)") }
         guard let query else { throw CAPIError.invalid("query is null") }
         let m = try MatrixArgument(query, index: 0)
-        var args = try searchArguments(options, field: m.field)
+        var args = try searchArguments(options, field: m.field, allowing: searchTimeEngine)
+        let timed = options.map { $0.load(fromByteOffset: 56, as: UInt32.self) & searchTimeEngine != 0 } ?? false
         if let filter {
             guard args.options.filter == nil else { throw CAPIError.invalid("give a filter handle or options->filter_json, not both") }
             args.options.filter = Unmanaged<FilterBox>.fromOpaque(UnsafeRawPointer(filter)).takeUnretainedValue().filter
@@ -590,13 +606,15 @@ public func sdb_collection_search_into(
         // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
         // messages); no thread fan-out, no result array: one query is searched on this thread.
         guard m.present?[0] != 0, let q = try m.rows(1, label: { "query \($0)" })[0] else {
-            buffer.initializeMemory(as: Int64.self, repeating: 0, count: 4)
+            buffer.initializeMemory(as: Int64.self, repeating: 0, count: 6)
             return
         }
+        let start = timed ? threadCPUNanoseconds() : 0
         let hits = try c.search(q, options: args.options).hits
+        let engine = timed ? threadCPUNanoseconds() - start : 0
         let layout = HitsLayout(hits)
         if layout.size <= capacity {
-            layout.write(hits, to: buffer)
+            layout.write(hits, engineNanoseconds: engine, to: buffer)
         } else {
             // Too large for the caller's buffer: hand over a result object instead (rare: many or
             // large payloads), so that the search is never run twice.

@@ -17,8 +17,13 @@ path (the paths' passes alternate):
 - python: `collection.search({dim: weight}, k=10)` returning a list of Hit: everything a
           user pays;
 - filtered: the same three with filter={"year": {"gte": 2000}} (about half the documents):
-          `sparsedb bench --filter`, the bare call with the filter's JSON in the request, and
-          `collection.search(..., filter=...)`.
+          `sparsedb bench --filter`, the bare call with the filter parsed once (as
+          Collection.search keeps it), and `collection.search(..., filter=...)`;
+- paired: Collection.search's one-query path (without its argument checks, which the
+          component table times) with SDB_SEARCH_TIME_ENGINE, which reports the engine's own
+          thread CPU time inside the same call: the layer's cost per query, measured on the
+          same query at the same moment, so that the load of a shared machine cancels out
+          (the python - bench difference compares two processes at two moments).
 
 Each is measured twice: on a collection of the first 100 documents ("tiny"), where the engine's
 own work per query is small so that the differences are not lost in the noise of a shared
@@ -35,6 +40,7 @@ import json
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,12 +53,13 @@ import scipy.sparse
 
 import sparsedb
 from sparsedb._convert import filter_json
-from sparsedb._lib import lib, slots
+from sparsedb._lib import SEARCH_TIME_ENGINE, lib, slots
 from sparsedb._results import parse_hits
 from sparsedb.database import _ParsedFilter, _algorithm, _request_struct, _search_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 FILTER = {"year": {"gte": 2000}}
+ENGINE_NS = struct.Struct("=q")  # header[4] of sdb_collection_search_into's buffer
 TINY = 100
 
 
@@ -113,7 +120,7 @@ def python_latencies(c, queries, algorithm: str, repeat: int):
     handle = c._handle
     clock = time.perf_counter_ns
     cpu = time.thread_time_ns
-    paths = {name: ([], []) for name in ("bare", "python", "bare filtered", "python filtered")}
+    paths = {name: ([], []) for name in ("bare", "python", "bare filtered", "python filtered", "paired", "paired engine")}
     plain = [Request(q, algo) for q in queries]
     filtered = [Request(q, algo, FILTER) for q in queries]
     search_into = lib.sdb_collection_search_into
@@ -132,12 +139,24 @@ def python_latencies(c, queries, algorithm: str, repeat: int):
     def search_filtered(q):
         c.search(q, 10, algorithm, filter=FILTER)
 
-    order = ["bare", "python", "bare filtered", "python filtered"]
+    field_address = c._sparse_names[None][1]
+
+    def paired(q):
+        c0, t0 = cpu(), clock()
+        c._search_one(q, 10, algo, 0, 1.0, SEARCH_TIME_ENGINE, field_address, None)
+        t1, c1 = clock(), cpu()
+        engine = ENGINE_NS.unpack_from(s.output, 32)[0] / 1000
+        paths["paired"][0].append((t1 - t0) / 1000)
+        paths["paired"][1].append((c1 - c0) / 1000)
+        paths["paired engine"][0].append(engine)  # the engine's CPU time, for both columns
+        paths["paired engine"][1].append(engine)
+
+    order = ["bare", "python", "bare filtered", "python filtered", "paired"]
     for r in range(repeat):
         # One pass over all queries per path, as `sparsedb bench` makes them (each query timed
         # alone, nothing else in between: interleaving the paths query by query would let each
         # evict the others' cache lines); the order of the paths rotates between passes.
-        for name in order[r % 4:] + order[: r % 4]:
+        for name in order[r % 5:] + order[: r % 5]:
             if name == "bare":
                 for request in plain:
                     timed(name, bare, request)
@@ -147,9 +166,15 @@ def python_latencies(c, queries, algorithm: str, repeat: int):
             elif name == "bare filtered":
                 for request in filtered:
                     timed(name, bare, request)
-            else:
+            elif name == "python filtered":
                 for q in queries:
                     timed(name, search_filtered, q)
+            else:
+                for q in queries:
+                    paired(q)
+    # Per query: the layer's own time, the call's (wall, CPU) minus the engine's CPU in that call.
+    engine = paths["paired engine"][1]
+    paths["paired overhead"] = tuple([a - b for a, b in zip(paths["paired"][i], engine)] for i in (0, 1))
     return paths
 
 
@@ -225,6 +250,9 @@ def main():
         row("filtered: bare `sdb_collection_search_into`", best["bare filtered"])
         row("filtered: Python `collection.search(dict, k=10, filter=...)`", best["python filtered"])
         row("**filtered overhead: Python − `sparsedb bench --filter`**", diff("python filtered", "bench filtered"))
+        row("paired: Python's one-query path (`SDB_SEARCH_TIME_ENGINE`), whole call", best["paired"])
+        row("paired: the engine's own CPU time inside those calls", best["paired engine"])
+        row("**paired overhead: call − engine, per query (same query, same moment)**", best["paired overhead"])
         print()
     cli_mean = best["bench"][0]
 

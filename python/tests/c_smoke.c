@@ -113,8 +113,8 @@ int main(int argc, char **argv) {
     int64_t buffer[64];
     CHECK(sdb_collection_search_into(emb, &q, &plain, filter, buffer, sizeof buffer, &error));
     int64_t hits = buffer[0];
-    const char *first_id = (const char *)buffer + 48 + 24 * hits + ((hits + 7) & ~7);
-    printf("into %lld hit: %s %.3f\n", (long long)hits, first_id, ((const double *)buffer)[4]);
+    const char *first_id = (const char *)buffer + 64 + 24 * hits + ((hits + 7) & ~7);
+    printf("into %lld hit: %s %.3f\n", (long long)hits, first_id, ((const double *)buffer)[6]);
     sdb_filter_free(filter);
     sdb_documents *found = NULL;
     CHECK(sdb_collection_get_documents(emb, 1, ids, id_offsets, &found, &error));

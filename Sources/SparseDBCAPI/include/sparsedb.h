@@ -231,6 +231,7 @@ void sdb_documents_free(sdb_documents *documents);
 
 #define SDB_SEARCH_NO_PAYLOADS 1u           /* do not load payloads (faster) */
 #define SDB_SEARCH_ALLOW_MODEL_MISMATCH 2u  /* search_text: accept an encoder other than the recorded one */
+#define SDB_SEARCH_TIME_ENGINE 4u           /* search_into: the engine's thread CPU time in header[4] */
 
 typedef struct sdb_results sdb_results;
 
@@ -369,18 +370,21 @@ void sdb_filter_free(sdb_filter *filter);
  * `filter` is NULL or a parsed filter used instead of options->filter_json (which must then be
  * NULL).
  *
- * On SDB_OK, `buffer` (capacity >= 32 bytes, 8-byte aligned) starts with int64_t header[4]:
+ * On SDB_OK, `buffer` (capacity >= 48 bytes, 8-byte aligned) starts with int64_t header[6]:
  *   - header[0] = h >= 0: the hits fit and follow, native byte order, sections from `buffer`:
- *       int64_t header[4] = {h, id bytes, payload bytes, payloads present};
- *       double scores[h]                  at 32, best first (exact dot product);
- *       int64_t id_offsets[h + 1]         at 32 + 8h: id i is id_data[id_offsets[i] ..
+ *       int64_t header[6] = {h, id bytes, payload bytes, payloads present, engine ns, 0};
+ *       double scores[h]                  at 48, best first (exact dot product);
+ *       int64_t id_offsets[h + 1]         at 48 + 8h: id i is id_data[id_offsets[i] ..
  *                                         id_offsets[i+1] - 1), each id followed by a NUL byte
  *                                         (ids may hold NULs themselves: the offsets are exact);
- *       int64_t payload_offsets[h + 1]    at 40 + 16h;
- *       uint8_t payload_present[h]        at 48 + 24h, then zero padding to a multiple of 8;
+ *       int64_t payload_offsets[h + 1]    at 56 + 16h;
+ *       uint8_t payload_present[h]        at 64 + 24h, then zero padding to a multiple of 8;
  *       char id_data[id bytes]            then padding to a multiple of 8;
  *       char payload_data[payload bytes]  payload i is payload_data[payload_offsets[i] ..
  *                                         payload_offsets[i+1]) when payload_present[i] is 1.
+ *     "engine ns" is the calling thread's CPU time inside the engine's search when
+ *     options->flags has SDB_SEARCH_TIME_ENGINE (two clock reads), else 0: a binding's own cost
+ *     is its call's time minus this, measured on the same query at the same moment.
  *     A query whose `present` flag is 0 gets h = 0.
  *   - header[0] = -1: the hits need header[1] bytes, more than `capacity`; header[2] holds an
  *     sdb_results object with them (as sdb_collection_search_matrix returns it) that the caller

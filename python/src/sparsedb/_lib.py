@@ -200,6 +200,7 @@ lib = _load()
 ALGORITHMS = {"exhaustive": 0, "maxscore": 1, "wand": 2, "bmw": 3}
 SEARCH_NO_PAYLOADS = 1
 SEARCH_ALLOW_MODEL_MISMATCH = 2
+SEARCH_TIME_ENGINE = 4
 FUSION_METHODS = {"rrf": 0, "weighted": 1}
 OPEN_READ_ONLY = 1
 OPEN_NO_CREATE = 2

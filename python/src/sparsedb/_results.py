@@ -160,19 +160,19 @@ def parse_hits(s) -> List[Hit]:
         if id_bytes <= _MAX_OUTPUT:  # header[1]: the size needed
             s.grow_output(id_bytes)
         return read_results(payload_bytes, True, False)  # header[2]: the result object
-    scores = (_scores_structs.get(h) or _scores_struct(h)).unpack_from(out, 32)
-    present_at = 48 + 24 * h
+    scores = (_scores_structs.get(h) or _scores_struct(h)).unpack_from(out, 48)
+    present_at = 64 + 24 * h
     at = present_at + ((h + 7) & ~7)
     # Each id is followed by a NUL: one split gives them all, unless an id holds a NUL itself
     # (then there are more pieces than hits, and the offsets say where each one ends).
     ids = out[at : at + id_bytes].decode("utf-8").split("\0")
     ids.pop()
     if len(ids) != h:
-        offsets = unpack_from(f"={h + 1}q", out, 32 + 8 * h)
+        offsets = unpack_from(f"={h + 1}q", out, 48 + 8 * h)
         ids = [out[at + offsets[i] : at + offsets[i + 1] - 1].decode("utf-8") for i in range(h)]
     if payload_count == 0:
         return list(map(_new_hit, repeat(Hit, h), zip(ids, scores, repeat(None))))
-    offsets = unpack_from(f"={h + 1}q", out, 40 + 16 * h)
+    offsets = unpack_from(f"={h + 1}q", out, 56 + 16 * h)
     at += (id_bytes + 7) & ~7
     payloads = [
         decode_payload(bytes(out[at + offsets[i] : at + offsets[i + 1]])) if out[present_at + i] else None for i in range(h)
