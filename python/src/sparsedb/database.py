@@ -239,13 +239,25 @@ def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_a
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0)."""
-    if type(a) is not type(b):
+    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0).
+    Loops rather than generators: this runs on every filtered search."""
+    t = type(a)
+    if t is not type(b):
         return False
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if type(a) is list or type(a) is tuple:
-        return len(a) == len(b) and all(map(_same, a, b))
+    if t is dict:
+        if len(a) != len(b):
+            return False
+        for key, value in a.items():
+            if key not in b or not _same(value, b[key]):
+                return False
+        return True
+    if t is list or t is tuple:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _same(x, y):
+                return False
+        return True
     return a == b
 
 
