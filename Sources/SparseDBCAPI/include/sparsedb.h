@@ -65,7 +65,8 @@ extern "C" {
 
 /** The ABI version of this header (3). A binding checks it before any other call. Version 2 added
  *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below);
- *  version 3 added sdb_collection_search_into and sdb_filter. The functions of earlier versions are unchanged. */
+ *  version 3 added sdb_collection_search_into, sdb_filter and SDB_SEARCH_TIME_ENGINE. The
+ *  functions of earlier versions are unchanged. */
 #define SDB_ABI_VERSION 3
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
@@ -231,7 +232,7 @@ void sdb_documents_free(sdb_documents *documents);
 
 #define SDB_SEARCH_NO_PAYLOADS 1u           /* do not load payloads (faster) */
 #define SDB_SEARCH_ALLOW_MODEL_MISMATCH 2u  /* search_text: accept an encoder other than the recorded one */
-#define SDB_SEARCH_TIME_ENGINE 4u           /* search_into: the engine's thread CPU time in header[4] */
+#define SDB_SEARCH_TIME_ENGINE 4u           /* search_into: the engine's CPU time in header[4] */
 
 typedef struct sdb_results sdb_results;
 
