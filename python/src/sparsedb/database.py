@@ -378,6 +378,7 @@ class Collection:
                 encoded = None if name is None else _name(name, "field name")
                 self._sparse_names[name] = (encoded, 0 if encoded is None else _keep(encoded))
         self._last_filter: Optional[tuple] = None
+        self._parsed_filters: Dict[bytes, _ParsedFilter] = {}
         self._encoder_lock = threading.Lock()
         self._query_encoder: Optional[Encoder] = None
 
@@ -494,11 +495,19 @@ class Collection:
     def _filter_entry(self, filter: Any) -> "_ParsedFilter":
         """A filter's JSON and its parsed form. The last filter's are kept, so that a loop of
         searches with the same filter encodes and parses it once (compared by value and type, on
-        a private copy). The caller holds the returned object while the library uses it."""
+        a private copy), and the last 16 parsed ones by their JSON. The caller holds the returned
+        object while the library uses it."""
         last = self._last_filter
         if last is not None and _same(last[0], filter):
             return last[1]
-        entry = _ParsedFilter(filter_json(filter))
+        encoded = filter_json(filter)
+        # Searches that take turns among a few filters find them parsed, by their JSON.
+        entry = self._parsed_filters.get(encoded)
+        if entry is None:
+            entry = _ParsedFilter(encoded)
+            if len(self._parsed_filters) >= 16:  # bounded: a stream of distinct filters keeps 16 at most
+                self._parsed_filters.clear()
+            self._parsed_filters[encoded] = entry
         if type(filter) in (dict, str, bytes):
             self._last_filter = (copy.deepcopy(filter), entry)
         return entry
