@@ -70,8 +70,9 @@ func matrices(_ pointer: UnsafeRawPointer?, count: Int64, _ what: String) throws
     return list
 }
 
-/// `sdb_search_options`.
-func searchArguments(_ pointer: UnsafeRawPointer?, field: String?) throws -> SearchArguments {
+/// `sdb_search_options`. `allowing`: flags the caller handles itself, besides those of
+/// `SearchArguments`.
+func searchArguments(_ pointer: UnsafeRawPointer?, field: String?, allowing: UInt32 = 0) throws -> SearchArguments {
     guard let p = pointer else { throw CAPIError.invalid("search options are null") }
     let k = p.load(fromByteOffset: 0, as: Int64.self)
     let maxQueryTerms = p.load(fromByteOffset: 8, as: Int64.self)
@@ -83,7 +84,8 @@ func searchArguments(_ pointer: UnsafeRawPointer?, field: String?) throws -> Sea
     let threads = p.load(fromByteOffset: 52, as: Int32.self)
     let flags = p.load(fromByteOffset: 56, as: UInt32.self)
     var args = try SearchArguments(
-        field: nil, k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, heapFactor: Float(heapFactor), flags: flags, threads: threads)
+        field: nil, k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, heapFactor: Float(heapFactor), flags: flags & ~allowing,
+        threads: threads)
     args.options.field = field
     guard maxActiveDims >= 0, truncate >= 0, let m = Int(exactly: maxActiveDims), let d = Int(exactly: truncate) else {
         throw CAPIError.invalid("max_active_dims and truncate_dim must be 0 (none) or positive")
@@ -477,4 +479,148 @@ func attributesJSON(_ docs: [Document?]) throws -> String {
         return o
     }
     return try json(list)
+}
+
+// MARK: One query into the caller's buffer
+
+/// The layout `sdb_collection_search_into` writes (sparsedb.h): the sizes of one query's hits and
+/// the writing of them, in one place.
+struct HitsLayout {
+    let hits: Int
+    let idBytes: Int
+    let payloadBytes: Int
+    let payloadCount: Int
+    // Byte offsets of the sections.
+    let scores, idOffsets, payloadOffsets, present, idData, payloadData, size: Int
+
+    init(_ hits: [SearchHit]) {
+        var idBytes = 0
+        var payloadBytes = 0
+        var payloadCount = 0
+        for hit in hits {
+            idBytes += hit.id.utf8.count + 1  // each id is followed by a NUL
+            if let p = hit.payload {
+                payloadBytes += p.count
+                payloadCount += 1
+            }
+        }
+        func padded(_ n: Int) -> Int { (n + 7) & ~7 }
+        let h = hits.count
+        self.hits = h
+        self.idBytes = idBytes
+        self.payloadBytes = payloadBytes
+        self.payloadCount = payloadCount
+        scores = 48
+        idOffsets = scores + 8 * h
+        payloadOffsets = idOffsets + 8 * (h + 1)
+        present = payloadOffsets + 8 * (h + 1)
+        idData = present + padded(h)
+        payloadData = idData + padded(idBytes)
+        size = payloadData + payloadBytes
+    }
+
+    /// Writes `hits` (the ones this layout was made of) at `buffer`, which holds `size` bytes;
+    /// `engineNanoseconds` goes to header[4].
+    func write(_ hits: [SearchHit], engineNanoseconds: Int64, to buffer: UnsafeMutableRawPointer) {
+        buffer.storeBytes(of: Int64(self.hits), toByteOffset: 0, as: Int64.self)
+        buffer.storeBytes(of: Int64(idBytes), toByteOffset: 8, as: Int64.self)
+        buffer.storeBytes(of: Int64(payloadBytes), toByteOffset: 16, as: Int64.self)
+        buffer.storeBytes(of: Int64(payloadCount), toByteOffset: 24, as: Int64.self)
+        buffer.storeBytes(of: engineNanoseconds, toByteOffset: 32, as: Int64.self)
+        buffer.storeBytes(of: Int64(0), toByteOffset: 40, as: Int64.self)
+        var idAt = 0
+        var payloadAt = 0
+        buffer.storeBytes(of: Int64(0), toByteOffset: idOffsets, as: Int64.self)
+        buffer.storeBytes(of: Int64(0), toByteOffset: payloadOffsets, as: Int64.self)
+        for (i, hit) in hits.enumerated() {
+            buffer.storeBytes(of: hit.score, toByteOffset: scores + 8 * i, as: Double.self)
+            var id = hit.id
+            id.withUTF8 { b in
+                if let base = b.baseAddress { (buffer + idData + idAt).copyMemory(from: base, byteCount: b.count) }
+                idAt += b.count
+            }
+            buffer.storeBytes(of: UInt8(0), toByteOffset: idData + idAt, as: UInt8.self)
+            idAt += 1
+            // The id's end (its NUL excluded) is where the next one starts minus one: offsets[i + 1]
+            // is the start of id i + 1, so id i is id_data[offsets[i] ..< offsets[i + 1] - 1].
+            buffer.storeBytes(of: Int64(idAt), toByteOffset: idOffsets + 8 * (i + 1), as: Int64.self)
+            if let p = hit.payload {
+                p.withUnsafeBytes { b in
+                    if let base = b.baseAddress { (buffer + payloadData + payloadAt).copyMemory(from: base, byteCount: b.count) }
+                }
+                payloadAt += p.count
+            }
+            buffer.storeBytes(of: Int64(payloadAt), toByteOffset: payloadOffsets + 8 * (i + 1), as: Int64.self)
+            buffer.storeBytes(of: UInt8(hit.payload == nil ? 0 : 1), toByteOffset: present + i, as: UInt8.self)
+        }
+    }
+}
+
+/// A parsed filter (`sdb_filter`): parsing its JSON costs more than a small search, so a binding
+/// that runs many queries with one filter parses it once.
+final class FilterBox {
+    let filter: Filter
+
+    init(_ filter: Filter) { self.filter = filter }
+}
+
+@_cdecl("sdb_filter_parse")
+public func sdb_filter_parse(_ json: UnsafePointer<CChar>?, _ out: HandleOut, _ error: ErrorOut) -> Int32 {
+    guarded(error) {
+        out?.pointee = nil
+        let box = FilterBox(try Filter(json: try Input.string(json, "filter")))
+        try store(retain(box), out, "filter")
+    }
+}
+
+@_cdecl("sdb_filter_free")
+public func sdb_filter_free(_ filter: OpaquePointer?) { release(filter, as: FilterBox.self) }
+
+/// SDB_SEARCH_TIME_ENGINE (sdb_collection_search_into only).
+let searchTimeEngine: UInt32 = 4
+
+/// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), as `sparsedb bench` measures it.
+func threadCPUNanoseconds() -> Int64 {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+}
+
+@_cdecl("sdb_collection_search_into")
+public func sdb_collection_search_into(
+    _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ filter: OpaquePointer?,
+    _ buffer: UnsafeMutableRawPointer?, _ capacity: Int64, _ error: ErrorOut
+) -> Int32 {
+    guarded(error) {
+        let c: VectorCollection = try borrow(collection, "collection")
+        guard let buffer else { throw CAPIError.invalid("result buffer is null") }
+        guard capacity >= 48 else { throw CAPIError.invalid("result buffer capacity must be at least 48 bytes, got \(capacity)") }
+        guard let query else { throw CAPIError.invalid("query is null") }
+        let m = try MatrixArgument(query, index: 0)
+        var args = try searchArguments(options, field: m.field, allowing: searchTimeEngine)
+        let timed = options.map { $0.load(fromByteOffset: 56, as: UInt32.self) & searchTimeEngine != 0 } ?? false
+        if let filter {
+            guard args.options.filter == nil else { throw CAPIError.invalid("give a filter handle or options->filter_json, not both") }
+            args.options.filter = Unmanaged<FilterBox>.fromOpaque(UnsafeRawPointer(filter)).takeUnretainedValue().filter
+        }
+        // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
+        // messages); no thread fan-out, no result array: one query is searched on this thread.
+        guard m.present?[0] != 0, let q = try m.rows(1, label: { "query \($0)" })[0] else {
+            buffer.initializeMemory(as: Int64.self, repeating: 0, count: 6)
+            return
+        }
+        let start = timed ? threadCPUNanoseconds() : 0
+        let hits = try c.search(q, options: args.options).hits
+        let engine = timed ? threadCPUNanoseconds() - start : 0
+        let layout = HitsLayout(hits)
+        if layout.size <= capacity {
+            layout.write(hits, engineNanoseconds: engine, to: buffer)
+        } else {
+            // Too large for the caller's buffer: hand over a result object instead (rare: many or
+            // large payloads), so that the search is never run twice.
+            buffer.storeBytes(of: Int64(-1), toByteOffset: 0, as: Int64.self)
+            buffer.storeBytes(of: Int64(layout.size), toByteOffset: 8, as: Int64.self)
+            buffer.storeBytes(of: retain(ResultsBox([SearchResult(hits: hits)])), toByteOffset: 16, as: OpaquePointer.self)
+        }
+    }
 }

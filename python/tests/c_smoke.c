@@ -105,6 +105,17 @@ int main(int argc, char **argv) {
     printf("filtered %lld hit: %.*s %.3f\n", (long long)(offsets[1] - offsets[0]),
            (int)(hit_id_offsets[1] - hit_id_offsets[0]), id_data, scores[0]);
     sdb_results_free(results);
+    /* ABI 3: the same query into a caller's buffer, with a parsed filter. */
+    sdb_filter *filter = NULL;
+    CHECK(sdb_filter_parse("{\"lang\": \"de\"}", &filter, &error));
+    sdb_search_options plain = options;
+    plain.filter_json = NULL;
+    int64_t buffer[64];
+    CHECK(sdb_collection_search_into(emb, &q, &plain, filter, buffer, sizeof buffer, &error));
+    int64_t hits = buffer[0];
+    const char *first_id = (const char *)buffer + 64 + 24 * hits + ((hits + 7) & ~7);
+    printf("into %lld hit: %s %.3f\n", (long long)hits, first_id, ((const double *)buffer)[6]);
+    sdb_filter_free(filter);
     sdb_documents *found = NULL;
     CHECK(sdb_collection_get_documents(emb, 1, ids, id_offsets, &found, &error));
     const char *field_name = NULL;

@@ -49,4 +49,5 @@ def test_c_host_round_trip(tmp_path):
     assert lines[4] == "count 2"
     assert lines[5] == 'collections ["docs"]'
     assert lines[6] == "filtered 1 hit: banana 1.400"
-    assert lines[7] == 'get e[2] 1.0 0.0 [{"lang":"en"}]'
+    assert lines[7] == "into 1 hit: banana 1.400"
+    assert lines[8] == 'get e[2] 1.0 0.0 [{"lang":"en"}]'

@@ -147,3 +147,37 @@ def test_cranfield_matches_the_reference_run(cranfield):
         got = [s for s in results.scores[i] if s != -np.inf]
         assert len(got) == len(ref)
         assert np.allclose(got, [s for _, s in ref], atol=2e-5), qid
+
+
+def test_one_dict_query_equals_the_batch_path(tmp_path):
+    """A single {dim: weight} query takes sdb_collection_search_into (hits written into a buffer);
+    its hits equal the batch path's for every id and payload form, filters and options, and hits
+    too large for the buffer come back through a result object."""
+    rng = np.random.default_rng(3)
+    docs = random_corpus(rng, 400, 300, 12)
+    ids = [f"doc-{i}" for i in range(400)]
+    ids[5], ids[6], ids[7] = "nul\0inside", "ünïcödé-✓", "x" * 500
+    payloads = [{"n": i} if i % 4 == 0 else (f"text {i}" if i % 4 == 1 else (b"\xff\xfe" if i % 4 == 2 else None)) for i in range(400)]
+    payloads[9] = {"big": "y" * 70_000}  # more than the 64 KiB result buffer
+    with sparsedb.Database(tmp_path / "db") as db:
+        c = db.create_collection("c", dimensions=300, attributes={"n": "integer"})
+        c.upsert(ids, docs, payloads=payloads, attributes=[{"n": i} for i in range(400)])
+        queries = random_corpus(rng, 30, 300, 8)
+        dicts = [dict(zip(queries[i].indices.tolist(), queries[i].data.tolist())) for i in range(30)]
+        dicts.append({int(d): 1.0 for d in docs[9].indices} | {int(d): 1.0 for d in docs[5].indices})  # finds 9 and 5
+        for options in ({}, {"k": 1}, {"k": 100, "algorithm": "bmw"}, {"with_payload": False},
+                        {"filter": {"n": {"lt": 200}}}, {"filter": '{"n": {"gte": 100}}', "algorithm": "wand"},
+                        {"max_query_terms": 3, "heap_factor": 1.2}):
+            batch = c.search(dicts, **options)
+            assert [c.search(d, **options) for d in dicts] == batch, options
+        hits = c.search(dicts[-1], k=400)
+        found = {h.id: h.payload for h in hits}
+        assert found["nul\0inside"] == payloads[5] and found["doc-9"] == payloads[9]
+        assert c.search(dicts[-1], k=400) == hits  # the buffer grew for the large payload: same hits
+        # Keys and values that do not pack as uint32 / float take the general path and its checks.
+        assert c.search({str(k): v for k, v in dicts[0].items()}) == c.search(dicts[0])
+        assert c.search({np.int64(k): np.float32(v) for k, v in dicts[0].items()}) == c.search(dicts[0])
+        for bad, message in (({-1: 1.0}, "negative|out of range"), ({1.5: 1.0}, "not an integer"), ({1: "x"}, "real numbers"),
+                             ({1: float("nan")}, "NaN"), ({1: 1e39}, "inf|too large"), ({2**32: 1.0}, "out of range|2\\^32")):
+            with pytest.raises(sparsedb.InvalidInputError, match=message):
+                c.search(bad)

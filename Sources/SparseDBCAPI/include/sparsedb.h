@@ -63,10 +63,11 @@ extern "C" {
 
 /* ---- Versions ---------------------------------------------------------------------------- */
 
-/** The ABI version of this header (2). A binding checks it before any other call. Version 2 added
- *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below); the
- *  functions of version 1 are unchanged. */
-#define SDB_ABI_VERSION 2
+/** The ABI version of this header (3). A binding checks it before any other call. Version 2 added
+ *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below);
+ *  version 3 added sdb_collection_search_into, sdb_filter and SDB_SEARCH_TIME_ENGINE. The
+ *  functions of earlier versions are unchanged. */
+#define SDB_ABI_VERSION 3
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
 const char *sdb_version(void);
@@ -231,6 +232,7 @@ void sdb_documents_free(sdb_documents *documents);
 
 #define SDB_SEARCH_NO_PAYLOADS 1u           /* do not load payloads (faster) */
 #define SDB_SEARCH_ALLOW_MODEL_MISMATCH 2u  /* search_text: accept an encoder other than the recorded one */
+#define SDB_SEARCH_TIME_ENGINE 4u           /* search_into: the engine's CPU time in header[4] */
 
 typedef struct sdb_results sdb_results;
 
@@ -349,6 +351,50 @@ typedef struct sdb_search_options {
  */
 int32_t sdb_collection_search_matrix(sdb_collection *collection, const sdb_matrix *queries, int64_t count,
                                      const sdb_search_options *options, sdb_results **out, sdb_error **error);
+
+/** A parsed filter (ABI 3), for many searches with one filter: parsing its JSON costs more than a
+ *  small search. Thread-safe and not tied to a collection (each search checks it against its
+ *  collection's attributes, as for filter_json). */
+typedef struct sdb_filter sdb_filter;
+
+/** Parses a filter as sdb_search_options.filter_json takes it; a malformed one is
+ *  SDB_INVALID_INPUT. Free *out with sdb_filter_free. */
+int32_t sdb_filter_parse(const char *filter_json, sdb_filter **out, sdb_error **error);
+void sdb_filter_free(sdb_filter *filter);
+
+/**
+ * One query, its hits written into the caller's buffer (ABI 3): the path for bindings that search
+ * one query at a time, where the result object of sdb_collection_search_matrix (an allocation, a
+ * view or copy, a free: three calls) costs as much as a small search. `query` holds one row
+ * (count 1) and `options` are read as sdb_collection_search_matrix reads them, with the same
+ * checks and messages (options->threads is ignored: one query runs on the calling thread).
+ * `filter` is NULL or a parsed filter used instead of options->filter_json (which must then be
+ * NULL).
+ *
+ * On SDB_OK, `buffer` (capacity >= 48 bytes, 8-byte aligned) starts with int64_t header[6]:
+ *   - header[0] = h >= 0: the hits fit and follow, native byte order, sections from `buffer`:
+ *       int64_t header[6] = {h, id bytes, payload bytes, payloads present, engine ns, 0};
+ *       double scores[h]                  at 48, best first (exact dot product);
+ *       int64_t id_offsets[h + 1]         at 48 + 8h: id i is id_data[id_offsets[i] ..
+ *                                         id_offsets[i+1] - 1), each id followed by a NUL byte
+ *                                         (ids may hold NULs themselves: the offsets are exact);
+ *       int64_t payload_offsets[h + 1]    at 56 + 16h;
+ *       uint8_t payload_present[h]        at 64 + 24h, then zero padding to a multiple of 8;
+ *       char id_data[id bytes]            then padding to a multiple of 8;
+ *       char payload_data[payload bytes]  payload i is payload_data[payload_offsets[i] ..
+ *                                         payload_offsets[i+1]) when payload_present[i] is 1.
+ *     "engine ns" is the calling thread's CPU time inside the engine's search when
+ *     options->flags has SDB_SEARCH_TIME_ENGINE (two clock reads), else 0: a binding's own cost
+ *     is its call's time minus this, measured on the same query at the same moment.
+ *     A query whose `present` flag is 0 gets h = 0.
+ *   - header[0] = -1: the hits need header[1] bytes, more than `capacity`; header[2] holds an
+ *     sdb_results object with them (as sdb_collection_search_matrix returns it) that the caller
+ *     frees with sdb_results_free. The search is never run twice.
+ * On failure the buffer's contents are unspecified.
+ */
+int32_t sdb_collection_search_into(sdb_collection *collection, const sdb_matrix *query,
+                                   const sdb_search_options *options, const sdb_filter *filter,
+                                   void *buffer, int64_t capacity, sdb_error **error);
 
 #define SDB_FUSION_RRF 0       /* reciprocal rank fusion: sum of 1 / (rrf_constant + rank) */
 #define SDB_FUSION_WEIGHTED 1  /* weighted sum of min-max normalised exact scores */

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import Error, error_for
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 LIBRARY_NAME = "libSparseDBC.so"
 
 
@@ -153,6 +153,9 @@ _SIGNATURES = {
     "sdb_database_create_collection_schema": ([P, c_char_p, c_char_p, c_uint32, PP, ERR], c_int32),
     "sdb_collection_upsert_matrix": ([P, c_int64, P, P, c_int64, P, P, P, P, c_char_p, ERR], c_int32),
     "sdb_collection_search_matrix": ([P, P, c_int64, P, PP, ERR], c_int32),
+    "sdb_collection_search_into": ([P, P, P, P, P, c_int64, ERR], c_int32),
+    "sdb_filter_parse": ([c_char_p, PP, ERR], c_int32),
+    "sdb_filter_free": ([P], None),
     "sdb_collection_search_hybrid": ([P, c_int64, P, c_int64, P, P, PP, ERR], c_int32),
     "sdb_results_field_scores": ([P, I64P, PP], None),
     "sdb_collection_get_documents": ([P, c_int64, P, P, PP, ERR], c_int32),
@@ -197,6 +200,7 @@ lib = _load()
 ALGORITHMS = {"exhaustive": 0, "maxscore": 1, "wand": 2, "bmw": 3}
 SEARCH_NO_PAYLOADS = 1
 SEARCH_ALLOW_MODEL_MISMATCH = 2
+SEARCH_TIME_ENGINE = 4
 FUSION_METHODS = {"rrf": 0, "weighted": 1}
 OPEN_READ_ONLY = 1
 OPEN_NO_CREATE = 2
@@ -247,9 +251,66 @@ class _Slots(threading.local):
         self.options = SearchOptions()
         self.matrix_ref = byref(self.matrix)
         self.options_ref = byref(self.options)
+        # sdb_collection_search_into: the request (sdb_matrix, sdb_search_options, the query's
+        # indptr, indices and values, packed in one struct.pack_into call) and the buffer the
+        # hits are written into. Each bytearray is pinned by the ctypes array made over it (it
+        # cannot be resized while that exists), so its address stays valid.
+        self.request = self.request_address = self.output = self.output_address = None
+        self.request_size = self.output_size = 0
+        self.grow_request(4096)
+        self.grow_output(1 << 16)
+
+    def grow_request(self, size: int) -> None:
+        """A request buffer of at least ``size`` bytes."""
+        self.request = bytearray(size)
+        self._request_pin = (ctypes.c_char * size).from_buffer(self.request)
+        self.request_address = ctypes.addressof(self._request_pin)
+        _check_alignment(self.request_address)
+        self.request_size = size
+        # The arguments of search_into_raw, as ctypes objects (see there).
+        self.request_matrix = c_void_p(self.request_address)
+        self.request_options = c_void_p(self.request_address + 48)
+        self._bundle()
+
+    def grow_output(self, size: int) -> None:
+        """A result buffer of at least ``size`` bytes (a multiple of 8)."""
+        size = (size + 7) & ~7
+        self.output = bytearray(size)
+        self._output_pin = (ctypes.c_char * size).from_buffer(self.output)
+        self.output_address = ctypes.addressof(self._output_pin)
+        _check_alignment(self.output_address)
+        self.output_size = size
+        self.output_pointer = c_void_p(self.output_address)
+        self.output_capacity = c_int64(size)
+        self._bundle()
+
+    def _bundle(self) -> None:
+        # What the one-query path reads, as one tuple: one thread-local attribute lookup instead
+        # of nine.
+        if self.request is not None and self.output is not None:
+            self.into = (
+                self.request, self.request_address, self.request_size, self.request_matrix, self.request_options,
+                self.output_pointer, self.output_capacity, self.err_ref,
+            )
+
+
+def _check_alignment(address: int) -> None:
+    # The layouts' int64 and double sections need 8-byte alignment; a bytearray of this size is
+    # malloc'd (16-byte aligned), which this checks rather than assumes.
+    if address % 8:
+        raise ImportError(f"sparsedb: a bytearray buffer at {address:#x} is not 8-byte aligned")
 
 
 slots = _Slots()
+
+# sdb_collection_search_into for the one-query hot path, declared without argtypes: ctypes then
+# passes ctypes objects (c_void_p, c_int64, byref) and None as they are, instead of calling each
+# argtype's from_param in Python, which costs as much as the rest of the crossing. Every caller
+# passes exactly: the collection's c_void_p, slots.request_matrix, slots.request_options, a
+# filter's c_void_p or None, slots.output_pointer, slots.output_capacity, slots.err_ref; a
+# plain int would be passed as a C int, so none is.
+search_into_raw = lib["sdb_collection_search_into"]
+search_into_raw.restype = c_int32
 
 
 def take_string(pointer: c_void_p) -> str:

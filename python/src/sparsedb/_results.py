@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import json
 from itertools import repeat
-from struct import unpack_from
+from struct import Struct, unpack_from
 from ctypes import byref, c_int64, c_void_p
 from typing import Any, List, NamedTuple, Optional
 
@@ -134,6 +134,50 @@ def parse_results(raw: bytes, single: bool, return_arrays: bool):
     if single:
         return hits
     return [hits[offsets[q] : offsets[q + 1]] for q in range(queries)]
+
+
+_HEADER = Struct("=4q")
+_scores_structs: dict = {}
+
+
+def _scores_struct(h: int) -> Struct:
+    s = _scores_structs.get(h)
+    if s is None:
+        s = _scores_structs[h] = Struct(f"={h}d")
+    return s
+
+
+_MAX_OUTPUT = 16 << 20
+
+
+def parse_hits(s) -> List[Hit]:
+    """The hits sdb_collection_search_into wrote into the per-thread buffer ``s.output`` (layout
+    in sparsedb.h), or, when they did not fit, those of the result object it returned instead
+    (which this frees; the buffer then grows, up to 16 MiB, for the next call)."""
+    out = s.output
+    h, id_bytes, payload_bytes, payload_count = _HEADER.unpack_from(out)
+    if h < 0:
+        if id_bytes <= _MAX_OUTPUT:  # header[1]: the size needed
+            s.grow_output(id_bytes)
+        return read_results(payload_bytes, True, False)  # header[2]: the result object
+    scores = (_scores_structs.get(h) or _scores_struct(h)).unpack_from(out, 48)
+    present_at = 64 + 24 * h
+    at = present_at + ((h + 7) & ~7)
+    # Each id is followed by a NUL: one split gives them all, unless an id holds a NUL itself
+    # (then there are more pieces than hits, and the offsets say where each one ends).
+    ids = out[at : at + id_bytes].decode("utf-8").split("\0")
+    ids.pop()
+    if len(ids) != h:
+        offsets = unpack_from(f"={h + 1}q", out, 48 + 8 * h)
+        ids = [out[at + offsets[i] : at + offsets[i + 1] - 1].decode("utf-8") for i in range(h)]
+    if payload_count == 0:
+        return list(map(_new_hit, repeat(Hit, h), zip(ids, scores, repeat(None))))
+    offsets = unpack_from(f"={h + 1}q", out, 56 + 16 * h)
+    at += (id_bytes + 7) & ~7
+    payloads = [
+        decode_payload(bytes(out[at + offsets[i] : at + offsets[i + 1]])) if out[present_at + i] else None for i in range(h)
+    ]
+    return list(map(_new_hit, repeat(Hit, h), zip(ids, scores, payloads)))
 
 
 def read_hybrid_results(handle: int, single: bool, return_arrays: bool, names: List[str]):

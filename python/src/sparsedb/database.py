@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import struct
 import threading
 import weakref
 from ctypes import byref, c_char_p, c_double, c_int64, c_uint32, c_void_p, cast
@@ -27,10 +28,11 @@ from ._lib import (
     call,
     lib,
     raise_error,
+    search_into_raw,
     slots,
     take_string,
 )
-from ._results import Document, Hit, HybridHit, SearchArrays, read_documents_full, read_hybrid_results, read_results
+from ._results import Document, Hit, HybridHit, SearchArrays, parse_hits, read_documents_full, read_hybrid_results, read_results
 from .schema import Field, field_from_info, schema_json
 from .encoder import Encoder
 from .errors import InvalidInputError, ModelMismatchError
@@ -237,13 +239,25 @@ def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_a
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0)."""
-    if type(a) is not type(b):
+    """Equal values of the same types all the way down (True is not 1, 2000 is not 2000.0).
+    Loops rather than generators: this runs on every filtered search."""
+    t = type(a)
+    if t is not type(b):
         return False
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if type(a) is list or type(a) is tuple:
-        return len(a) == len(b) and all(map(_same, a, b))
+    if t is dict:
+        if len(a) != len(b):
+            return False
+        for key, value in a.items():
+            if key not in b or not _same(value, b[key]):
+                return False
+        return True
+    if t is list or t is tuple:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not _same(x, y):
+                return False
+        return True
     return a == b
 
 
@@ -292,6 +306,39 @@ def _matrix(field: Optional[str], rows, present):
     return matrix, (rows, present, name)
 
 
+# sdb_collection_search_into's request, packed by one Struct per query length n: sdb_matrix (48
+# bytes: field, indptr, indices, values, present, width), sdb_search_options (64 bytes: k,
+# max_query_terms, max_active_dims, truncate_dim, heap_factor, filter_json, algorithm, threads,
+# flags, reserved), the query's indptr {0, n}, then its n uint32 dimensions and n float weights.
+# Packing the dict's keys and values straight into the buffer checks them as array('I') and
+# array('f') would (struct.error or OverflowError otherwise), in C, without a Python loop.
+_REQUEST_HEAD = "=5Qq4qdQiiII2q"
+_REQUEST_HEAD_SIZE = 128
+_request_structs: Dict[int, struct.Struct] = {}
+
+
+def _request_struct(n: int) -> struct.Struct:
+    st = _request_structs.get(n)
+    if st is None:
+        st = struct.Struct(f"{_REQUEST_HEAD}{n}I{n}f")
+        if len(_request_structs) < 4096:  # queries have a few hundred distinct lengths at most
+            _request_structs[n] = st
+    return st
+
+
+class _ParsedFilter:
+    """A filter's JSON (bytes) and its parsed form (an sdb_filter, freed with this object)."""
+
+    __slots__ = ("json", "pointer", "__weakref__")
+
+    def __init__(self, encoded: bytes):
+        self.json = encoded
+        #: The sdb_filter handle (a c_void_p, as search_into_raw takes it).
+        self.pointer = c_void_p()
+        call(lib.sdb_filter_parse, encoded, self.pointer)
+        weakref.finalize(self, lib.sdb_filter_free, self.pointer.value)
+
+
 class Collection:
     """A named set of documents with vector fields of every kind (sparse, dense, CSR) and payload
     attributes, searched exactly by dot product (or cosine), optionally filtered.
@@ -323,7 +370,15 @@ class Collection:
         if self.default_field is not None:
             self._kinds[None] = self._kinds[self.default_field]
         self._float_attributes = [n for n, t in self.attributes.items() if t == "float"]
+        # Sparse and CSR fields, each with its NUL-terminated name and that name's address (for
+        # sdb_collection_search_into; the bytes live as long as this dict): None = the default field.
+        self._sparse_names: Dict[Optional[str], tuple] = {}
+        for name, kind in self._kinds.items():
+            if kind in ("sparse", "csr"):
+                encoded = None if name is None else _name(name, "field name")
+                self._sparse_names[name] = (encoded, 0 if encoded is None else _keep(encoded))
         self._last_filter: Optional[tuple] = None
+        self._parsed_filters: Dict[bytes, _ParsedFilter] = {}
         self._encoder_lock = threading.Lock()
         self._query_encoder: Optional[Encoder] = None
 
@@ -434,16 +489,28 @@ class Collection:
         )
 
     def _filter_bytes(self, filter: Any) -> bytes:
-        """The JSON of a filter; the last dict filter's JSON is kept, so that a loop of searches
-        with the same filter encodes it once (compared by value and type, on a private copy)."""
-        if type(filter) is dict:
-            last = self._last_filter
-            if last is not None and _same(last[0], filter):
-                return last[1]
-            encoded = filter_json(filter)
-            self._last_filter = (copy.deepcopy(filter), encoded)
-            return encoded
-        return filter_json(filter)
+        """The JSON of a filter (see _filter_entry)."""
+        return self._filter_entry(filter).json
+
+    def _filter_entry(self, filter: Any) -> "_ParsedFilter":
+        """A filter's JSON and its parsed form. The last filter's are kept, so that a loop of
+        searches with the same filter encodes and parses it once (compared by value and type, on
+        a private copy), and the last 16 parsed ones by their JSON. The caller holds the returned
+        object while the library uses it."""
+        last = self._last_filter
+        if last is not None and _same(last[0], filter):
+            return last[1]
+        encoded = filter_json(filter)
+        # Searches that take turns among a few filters find them parsed, by their JSON.
+        entry = self._parsed_filters.get(encoded)
+        if entry is None:
+            entry = _ParsedFilter(encoded)
+            if len(self._parsed_filters) >= 16:  # bounded: a stream of distinct filters keeps 16 at most
+                self._parsed_filters.clear()
+            self._parsed_filters[encoded] = entry
+        if type(filter) in (dict, str, bytes):
+            self._last_filter = (copy.deepcopy(filter), entry)
+        return entry
 
     def _kind(self, field: Optional[str]) -> Optional[str]:
         """The kind of ``field`` (None: the default field); None when there is no such field (the
@@ -554,6 +621,13 @@ class Collection:
         """
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
+        if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
+            # One {dimension: weight} query, the common case: one foreign call, no result object.
+            names = self._sparse_names.get(field) if field is None or type(field) is str else None
+            if names is not None:
+                hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, heap_factor, flags, names[1], filter)
+                if hits is not None:
+                    return hits
         if filter is not None or max_active_dims is not None or truncate_dim is not None or self._kind(field) == "dense":
             m, present = self._rows(field, queries, "queries")
             s = slots
@@ -576,6 +650,33 @@ class Collection:
         if status:
             raise_error(status, s.err)
         return read_results(s.out.value, q.single, return_arrays)
+
+    def _search_one(self, query: dict, k: int, algorithm: int, max_terms: int, heap_factor: float, flags: int, field_address: int,
+                    filter: Any) -> Optional[List[Hit]]:
+        """One dict query on a sparse or CSR field through sdb_collection_search_into; None when
+        the dict's keys or values do not pack as uint32 and float (the general path then says
+        what is wrong, as it always did)."""
+        s = slots
+        n = len(query)
+        request, base, size, matrix, options, output, capacity, err = s.into
+        if _REQUEST_HEAD_SIZE + 8 * n > size:
+            s.grow_request(_REQUEST_HEAD_SIZE + 8 * n)
+            request, base, size, matrix, options, output, capacity, err = s.into
+        parsed = None if filter is None else self._filter_entry(filter)  # held until the call returned
+        try:
+            (_request_structs.get(n) or _request_struct(n)).pack_into(
+                request, 0,
+                field_address, base + 112, base + 128, base + 128 + 4 * n, 0, 0,
+                k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
+                0, n, *query, *query.values(),
+            )
+        except (struct.error, OverflowError, TypeError):
+            return None
+        status = search_into_raw(self._handle, matrix, options, None if parsed is None else parsed.pointer, output, capacity, err)
+        del parsed
+        if status:
+            raise_error(status, s.err)
+        return parse_hits(s)
 
     def search_hybrid(
         self,
