@@ -19,7 +19,7 @@ public enum AttributeValue: Sendable, Equatable, Hashable {
     var stored: SparseDBIndex.AttributeValue {
         switch self {
         case .keyword(let s): .keyword([s])
-        case .keywords(let l): .keyword(l)
+        case .keywords(let l): .keywordList(l)
         case .integer(let v): .integer(v)
         case .float(let v): .float(v)
         case .bool(let v): .bool(v)
@@ -29,6 +29,7 @@ public enum AttributeValue: Sendable, Equatable, Hashable {
     init(_ stored: SparseDBIndex.AttributeValue) {
         switch stored {
         case .keyword(let l): self = l.count == 1 ? .keyword(l[0]) : .keywords(l)
+        case .keywordList(let l): self = .keywords(l)
         case .integer(let v): self = .integer(v)
         case .float(let v): self = .float(v)
         case .bool(let v): self = .bool(v)

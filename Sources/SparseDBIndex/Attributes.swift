@@ -8,15 +8,18 @@ package enum AttributeType: String, Sendable, CaseIterable {
 
 /// A document's value of one attribute.
 package enum AttributeValue: Sendable, Equatable, Hashable {
-    /// One string, or a list of them (membership tests).
+    /// One string (stored as a list of one; older files also stored lists this way).
     case keyword([String])
+    /// A list of strings, whatever its length (membership tests); kept apart from `keyword` so
+    /// that a list of one reads back as a list.
+    case keywordList([String])
     case integer(Int64)
     case float(Double)
     case bool(Bool)
 
     package var type: AttributeType {
         switch self {
-        case .keyword: .keyword
+        case .keyword, .keywordList: .keyword
         case .integer: .integer
         case .float: .float
         case .bool: .bool
@@ -40,16 +43,17 @@ package enum Attributes {
 
     // MARK: document record block
 
-    /// `u16le count ‖ count × (u32le attribute id ‖ u8 type ‖ value)`, with values: keyword = `u16le
-    /// n ‖ n × (u16le length ‖ UTF-8)`, integer = `i64le`, float = `f64le`, bool = `u8`.
+    /// `u16le count ‖ count × (u32le attribute id ‖ u8 type ‖ value)`, with values: keyword (tag 0)
+    /// and keyword list (tag 4) = `u16le n ‖ n × (u16le length ‖ UTF-8)`, integer = `i64le`,
+    /// float = `f64le`, bool = `u8`.
     package static func encode(_ values: [(id: UInt32, value: AttributeValue)]) -> [UInt8] {
         var w = ByteWriter()
         w.u16le(UInt16(values.count))
         for (id, value) in values.sorted(by: { $0.id < $1.id }) {
             w.u32le(id)
             switch value {
-            case .keyword(let list):
-                w.u8(0)
+            case .keyword(let list), .keywordList(let list):
+                if case .keywordList = value { w.u8(4) } else { w.u8(0) }
                 w.u16le(UInt16(list.count))
                 for s in list {
                     let b = Array(s.utf8)
@@ -77,14 +81,14 @@ package enum Attributes {
         for _ in 0..<count {
             guard let id = r.u32le(), let tag = r.u8() else { throw bad() }
             switch tag {
-            case 0:
+            case 0, 4:
                 guard let n = r.u16le() else { throw bad() }
                 var list: [String] = []
                 for _ in 0..<n {
                     guard let len = r.u16le(), let b = r.bytes(Int(len)), let s = String(validating: b, as: UTF8.self) else { throw bad() }
                     list.append(s)
                 }
-                out.append((id, .keyword(list)))
+                out.append((id, tag == 4 ? .keywordList(list) : .keyword(list)))
             case 1:
                 guard let v = r.u64le() else { throw bad() }
                 out.append((id, .integer(Int64(bitPattern: v))))
@@ -108,7 +112,7 @@ package enum Attributes {
                 .invalidInput, "document '\(document)': attribute '\(attribute.name)' is \(attribute.type), got a \(value.type.rawValue)")
         }
         switch value {
-        case .keyword(let list):
+        case .keyword(let list), .keywordList(let list):
             guard list.count <= maxKeywords else {
                 throw SparseDBError(.invalidInput, "document '\(document)': attribute '\(attribute.name)' lists \(list.count) keywords; at most \(maxKeywords)")
             }
@@ -228,7 +232,7 @@ package enum Attributes {
             var sets: [[UInt8]: [UInt32]] = [:]
             for (doc, value) in entries {
                 switch value {
-                case .keyword(let list):
+                case .keyword(let list), .keywordList(let list):
                     for s in Set(list) { sets[Array(s.utf8), default: []].append(doc) }
                 case .bool(let v):
                     sets[boolBytes(v), default: []].append(doc)

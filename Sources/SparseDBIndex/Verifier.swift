@@ -222,7 +222,7 @@ package enum Verifier {
     /// The index's keys of a value: each distinct keyword, the bool byte, the ordered number bits.
     static func valueKeys(_ value: AttributeValue) -> [[UInt8]] {
         switch value {
-        case .keyword(let list): return Set(list).map { Array($0.utf8) }
+        case .keyword(let list), .keywordList(let list): return Set(list).map { Array($0.utf8) }
         case .bool(let v): return [Attributes.boolBytes(v)]
         case .integer, .float:
             var w = ByteWriter()

@@ -305,8 +305,8 @@ def test_get_returns_every_field_and_the_attributes(world):
 
 
 def stored_form(a):
-    """Attribute values as stored: a keyword list of one value is that value."""
-    return {n: (v[0] if isinstance(v, list) and len(v) == 1 else v) for n, v in a.items()}
+    """Attribute values as read back: as given (a keyword list of one stays a list)."""
+    return dict(a)
 
 
 def snapshot(c):
@@ -498,16 +498,16 @@ def test_dense_options_and_errors(world):
     assert_unchanged(before, snapshot(c))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine stores a keyword and a list of one keyword alike (format-spec §6a: tag 0, a list of n strings) and "
-    "reads a list of one back as a keyword (SparseDB.AttributeValue.init); needs a stored tag for lists, in SparseDBIndex")
 def test_a_keyword_list_of_one_reads_back_as_a_list(db):
+    # A list is stored with its own tag (format-spec §5, tag 4), so a list of one stays a list.
     c = db.create_collection("kw", dimensions=10, attributes={"tags": "keyword"})
     c.upsert(["one", "list", "single"], [{1: 1.0}] * 3, attributes=[{"tags": ["x"]}, {"tags": ["x", "y"]}, {"tags": "x"}])
     assert c.get("list").attributes == {"tags": ["x", "y"]}
     assert c.get("single").attributes == {"tags": "x"}
     assert c.get("one").attributes == {"tags": ["x"]}
+    # And every shape is found by the keyword it holds.
+    assert {h.id for h in c.search({1: 1.0}, k=10, filter={"tags": "x"})} == {"one", "list", "single"}
+    assert {h.id for h in c.search({1: 1.0}, k=10, filter={"tags": "y"})} == {"list"}
 
 
 def test_upsert_forms(db):
