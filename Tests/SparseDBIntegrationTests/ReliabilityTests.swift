@@ -130,6 +130,56 @@ import Glibc
         }
     }
 
+    /// Damage to one LMDB node of `table` with `tools/reliability/damage_node.py` (a copy of
+    /// `db` at `copy`); returns what the script says it changed.
+    func damagedCopy(_ db: String, _ copy: String, table: String, mode: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: db + "/data.mdb", toPath: copy + "/data.mdb")
+        let r = try run("/usr/bin/env", ["python3", repositoryDirectory + "/tools/reliability/damage_node.py", copy, table, mode])
+        try #require(r.status == 0, "damage_node.py: \(r.err)")
+        return r.out
+    }
+
+    /// A damaged value size in a leaf node (LMDB then hands out a value that runs ~235 MB past
+    /// the end of the file, RELIABILITY.md finding 2): every command that reads the value fails
+    /// with a typed error naming the table, instead of dying with SIGBUS; verify names the damage.
+    @Test(arguments: ["forward-row", "document"])
+    func damagedValueSizesAreTypedErrors(table: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 600)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let copy = dir + "/damaged"
+            let changed = try damagedCopy(db, copy, table: table, mode: "size")
+            let v = try run(sparsedb, ["verify", "--db", copy])
+            #expect(v.status == 1 && v.out.contains("past the end"), "verify: \(v.status) \(v.out) \(v.err)")
+            // The queries are the documents themselves, so each one's own row or record is read.
+            for algorithm in SearchAlgorithm.allCases {
+                let r = try run(sparsedb, ["search", "--db", copy, "--collection", "c", "--query-vectors", file, "--algorithm", algorithm.rawValue])
+                #expect(r.status == 1, "\(algorithm) after \(changed): status \(r.status) \(r.err.suffix(300))")
+                #expect(r.err.contains("table '\(table)'") && r.err.contains("damaged") && r.err.contains("sparsedb verify"), "\(algorithm): \(r.err)")
+            }
+            // In process: the typed error (only once the commands above showed it does not crash).
+            var config = Database.Configuration.readOnlyExisting
+            config.postingCacheBytes = 0
+            let opened = try Database(path: copy, configuration: config)
+            defer { opened.close() }
+            let c = try opened.collection("c")
+            let queries = try readVectors(file, limit: 600)
+            var failed = 0
+            for q in queries {
+                do {
+                    let hits = try c.search(q.vector, options: SearchOptions(k: 10)).hits.map { ($0.id, $0.score) }
+                    #expect(topKMismatch(hits, docs: queries, query: q.vector, k: 10) == nil, "query \(q.id): a silently wrong answer")
+                } catch let e as SparseDBError {
+                    #expect(e.code == .corrupt && e.message.contains(table), "\(e)")
+                    failed += 1
+                }
+            }
+            #expect(failed > 0)
+        }
+    }
+
     /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
     @Test func pipesAndStandardInput() throws {
         try withTemporaryDirectory { dir in
