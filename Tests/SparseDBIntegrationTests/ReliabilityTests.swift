@@ -180,6 +180,55 @@ import Glibc
         }
     }
 
+    /// A damaged node offset (LMDB then reads a node header from outside its page, RELIABILITY.md
+    /// finding 3) or value size in a table that statistics scan: `stats` refuses with a typed
+    /// error that points at `verify`, instead of dying inside liblmdb; the undamaged database's
+    /// statistics count every document.
+    @Test(arguments: ["offset", "size"])
+    func statsOnDamagedPagesIsATypedError(mode: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 600)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            #expect(try documents(db) == 600)
+            for table in ["term", "posting-block", "forward-row"] {
+                let copy = dir + "/\(table)"
+                let changed = try damagedCopy(db, copy, table: table, mode: mode)
+                let v = try run(sparsedb, ["verify", "--db", copy])
+                #expect(v.status == 1 && v.out.contains("table \"\(table)\""), "verify after \(changed): \(v.out) \(v.err)")
+                let r = try run(sparsedb, ["stats", "--db", copy])
+                #expect(r.status == 1, "stats after \(changed): status \(r.status) \(r.err.suffix(300))")
+                #expect(r.err.contains("page structure is damaged") && r.err.contains("sparsedb verify --db"), "\(r.err)")
+                let opened = try Database(path: copy, configuration: .readOnlyExisting)
+                defer { opened.close() }
+                for statistics in [{ _ = try opened.statistics() }, { _ = try opened.collection("c").statistics() }] {
+                    let e = #expect(throws: SparseDBError.self) { try statistics() }
+                    #expect(e?.code == .corrupt, "\(String(describing: e))")
+                }
+            }
+        }
+    }
+
+    /// The previous meta page's transaction id raised to the current one + 1 (RELIABILITY.md
+    /// finding 4's reproducer): the ids stay consecutive, LMDB would open the snapshot before the
+    /// last commit, and only the last pages the two meta pages record tell; verify and stats
+    /// report it instead of showing the older snapshot as the database.
+    @Test func rolledBackMetaPageWithConsecutiveIdsIsReported() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 300)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let more = try vectorsFile(dir, lines: 300, name: "w.jsonl", from: 300)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", more, "--quiet"]).status == 0)
+            let copy = dir + "/damaged"
+            let changed = try damagedCopy(db, copy, table: "-", mode: "meta-txnid")
+            let v = try run(sparsedb, ["verify", "--db", copy])
+            #expect(v.status == 1 && v.out.contains("older snapshot"), "verify after \(changed): \(v.out) \(v.err)")
+            let s = try run(sparsedb, ["stats", "--db", copy])
+            #expect(s.status == 1 && s.err.contains("sparsedb verify"), "stats: \(s.out) \(s.err)")
+        }
+    }
+
     /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
     @Test func pipesAndStandardInput() throws {
         try withTemporaryDirectory { dir in
