@@ -322,7 +322,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
         var info = MDB_envinfo()
         mdb_env_info(handle, &info)
         let used = min((info.me_last_pgno + 1) * pageSize, info.me_mapsize)
-        return MapBounds(base: mapBase, used: UInt(used), mapped: UInt(info.me_mapsize), readOnly: readOnly, fd: dataFD)
+        return MapBounds(base: mapBase, used: UInt(used), mapped: UInt(info.me_mapsize), readOnly: readOnly, fd: dataFD, pageSize: pageSize)
     }
 
     /// Reclaims reader slots of dead processes; returns how many.

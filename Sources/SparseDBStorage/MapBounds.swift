@@ -15,6 +15,10 @@ import Glibc
 /// runs past the end of the file and the first read there kills the process. Every value of a
 /// snapshot lies in that snapshot's pages, i.e. in the first `(last page + 1) × page size` bytes
 /// of the file, which is what ``contains(_:_:)`` checks (two subtractions and two comparisons).
+/// The last page is read once, when the transaction begins, from the newest meta page (the
+/// snapshot's own or a later one: the last page never goes down); before calling a value
+/// damaged, the slow path reads it again, in case a concurrent commit was rewriting that meta
+/// page at the first reading.
 ///
 /// A write transaction also reads pages it wrote itself: dirty pages live in the heap (this
 /// engine never uses `MDB_WRITEMAP`), and dirty pages LMDB spilled to the file lie past the last
@@ -30,12 +34,11 @@ package struct MapBounds: Sendable {
     let readOnly: Bool
     /// The data file, for the write transactions' slow path.
     let fd: Int32
-
-    /// Bounds that check nothing (a transaction made outside ``LMDBEnvironment``).
-    package static let unchecked = MapBounds(base: nil, used: 0, mapped: 0, readOnly: false, fd: -1)
+    /// LMDB's page size, for the slow path's second reading of the last page.
+    let pageSize: Int
 
     /// Whether `count` bytes at `pointer` lie in the used part of the data file. False for
-    /// anything else, including a write transaction's own pages (see ``check(_:_:table:key:)``).
+    /// anything else, including a write transaction's own pages (see `checkSlowly`).
     @inline(__always)
     func contains(_ pointer: UnsafeMutableRawPointer?, _ count: Int) -> Bool {
         guard let base else { return true }
@@ -47,22 +50,32 @@ package struct MapBounds: Sendable {
     /// Throws `.corrupt` unless `count` bytes at `pointer` are a value LMDB may legitimately
     /// return in this transaction; `key` names it in the error.
     @inline(__always)
-    func check(_ pointer: UnsafeMutableRawPointer?, _ count: Int, table: TableRef, key: [UInt8]) throws {
-        if !contains(pointer, count) { try key.withUnsafeBytes { try checkSlowly(pointer, count, table: table.name, key: $0, what: "value") } }
+    func check(_ pointer: UnsafeMutableRawPointer?, _ count: Int, txn: OpaquePointer, table: TableRef, key: [UInt8]) throws {
+        if !contains(pointer, count) {
+            try key.withUnsafeBytes { try checkSlowly(pointer, count, txn: txn, table: table.name, key: $0, what: "value") }
+        }
     }
 
     /// The same for a key and value a cursor returned (the value is named by its key).
     @inline(__always)
-    func check(_ pointer: UnsafeMutableRawPointer?, _ count: Int, table: TableRef, key: UnsafeRawBufferPointer?, what: StaticString) throws {
-        if !contains(pointer, count) { try checkSlowly(pointer, count, table: table.name, key: key, what: what) }
+    func check(
+        _ pointer: UnsafeMutableRawPointer?, _ count: Int, txn: OpaquePointer, table: TableRef, key: UnsafeRawBufferPointer?, what: StaticString
+    ) throws {
+        if !contains(pointer, count) { try checkSlowly(pointer, count, txn: txn, table: table.name, key: key, what: what) }
     }
 
     @inline(never)
-    private func checkSlowly(_ pointer: UnsafeMutableRawPointer?, _ count: Int, table: String, key: UnsafeRawBufferPointer?, what: StaticString)
-        throws
-    {
+    private func checkSlowly(
+        _ pointer: UnsafeMutableRawPointer?, _ count: Int, txn: OpaquePointer, table: String, key: UnsafeRawBufferPointer?,
+        what: StaticString
+    ) throws {
         guard let base else { return }
         let offset = UInt(bitPattern: pointer) &- base
+        var info = MDB_envinfo()
+        if let env = mdb_txn_env(txn), mdb_env_info(env, &info) == MDB_SUCCESS {
+            let again = UInt(min((info.me_last_pgno + 1) * pageSize, info.me_mapsize))
+            if offset <= again && UInt(bitPattern: count) <= again &- offset { return }
+        }
         if !readOnly {
             // Outside the map: a dirty page in the heap, written by this transaction.
             if offset >= mapped { return }

@@ -31,7 +31,7 @@ package struct Transaction: ~Copyable {
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
-        try bounds.check(out.mv_data, out.mv_size, table: table, key: key)
+        try bounds.check(out.mv_data, out.mv_size, txn: handle, table: table, key: key)
         return try body(UnsafeRawBufferPointer(start: out.mv_data, count: out.mv_size))
     }
 
@@ -104,10 +104,10 @@ package struct Transaction: ~Copyable {
             return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
         }
         while rc == MDB_SUCCESS {
-            try bounds.check(key.mv_data, key.mv_size, table: table, key: nil, what: "key")
+            try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
             let k = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
             guard Self.hasPrefix(k, prefix) else { return }
-            try bounds.check(value.mv_data, value.mv_size, table: table, key: k, what: "value")
+            try bounds.check(value.mv_data, value.mv_size, txn: handle, table: table, key: k, what: "value")
             if try !body(k, UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)) { return }
             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
         }
@@ -136,7 +136,7 @@ package struct Transaction: ~Copyable {
             return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
         }
         while rc == MDB_SUCCESS {
-            try bounds.check(key.mv_data, key.mv_size, table: table, key: nil, what: "key")
+            try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
             let k = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
             guard Self.hasPrefix(k, prefix) else { break }
             try lmdbCheck(mdb_cursor_del(cursor, 0), "deleting from table '\(table.name)'")
@@ -208,7 +208,7 @@ package struct ValueLender {
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
-        try bounds.check(out.mv_data, out.mv_size, table: table, key: key)
+        try bounds.check(out.mv_data, out.mv_size, txn: txn, table: table, key: key)
         return try body(UnsafeRawBufferPointer(start: out.mv_data, count: out.mv_size))
     }
 }
