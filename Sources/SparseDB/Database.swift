@@ -174,9 +174,16 @@ public final class Database: Sendable {
     }
 
     /// Sizes and counts of the whole database.
+    ///
+    /// Statistics scan every table of every collection through LMDB, which trusts its own pages
+    /// (a damaged B-tree page can crash the process that reads it), and `sparsedb stats` is what
+    /// a user runs on a suspect database. So the data file's page structure is checked first,
+    /// with the page walker `verify` uses: damage is a `.corrupt` error that says to run
+    /// `sparsedb verify`. The check reads every page in use once (format-spec.md §14).
     public func statistics() throws -> DatabaseStatistics {
+        try checkPagesBeforeScanning()
         var stats = DatabaseStatistics(path: path, formatVersion: Int(Catalog.formatVersion))
-        for name in try collectionNames() { stats.collections.append(try collection(name).statistics()) }
+        for name in try collectionNames() { stats.collections.append(try collection(name).scanStatistics()) }
         stats.bytesOnDisk = LMDBEnvironment.fileSize(path + "/data.mdb") ?? 0
         stats.bytesUsed = env.usedBytes()
         stats.mapSize = env.mapSize
@@ -211,6 +218,20 @@ public final class Database: Sendable {
             return Self.pageProblems(report)
         }
         return []
+    }
+
+    /// Throws `.corrupt` when the data file's page structure is damaged, before a caller scans
+    /// tables through LMDB. The walk runs inside a read transaction, which keeps a concurrent
+    /// writer from reusing the pages being walked; whatever snapshot the caller then reads holds
+    /// only pages walked here or written by later commits.
+    func checkPagesBeforeScanning() throws {
+        let report = try env.read { _ in try PageWalker.check(dataFile: path + "/data.mdb", limit: 3) }
+        guard !report.isClean else { return }
+        let more = report.problems.count - 1 + report.omittedProblems
+        throw SparseDBError(
+            .corrupt,
+            "\(path): the data file's page structure is damaged (\(report.problems.first ?? "")\(more > 0 ? "; and \(more) more problems" : "")), so its tables were not read (LMDB trusts its pages and could crash on these): run `sparsedb verify --db \(path)` for the full report, and restore the database from a copy"
+        )
     }
 
     static func pageProblems(_ report: PageReport) -> [String] {

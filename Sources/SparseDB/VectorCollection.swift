@@ -188,7 +188,17 @@ public final class VectorCollection: Sendable {
     }
 
     /// Counts and sizes of this collection.
+    ///
+    /// Scans the collection's tables; the data file's page structure is checked first (as
+    /// ``Database/statistics()`` does), so a damaged file is a `.corrupt` error that says to run
+    /// `sparsedb verify`, not a crash inside LMDB.
     public func statistics() throws -> CollectionStatistics {
+        try database.checkPagesBeforeScanning()
+        return try scanStatistics()
+    }
+
+    /// ``statistics()`` without the page check, for a caller that has just made it.
+    func scanStatistics() throws -> CollectionStatistics {
         try env.read { txn in
             let record = try record(txn)
             var fields: [FieldStatistics] = []

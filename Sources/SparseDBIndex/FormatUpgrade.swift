@@ -64,7 +64,7 @@ package enum FormatUpgrade {
             new.append(table == .meta ? meta : TableRef(name: table.name, dbi: try txn.openTable(table.name, create: true)))
         }
         // Transactions carry their tables; this one was begun before the format-2 tables existed.
-        let v2 = Transaction(handle: txn.handle, tables: new)
+        let v2 = Transaction(handle: txn.handle, tables: new, bounds: txn.bounds)
 
         // Collections.
         var collections: [Format1Collection] = []

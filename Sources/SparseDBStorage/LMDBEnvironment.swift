@@ -96,7 +96,8 @@ package struct TableRef: Sendable {
 ///
 /// `@unchecked Sendable`: `handle` is only used inside `mapLock` (shared for transactions,
 /// exclusive for growth and close); `tables` is written once by the opener before the
-/// environment is shared; `closed` is guarded by `mapLock`.
+/// environment is shared; `closed` and `mapBase` are guarded by `mapLock` (written under the
+/// exclusive side, when no transaction can be reading them).
 package final class LMDBEnvironment: @unchecked Sendable {
     package let handle: OpaquePointer
     package let path: String
@@ -107,6 +108,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
     private var closed = false
     /// Stale reader slots reclaimed when the environment was opened (slots of killed processes).
     package private(set) var staleReadersCleared: Int32 = 0
+    /// The data file's descriptor and LMDB's page size, for ``MapBounds``.
+    private let dataFD: Int32
+    private let pageSize: Int
+    /// Where the data file is mapped; changes when the map is resized (LMDB maps it again).
+    private var mapBase: UInt?
 
     /// Opens (creating when writable) the environment in directory `path`.
     ///
@@ -154,6 +160,13 @@ package final class LMDBEnvironment: @unchecked Sendable {
             var dead: Int32 = 0
             mdb_reader_check(env, &dead)
             staleReadersCleared = dead
+            var fd: Int32 = -1
+            try lmdbCheck(mdb_env_get_fd(env, &fd), "mdb_env_get_fd")
+            var stat = MDB_stat()
+            try lmdbCheck(mdb_env_stat(env, &stat), "mdb_env_stat")
+            dataFD = fd
+            pageSize = Int(stat.ms_psize)
+            mapBase = Self.mapAddress(of: fd)
         } catch {
             mdb_env_close(env)
             throw error
@@ -221,6 +234,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
             let (doubled, overflow) = failedSize.multipliedReportingOverflow(by: 2)
             guard !overflow else { throw SparseDBError(.storage, "\(path): the memory map cannot grow past \(failedSize) bytes") }
             try lmdbCheck(mdb_env_set_mapsize(handle, doubled), "growing the map to \(doubled) bytes")
+            mapBase = Self.mapAddress(of: dataFD)
         }
     }
 
@@ -252,7 +266,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 if rc == MDB_READERS_FULL && !reclaimedReaders { return .readersFull }
                 try lmdbCheck(rc, readOnly ? "beginning a read transaction" : "beginning a write transaction")
                 guard let raw else { throw SparseDBError(.storage, "mdb_txn_begin returned no transaction") }
-                let txn = Transaction(handle: raw, tables: tables)
+                let txn = Transaction(handle: raw, tables: tables, bounds: bounds(readOnly: readOnly))
                 let result: R
                 do {
                     result = try body(txn)
@@ -289,6 +303,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 try mapLock.exclusive {
                     guard !closed else { return }
                     try lmdbCheck(mdb_env_set_mapsize(handle, 0), "adopting the map size another process set")
+                    mapBase = Self.mapAddress(of: dataFD)
                 }
             case .readersFull:
                 reclaimedReaders = true
@@ -298,6 +313,16 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Where a transaction that has just begun may find its values: the pages in use by the
+    /// newest snapshot, which is the transaction's own or a later one (pages in use only grow).
+    /// Called under the shared side of `mapLock`.
+    private func bounds(readOnly: Bool) -> MapBounds {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        let used = min((info.me_last_pgno + 1) * pageSize, info.me_mapsize)
+        return MapBounds(base: mapBase, used: UInt(used), mapped: UInt(info.me_mapsize), readOnly: readOnly, fd: dataFD, pageSize: pageSize)
     }
 
     /// Reclaims reader slots of dead processes; returns how many.

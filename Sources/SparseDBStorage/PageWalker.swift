@@ -528,6 +528,15 @@ private final class Walk {
             max(valid0.txnid, valid1.txnid) - min(valid0.txnid, valid1.txnid) != 1 {
             problem(
                 "meta pages: transaction ids \(valid0.txnid) (page 0) and \(valid1.txnid) (page 1) are not consecutive: one is damaged, and LMDB opens page \(meta.page), which may be an older snapshot than the last commit; restore from a copy")
+        } else if let valid0, let valid1, min(valid0.txnid, valid1.txnid) > 0 {
+            // Consecutive ids can still be a damaged one (the older page's id raised by exactly
+            // two). The file's last page never goes down from one commit to the next, so a newer
+            // page recording an earlier last page than the older one is an older snapshot.
+            let (older, newer) = valid0.txnid < valid1.txnid ? (valid0, valid1) : (valid1, valid0)
+            if newer.lastPage < older.lastPage {
+                problem(
+                    "meta pages: page \(newer.page) (transaction \(newer.txnid)) records last page \(newer.lastPage), before page \(older.page)'s (transaction \(older.txnid)) \(older.lastPage), which a later commit cannot do: its transaction id is damaged, and LMDB opens it, an older snapshot than the last commit; restore from a copy")
+            }
         }
         pageSize = meta.pageSize
         lastPage = meta.lastPage

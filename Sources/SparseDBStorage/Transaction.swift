@@ -7,10 +7,13 @@ import SparseDBCore
 package struct Transaction: ~Copyable {
     package let handle: OpaquePointer
     package let tables: [TableRef]
+    /// Where the values this transaction hands out may lie (a damaged size is an error, not a crash).
+    package let bounds: MapBounds
 
-    package init(handle: OpaquePointer, tables: [TableRef]) {
+    package init(handle: OpaquePointer, tables: [TableRef], bounds: MapBounds) {
         self.handle = handle
         self.tables = tables
+        self.bounds = bounds
     }
 
     /// The id of the snapshot this transaction reads (LMDB's transaction id).
@@ -28,6 +31,7 @@ package struct Transaction: ~Copyable {
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
+        try bounds.check(out.mv_data, out.mv_size, txn: handle, table: table, key: key)
         return try body(UnsafeRawBufferPointer(start: out.mv_data, count: out.mv_size))
     }
 
@@ -100,8 +104,10 @@ package struct Transaction: ~Copyable {
             return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
         }
         while rc == MDB_SUCCESS {
+            try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
             let k = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
             guard Self.hasPrefix(k, prefix) else { return }
+            try bounds.check(value.mv_data, value.mv_size, txn: handle, table: table, key: k, what: "value")
             if try !body(k, UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)) { return }
             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
         }
@@ -130,6 +136,7 @@ package struct Transaction: ~Copyable {
             return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
         }
         while rc == MDB_SUCCESS {
+            try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
             let k = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
             guard Self.hasPrefix(k, prefix) else { break }
             try lmdbCheck(mdb_cursor_del(cursor, 0), "deleting from table '\(table.name)'")
@@ -179,7 +186,7 @@ package struct Transaction: ~Copyable {
 
     /// A read handle that outlives one closure call but not the transaction: for query
     /// structures that fetch stored blocks lazily while the read closure is still running.
-    package func lender(_ table: TableRef) -> ValueLender { ValueLender(txn: handle, table: table) }
+    package func lender(_ table: TableRef) -> ValueLender { ValueLender(txn: handle, table: table, bounds: bounds) }
 }
 
 /// Reads values of one table within a transaction that is still running, from objects that
@@ -190,6 +197,7 @@ package struct Transaction: ~Copyable {
 package struct ValueLender {
     let txn: OpaquePointer
     package let table: TableRef
+    let bounds: MapBounds
 
     package func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         guard let dbi = table.dbi else { return try body(nil) }
@@ -200,6 +208,7 @@ package struct ValueLender {
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
+        try bounds.check(out.mv_data, out.mv_size, txn: txn, table: table, key: key)
         return try body(UnsafeRawBufferPointer(start: out.mv_data, count: out.mv_size))
     }
 }

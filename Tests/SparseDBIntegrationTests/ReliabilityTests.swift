@@ -130,6 +130,105 @@ import Glibc
         }
     }
 
+    /// Damage to one LMDB node of `table` with `tools/reliability/damage_node.py` (a copy of
+    /// `db` at `copy`); returns what the script says it changed.
+    func damagedCopy(_ db: String, _ copy: String, table: String, mode: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: db + "/data.mdb", toPath: copy + "/data.mdb")
+        let r = try run("/usr/bin/env", ["python3", repositoryDirectory + "/tools/reliability/damage_node.py", copy, table, mode])
+        try #require(r.status == 0, "damage_node.py: \(r.err)")
+        return r.out
+    }
+
+    /// A damaged value size in a leaf node (LMDB then hands out a value that runs ~235 MB past
+    /// the end of the file, RELIABILITY.md finding 2): every command that reads the value fails
+    /// with a typed error naming the table, instead of dying with SIGBUS; verify names the damage.
+    @Test(arguments: ["forward-row", "document"])
+    func damagedValueSizesAreTypedErrors(table: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 600)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let copy = dir + "/damaged"
+            let changed = try damagedCopy(db, copy, table: table, mode: "size")
+            let v = try run(sparsedb, ["verify", "--db", copy])
+            #expect(v.status == 1 && v.out.contains("past the end"), "verify: \(v.status) \(v.out) \(v.err)")
+            // The queries are the documents themselves, so each one's own row or record is read.
+            for algorithm in SearchAlgorithm.allCases {
+                let r = try run(sparsedb, ["search", "--db", copy, "--collection", "c", "--query-vectors", file, "--algorithm", algorithm.rawValue])
+                #expect(r.status == 1, "\(algorithm) after \(changed): status \(r.status) \(r.err.suffix(300))")
+                #expect(r.err.contains("table '\(table)'") && r.err.contains("damaged") && r.err.contains("sparsedb verify"), "\(algorithm): \(r.err)")
+            }
+            // In process: the typed error (only once the commands above showed it does not crash).
+            var config = Database.Configuration.readOnlyExisting
+            config.postingCacheBytes = 0
+            let opened = try Database(path: copy, configuration: config)
+            defer { opened.close() }
+            let c = try opened.collection("c")
+            let queries = try readVectors(file, limit: 600)
+            var failed = 0
+            for q in queries {
+                do {
+                    let hits = try c.search(q.vector, options: SearchOptions(k: 10)).hits.map { ($0.id, $0.score) }
+                    #expect(topKMismatch(hits, docs: queries, query: q.vector, k: 10) == nil, "query \(q.id): a silently wrong answer")
+                } catch let e as SparseDBError {
+                    #expect(e.code == .corrupt && e.message.contains(table), "\(e)")
+                    failed += 1
+                }
+            }
+            #expect(failed > 0)
+        }
+    }
+
+    /// A damaged node offset (LMDB then reads a node header from outside its page, RELIABILITY.md
+    /// finding 3) or value size in a table that statistics scan: `stats` refuses with a typed
+    /// error that points at `verify`, instead of dying inside liblmdb; the undamaged database's
+    /// statistics count every document.
+    @Test(arguments: ["offset", "size"])
+    func statsOnDamagedPagesIsATypedError(mode: String) throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 600)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            #expect(try documents(db) == 600)
+            for table in ["term", "posting-block", "forward-row"] {
+                let copy = dir + "/\(table)"
+                let changed = try damagedCopy(db, copy, table: table, mode: mode)
+                let v = try run(sparsedb, ["verify", "--db", copy])
+                #expect(v.status == 1 && v.out.contains("table \"\(table)\""), "verify after \(changed): \(v.out) \(v.err)")
+                let r = try run(sparsedb, ["stats", "--db", copy])
+                #expect(r.status == 1, "stats after \(changed): status \(r.status) \(r.err.suffix(300))")
+                #expect(r.err.contains("page structure is damaged") && r.err.contains("sparsedb verify --db"), "\(r.err)")
+                let opened = try Database(path: copy, configuration: .readOnlyExisting)
+                defer { opened.close() }
+                for statistics in [{ _ = try opened.statistics() }, { _ = try opened.collection("c").statistics() }] {
+                    let e = #expect(throws: SparseDBError.self) { try statistics() }
+                    #expect(e?.code == .corrupt, "\(String(describing: e))")
+                }
+            }
+        }
+    }
+
+    /// The previous meta page's transaction id raised to the current one + 1 (RELIABILITY.md
+    /// finding 4's reproducer): the ids stay consecutive, LMDB would open the snapshot before the
+    /// last commit, and only the last pages the two meta pages record tell; verify and stats
+    /// report it instead of showing the older snapshot as the database.
+    @Test func rolledBackMetaPageWithConsecutiveIdsIsReported() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 300)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let more = try vectorsFile(dir, lines: 300, name: "w.jsonl", from: 300)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", more, "--quiet"]).status == 0)
+            let copy = dir + "/damaged"
+            let changed = try damagedCopy(db, copy, table: "-", mode: "meta-txnid")
+            let v = try run(sparsedb, ["verify", "--db", copy])
+            #expect(v.status == 1 && v.out.contains("older snapshot"), "verify after \(changed): \(v.out) \(v.err)")
+            let s = try run(sparsedb, ["stats", "--db", copy])
+            #expect(s.status == 1 && s.err.contains("sparsedb verify"), "stats: \(s.out) \(s.err)")
+        }
+    }
+
     /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
     @Test func pipesAndStandardInput() throws {
         try withTemporaryDirectory { dir in
