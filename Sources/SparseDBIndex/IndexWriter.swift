@@ -106,6 +106,20 @@ public struct DocumentBitmap: Sendable {
 
     private mutating func recount() { count = words.reduce(0) { $0 + $1.nonzeroBitCount } }
 
+    /// The smallest member ≥ `doc`, or `UInt32.max` when there is none.
+    @inlinable
+    public func firstMember(from doc: UInt32) -> UInt32 {
+        var w = Int(doc >> 6)
+        guard w < words.count else { return UInt32.max }
+        var word = words[w] & (UInt64.max << UInt64(doc & 63))
+        while word == 0 {
+            w += 1
+            guard w < words.count else { return UInt32.max }
+            word = words[w]
+        }
+        return UInt32(w * 64 + word.trailingZeroBitCount)
+    }
+
     /// The members in increasing order.
     public var members: [UInt32] {
         var out: [UInt32] = []

@@ -342,15 +342,20 @@ enum Traversal {
                 var u: Float = 0
                 var l: Float = 0
                 i = 0
+                // A document the filter rejects is not scored, and the lists on it jump to the
+                // next document the filter admits (those in between cannot be hits either).
                 let skip = out.isFilteredOut(pivotDoc)
+                let target = skip ? out.firstAdmitted(from: pivotDoc &+ 1) : 0
                 while i < live && docs[order[i]] == pivotDoc {
                     let c = order[i]
                     try refs[c]._withUnsafeGuaranteedRef { cursor in
-                        if !skip {
+                        if skip {
+                            try cursor.advance(to: target)
+                        } else {
                             u += cursor.upper
                             l += cursor.lower
+                            try cursor.next()
                         }
-                        try cursor.next()
                         docs[c] = cursor.doc
                     }
                     i &+= 1
@@ -364,13 +369,15 @@ enum Traversal {
                 }
             } else {
                 // No document before the pivot can reach the threshold (the lists ahead of the
-                // pivot together fall short), so every lagging list moves up to it.
+                // pivot together fall short), so every lagging list moves up to it — or past it,
+                // to the first document the filter admits.
+                let goal = out.firstAdmitted(from: pivotDoc)
                 var j = pivot &- 1
                 while j >= 0 {
                     let c = order[j]
-                    if docs[c] < pivotDoc {
+                    if docs[c] < goal {
                         try refs[c]._withUnsafeGuaranteedRef { cursor in
-                            try cursor.advance(to: pivotDoc)
+                            try cursor.advance(to: goal)
                             docs[c] = cursor.doc
                         }
                         bubble(j, docs, order, live)
