@@ -156,7 +156,15 @@ final class TermCursor {
         position &+= 1
         if position < count {
             doc = documents[position]
-        } else if block + 1 < blockCount {
+        } else {
+            try enterNextBlock()
+        }
+    }
+
+    /// After the current block's last posting: the first posting of the next block, or ``end``.
+    @inline(__always)
+    private func enterNextBlock() throws {
+        if block + 1 < blockCount {
             try load(block: block + 1)
             doc = documents[0]
         } else {
@@ -193,11 +201,8 @@ final class TermCursor {
             position = p
             if p < n {
                 doc = docs[p]
-            } else if block + 1 < blockCount {
-                try load(block: block + 1)
-                doc = documents[0]
             } else {
-                doc = Self.end
+                try enterNextBlock()
             }
         }
     }
