@@ -267,6 +267,16 @@ final class TermCursor {
         doc = documents[p]
     }
 
+    /// Moves ``shallow`` to the first block that ends at or after `target` (`blockCount` when
+    /// none does) and returns it.
+    @inline(__always)
+    private func moveShallow(to target: UInt32) -> Int {
+        var b = shallow
+        while b < blockCount && lastDocs[b] < target { b &+= 1 }
+        shallow = b
+        return b
+    }
+
     /// Without decoding anything: a lower bound of this list's first document at or after
     /// `target` (the current document when that is past `target`, else the start of the first
     /// block that ends at or after it), or ``end`` when the list has none. Targets must not
@@ -274,9 +284,7 @@ final class TermCursor {
     @inline(__always)
     func firstPossibleDocument(from target: UInt32) -> UInt32 {
         if doc >= target { return doc }
-        var b = shallow
-        while b < blockCount && lastDocs[b] < target { b &+= 1 }
-        shallow = b
+        let b = moveShallow(to: target)
         return b < blockCount ? max(target, firstDocs[b]) : Self.end
     }
 
@@ -285,9 +293,7 @@ final class TermCursor {
     /// does). Windows must be asked for in increasing order.
     @inline(__always)
     func maxContribution(from base: UInt32, before end: UInt32) -> Float {
-        var b = shallow
-        while b < blockCount && lastDocs[b] < base { b &+= 1 }
-        shallow = b
+        var b = moveShallow(to: base)
         var m: Float = 0
         while b < blockCount && firstDocs[b] < end {
             if blockMaxes[b] > m { m = blockMaxes[b] }
