@@ -44,7 +44,7 @@ let package = Package(
         // Record and block formats, the catalog and schema, writers, verifier, format upgrades.
         .target(name: "SparseDBIndex", dependencies: ["SparseDBStorage"]),
         // Posting caches, cursors, top-k algorithms, flat scans, the query executor, fusion.
-        .target(name: "SparseDBSearch", dependencies: ["SparseDBIndex", "COpenBLAS"]),
+        .target(name: "SparseDBSearch", dependencies: ["SparseDBIndex", "CSparseDBKernels", "COpenBLAS"]),
         // Tokenizer, safetensors, transformers, encoder routes, BLAS kernels.
         .target(name: "SparseDBEncoders", dependencies: ["SparseDBCore", "COpenBLAS"]),
         // The public API: Database, VectorCollection, TextEncoder, the ingestion pipeline.

@@ -211,6 +211,19 @@ package enum FlatStore {
         package init() {}
     }
 
+    /// Checks one document's value for a flat field and appends its row to `rows`.
+    package static func addRow(_ value: FieldValue, field: FieldRecord, document: UInt32, externalId: String, to rows: inout PendingRows) throws {
+        switch value {
+        case .dense(let v):
+            rows.values.append(contentsOf: try denseRow(v, field: field, document: externalId))
+        case .sparse(let v):
+            let (dims, values) = try csrRow(v, field: field, document: externalId)
+            rows.dimensions.append(contentsOf: dims)
+            rows.values.append(contentsOf: values)
+        }
+        rows.documents.append(document)
+    }
+
     /// Appends rows to the field's chunks (documents larger than every stored one).
     package static func append(_ txn: borrowing Transaction, collection c: UInt32, field: FieldRecord, rows: PendingRows) throws {
         let width = self.width(field)

@@ -220,17 +220,9 @@ package enum IndexWriter {
             for (fid, value) in doc.fields {
                 guard let field = record.fields.first(where: { $0.id == fid }) else { continue }
                 if field.isFlat {
-                    var rows = flat[fid] ?? FlatStore.PendingRows()
-                    rows.documents.append(docId)
-                    switch value {
-                    case .dense(let v):
-                        rows.values.append(contentsOf: try FlatStore.denseRow(v, field: field, document: doc.id))
-                    case .sparse(let v):
-                        let (dims, values) = try FlatStore.csrRow(v, field: field, document: doc.id)
-                        rows.dimensions.append(contentsOf: dims)
-                        rows.values.append(contentsOf: values)
-                    }
-                    flat[fid] = rows
+                    // Appended in place (`default:` subscript): copying the rows out and back
+                    // copied the whole batch once per document, quadratic in the batch size.
+                    try FlatStore.addRow(value, field: field, document: docId, externalId: doc.id, to: &flat[fid, default: FlatStore.PendingRows()])
                     var updated = field
                     updated.rows = (updated.rows ?? 0) + 1
                     record.updateField(updated)

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CSparseDBKernels
 import Foundation
 import SparseDBCore
 import SparseDBIndex
@@ -135,6 +136,61 @@ extension QueryEngine {
         allowed: DocumentBitmap? = nil
     ) throws -> (hits: [ScoredDocument], statistics: QueryStatistics) {
         guard query.k > 0 else { return ([], QueryStatistics()) }
+        let (chunks, excluded) = try admittedChunks(txn, record: record, field: field, deleted: deleted, allowed: allowed)
+        var stats = QueryStatistics()
+        stats.blocksVisited = chunks.count
+        stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
+        let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
+        let hits: [ScoredDocument]
+        if field.kind == FieldKind.csr.rawValue {
+            hits = csrTopK(
+                chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers, statistics: &stats)
+        } else {
+            let (found, rescored) = try denseTopK(
+                chunks, queries: [query.dense], width: Int(field.dimensions), dimensions: query.dimensions ?? Int(field.dimensions),
+                cosine: field.isCosine, k: query.k, excluded: excluded, workers: workers)[0]
+            hits = found
+            stats.candidatesRescored = rescored
+        }
+        stats.documentsScored = stats.postingsVisited
+        return (hits, stats)
+    }
+
+    /// The exact top-k of each dense query of a batch over a dense field, in one pass over the
+    /// rows (one sgemm per chunk), each equal to ``searchFlat(_:record:field:query:deleted:allowed:)``
+    /// for that query. The queries must share `k` and `dimensions`; other fields or a batch of
+    /// one take the one-query path.
+    package func searchDenseBatch(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, queries: [FlatQuery], deleted: DocumentBitmap,
+        allowed: DocumentBitmap? = nil
+    ) throws -> [(hits: [ScoredDocument], statistics: QueryStatistics)] {
+        guard let first = queries.first else { return [] }
+        guard field.kind == FieldKind.dense.rawValue, queries.count > 1, first.k > 0,
+            queries.allSatisfy({ $0.k == first.k && $0.dimensions == first.dimensions })
+        else {
+            return try queries.map { try searchFlat(txn, record: record, field: field, query: $0, deleted: deleted, allowed: allowed) }
+        }
+        let (chunks, excluded) = try admittedChunks(txn, record: record, field: field, deleted: deleted, allowed: allowed)
+        var stats = QueryStatistics()
+        stats.blocksVisited = chunks.count
+        stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
+        stats.documentsScored = stats.postingsVisited
+        let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
+        let found = try denseTopK(
+            chunks, queries: queries.map(\.dense), width: Int(field.dimensions), dimensions: first.dimensions ?? Int(field.dimensions),
+            cosine: field.isCosine, k: first.k, excluded: excluded, workers: workers)
+        return found.map { hits, rescored in
+            var s = stats
+            s.candidatesRescored = rescored
+            return (hits, s)
+        }
+    }
+
+    /// The chunks a scan reads (those holding an admitted document, with a filter) and the rows
+    /// it must not return.
+    private func admittedChunks(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, deleted: DocumentBitmap, allowed: DocumentBitmap?
+    ) throws -> ([ScanChunk], ExclusionSet) {
         var chunks = try scanChunks(txn, record: record, field: field)
         if let allowed {
             // Only chunks holding an admitted document are scanned.
@@ -144,167 +200,28 @@ extension QueryEngine {
             }
         }
         // Rows a filter (or a deletion) excludes are never scored.
-        let excluded = allowed.map { ExclusionSet.allowed($0) } ?? .deleted(deleted)
-        var stats = QueryStatistics()
-        stats.blocksVisited = chunks.count
-        stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
-        let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
-        let hits: [ScoredDocument]
-        if field.kind == FieldKind.csr.rawValue {
-            hits = csrTopK(chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers)
-        } else {
-            hits = try denseTopK(
-                chunks, query: query.dense, width: Int(field.dimensions), dimensions: query.dimensions ?? Int(field.dimensions),
-                cosine: field.isCosine, k: query.k, excluded: excluded, workers: workers, statistics: &stats)
-        }
-        stats.documentsScored = stats.postingsVisited
-        return (hits, stats)
+        return (chunks, allowed.map { ExclusionSet.allowed($0) } ?? .deleted(deleted))
     }
 
-    /// CSR rows: the query scattered into a dense array, each row a gather of its k slots, summed
-    /// in double precision in increasing dimension order (exact, no rescoring needed).
-    private func csrTopK(_ chunks: [ScanChunk], query: SparseVector, k: Int, dimensions: Int, excluded: ExclusionSet, workers: Int) -> [ScoredDocument] {
-        var dense = [Double](repeating: 0, count: dimensions)
-        for (d, w) in zip(query.dimensions, query.weights) where Int(d) < dimensions { dense[Int(d)] = Double(w) }
-        let q = dense
-        let parts = Locked<[[ScoredDocument]]>([])
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var heap = TopKHeap(k: k)
-            var c = worker
-            q.withUnsafeBufferPointer { qp in
-                while c < chunks.count {
-                    let chunk = chunks[c].chunk
-                    let width = chunk.width
-                    chunk.values.withUnsafeBufferPointer { values in
-                        chunk.dimensions.withUnsafeBufferPointer { dims in
-                            chunk.documents.withUnsafeBufferPointer { docs in
-                                Self.scanCSRChunk(values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap)
-                            }
-                        }
-                    }
-                    c += workers
-                }
-            }
-            let best = heap.sorted()
-            parts.withLock { $0.append(best) }
-        }
-        return Array(parts.withLock { $0 }.joined().sorted(by: ScoredDocument.ranksBefore).prefix(k))
-    }
-
-    /// Scores the rows of one CSR chunk into `heap`. Four rows at a time: four independent sums
-    /// keep the adder busy (one row's sum is a chain of dependent additions). Each row is still
-    /// summed alone, in its own slot order, so the scores are bit for bit those of one row at a
-    /// time: past a row's last used slot its terms are q[0] · 0 = +0, which leaves a sum ≥ 0
-    /// unchanged. (A static function with `inout heap`: a captured heap costs dynamic
-    /// exclusivity checks on every offer.)
-    private static func scanCSRChunk(
-        _ values: UnsafeBufferPointer<Float>, _ dims: UnsafeBufferPointer<UInt16>, _ docs: UnsafeBufferPointer<UInt32>, width: Int,
-        query qp: UnsafeBufferPointer<Double>, excluded: ExclusionSet, into heap: inout TopKHeap
-    ) {
-        var r = 0
-        while r &+ 4 <= docs.count {
-            let d0 = docs[r], d1 = docs[r &+ 1], d2 = docs[r &+ 2], d3 = docs[r &+ 3]
-            if excluded.excludes(d0) || excluded.excludes(d1) || excluded.excludes(d2) || excluded.excludes(d3) {
-                for i in r..<(r &+ 4) { scoreCSRRow(i, values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap) }
-                r &+= 4
-                continue
-            }
-            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-            let b0 = r &* width, b1 = b0 &+ width, b2 = b1 &+ width, b3 = b2 &+ width
-            for j in 0..<width {
-                let x0 = values[b0 &+ j], x1 = values[b1 &+ j], x2 = values[b2 &+ j], x3 = values[b3 &+ j]
-                if x0 == 0 && x1 == 0 && x2 == 0 && x3 == 0 { break }  // unused slots come last
-                s0 += qp[Int(dims[b0 &+ j])] * Double(x0)
-                s1 += qp[Int(dims[b1 &+ j])] * Double(x1)
-                s2 += qp[Int(dims[b2 &+ j])] * Double(x2)
-                s3 += qp[Int(dims[b3 &+ j])] * Double(x3)
-            }
-            if s0 > 0 { heap.offer(ScoredDocument(document: d0, score: s0)) }
-            if s1 > 0 { heap.offer(ScoredDocument(document: d1, score: s1)) }
-            if s2 > 0 { heap.offer(ScoredDocument(document: d2, score: s2)) }
-            if s3 > 0 { heap.offer(ScoredDocument(document: d3, score: s3)) }
-            r &+= 4
-        }
-        while r < docs.count {
-            scoreCSRRow(r, values, dims, docs, width: width, query: qp, excluded: excluded, into: &heap)
-            r &+= 1
-        }
-    }
-
-    /// One CSR row alone; an excluded row is skipped unscored.
-    @inline(__always)
-    private static func scoreCSRRow(
-        _ r: Int, _ values: UnsafeBufferPointer<Float>, _ dims: UnsafeBufferPointer<UInt16>, _ docs: UnsafeBufferPointer<UInt32>, width: Int,
-        query qp: UnsafeBufferPointer<Double>, excluded: ExclusionSet, into heap: inout TopKHeap
-    ) {
-        let doc = docs[r]
-        if excluded.excludes(doc) { return }
-        let base = r &* width
-        var s = 0.0
-        for j in 0..<width {
-            let x = values[base &+ j]
-            if x == 0 { break }  // unused slots come last
-            s += qp[Int(dims[base &+ j])] * Double(x)
-        }
-        if s > 0 { heap.offer(ScoredDocument(document: doc, score: s)) }
-    }
-
-    /// Dense rows: f32 dot products with BLAS (sgemv per chunk), each known to within a rounding
-    /// bound; every document whose interval can reach the k-th score is rescored exactly in
-    /// double precision, so the result equals a double-precision brute force.
-    private func denseTopK(
-        _ chunks: [ScanChunk], query: [Float], width: Int, dimensions: Int, cosine: Bool, k: Int, excluded: ExclusionSet, workers: Int,
-        statistics: inout QueryStatistics
-    ) throws -> [ScoredDocument] {
-        let d = min(dimensions, width, query.count)
-        var q = Array(query.prefix(d))
-        if cosine {
-            // Truncated cosine: the query's and each row's first d values, each normalized.
-            let n = q.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            guard n > 0 else { throw SparseDBError(.invalidInput, "a zero query vector has no direction for cosine field") }
-            q = q.map { Float(Double($0) / n) }
-        }
-        let qNorm = q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() * (1 + 1e-6)
-        // Rounding of an f32 dot product of d terms: at most d·2⁻²⁴·Σ|qᵢrᵢ| ≤ d·2⁻²⁴·‖q‖‖r‖ (with slack).
-        let unit = Float(d) * 1.2e-7 + 1e-7
-        let truncatedCosine = cosine && d < width
+    /// CSR rows: the query scattered into a dense f32 array and each row's slots gathered from it
+    /// (`sparsedb_csr_scores`, AVX2 where the CPU has it), giving an f32 score and a bound on its
+    /// rounding; every row whose interval can reach the k-th score is rescored exactly, in double
+    /// precision in slot (increasing dimension) order, so the result equals a double-precision
+    /// brute force.
+    private func csrTopK(
+        _ chunks: [ScanChunk], query: SparseVector, k: Int, dimensions: Int, excluded: ExclusionSet, workers: Int, statistics: inout QueryStatistics
+    ) -> [ScoredDocument] {
+        var table = [Float](repeating: 0, count: dimensions)
+        for (d, w) in zip(query.dimensions, query.weights) where Int(d) < dimensions { table[Int(d)] = w }
+        let q = table
         let survivors = Locked<[UInt32]>([])
-        let query = q
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let collector: CandidateCollector
-            switch excluded {
-            case .deleted(let deleted): collector = CandidateCollector(k: k, deleted: deleted)
-            case .allowed(let allowed): collector = CandidateCollector(k: k, deleted: DocumentBitmap(), allowed: allowed)
-            }
+            let collector = Self.collector(k: k, excluded: excluded)
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
             var c = worker
             while c < chunks.count {
-                let scan = chunks[c]
-                let chunk = scan.chunk
-                let n = chunk.count
-                chunk.values.withUnsafeBufferPointer { rows in
-                    query.withUnsafeBufferPointer { qp in
-                        scores.withUnsafeMutableBufferPointer { out in
-                            cblas_sgemv(
-                                CblasRowMajor, CblasNoTrans, Int32(n), Int32(d), 1, rows.baseAddress, Int32(width), qp.baseAddress, 1, 0,
-                                out.baseAddress, 1)
-                        }
-                    }
-                    for r in 0..<n {
-                        var s = scores[r]
-                        var rowNorm = scan.norms[r]
-                        if truncatedCosine {
-                            var p: Float = 0
-                            for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
-                            rowNorm = p.squareRoot()
-                            if rowNorm == 0 { continue }
-                            s /= rowNorm
-                            rowNorm = 1 + 1e-6
-                        }
-                        let margin = unit * qNorm * rowNorm + 1e-30
-                        collector.offer(doc: chunk.documents[r], upper: s + margin, lower: s - margin)
-                    }
-                }
+                let chunk = chunks[c].chunk
+                Self.scanCSRChunk(chunk, query: q, scores: &scores, into: collector)
                 c += workers
             }
             let mine = collector.survivors()
@@ -312,13 +229,85 @@ extension QueryEngine {
         }
         let candidates = Set(survivors.withLock { $0 })
         statistics.candidatesRescored = candidates.count
-        // Exact rescoring from the rows, in double precision, increasing dimension order.
-        // Each candidate's row by binary search: the chunks come in key order (increasing chunk
-        // index, hence increasing documents) and hold their rows in document order. (Not a pass
-        // over every row with a hash lookup each, which cost more than the scan at 64 dimensions.)
+        var scored: [ScoredDocument] = []
+        for (doc, scan, r) in Self.locate(candidates, in: chunks) {
+            let s = Self.exactCSRScore(scan.chunk, row: r, query: query)
+            // Only rows sharing a dimension with the query are hits, as for sparse fields.
+            if s > 0 { scored.append(ScoredDocument(document: doc, score: s)) }
+        }
+        scored.sort(by: ScoredDocument.ranksBefore)
+        return Array(scored.prefix(k))
+    }
+
+    /// Scores one CSR chunk with the f32 kernel and offers every row that can still reach the
+    /// top-k, as an interval, to `collector`. (A static function: a captured collector or
+    /// buffer costs dynamic exclusivity checks per row.)
+    private static func scanCSRChunk(
+        _ chunk: FlatStore.Chunk, query: [Float], scores: inout [Float], into collector: CandidateCollector
+    ) {
+        let n = chunk.count
+        let width = chunk.width
+        // Rounding of an f32 sum of `width` products in any order: at most width · 2⁻²⁴ times
+        // the sum of their magnitudes, which is the score itself: query weights are ≥ 0
+        // (SparseVector) and stored values > 0 (checked when a chunk is decoded). 1% slack for
+        // the score's own rounding; 1e-37 covers underflow.
+        let unit = Float(width + 2) * 0x1p-24 * 1.01
+        query.withUnsafeBufferPointer { qp in
+            chunk.dimensions.withUnsafeBufferPointer { dims in
+                chunk.values.withUnsafeBufferPointer { values in
+                    scores.withUnsafeMutableBufferPointer { out in
+                        sparsedb_csr_scores(qp.baseAddress, dims.baseAddress, values.baseAddress, n, width, out.baseAddress)
+                    }
+                }
+            }
+        }
+        scores.withUnsafeBufferPointer { out in
+            chunk.documents.withUnsafeBufferPointer { docs in
+                for r in 0..<n {
+                    let margin = unit * out[r] + 1e-37
+                    let upper = out[r] + margin
+                    // A row whose upper bound is not positive cannot be a hit; one below the
+                    // threshold cannot enter the top-k.
+                    if upper <= 0 || collector.isPruned(upper) { continue }
+                    collector.offer(doc: docs[r], upper: upper, lower: out[r] - margin)
+                }
+            }
+        }
+    }
+
+    /// Row `r` of a CSR chunk scored exactly: the query's weights times the row's values, summed
+    /// in double precision in slot order (dimensions increasing), unused slots ignored.
+    static func exactCSRScore(_ chunk: FlatStore.Chunk, row r: Int, query: SparseVector) -> Double {
+        let base = r * chunk.width
+        var s = 0.0
+        var i = 0  // position in the query, whose dimensions increase too
+        for j in 0..<chunk.width {
+            let x = chunk.values[base + j]
+            if x == 0 { break }  // unused slots come last
+            let d = UInt32(chunk.dimensions[base + j])
+            while i < query.dimensions.count && query.dimensions[i] < d { i += 1 }
+            if i == query.dimensions.count { break }
+            if query.dimensions[i] == d { s += Double(query.weights[i]) * Double(x) }
+        }
+        return s
+    }
+
+    /// A collector of top-k candidates that skips the excluded documents.
+    static func collector(k: Int, excluded: ExclusionSet) -> CandidateCollector {
+        switch excluded {
+        case .deleted(let deleted): CandidateCollector(k: k, deleted: deleted)
+        case .allowed(let allowed): CandidateCollector(k: k, deleted: DocumentBitmap(), allowed: allowed)
+        }
+    }
+
+    /// Where each document's row is: the chunks come in key order (increasing chunk index, hence
+    /// increasing documents) and hold their rows in document order, so two binary searches find
+    /// it. (Not a pass over every row with a hash lookup each, which cost more than the scan of
+    /// a 64-dimension dense field.)
+    static func locate(_ documents: Set<UInt32>, in chunks: [ScanChunk]) -> [(doc: UInt32, scan: ScanChunk, row: Int)] {
         var rowOf: [(doc: UInt32, scan: ScanChunk, row: Int)] = []
-        rowOf.reserveCapacity(candidates.count)
-        for doc in candidates {
+        rowOf.reserveCapacity(documents.count)
+        for doc in documents {
             var lo = 0
             var hi = chunks.count  // → the first chunk whose first document is beyond doc
             while lo < hi {
@@ -336,24 +325,128 @@ extension QueryEngine {
             }
             if a < docs.count && docs[a] == doc { rowOf.append((doc, scan, a)) }
         }
-        var scored: [ScoredDocument] = []
-        for (doc, scan, r) in rowOf {
-            let base = r * width
-            var s = 0.0
-            var p = 0.0
-            for j in 0..<d {
-                let x = Double(scan.chunk.values[base + j])
-                s += Double(query[j]) * x
-                p += x * x
+        return rowOf
+    }
+
+    /// Dense rows: f32 dot products, each known to within a rounding bound; every document
+    /// whose interval can reach the k-th score is rescored exactly in double precision, so the
+    /// result equals a double-precision brute force. One query: our AVX2 kernel, one pass with
+    /// the query in registers (6–10% less CPU than OpenBLAS's sgemv per chunk at 64 and 256
+    /// dimensions, measured on this project's machine). Several queries: one sgemm per chunk
+    /// (rows × queries), each row read once for the whole batch. Returns each query's hits and
+    /// the number of candidates rescored for it.
+    private func denseTopK(
+        _ chunks: [ScanChunk], queries rawQueries: [[Float]], width: Int, dimensions: Int, cosine: Bool, k: Int, excluded: ExclusionSet,
+        workers: Int
+    ) throws -> [(hits: [ScoredDocument], rescored: Int)] {
+        let d = min(dimensions, width)
+        var queries: [[Float]] = []
+        var queryNorms: [Float] = []
+        for raw in rawQueries {
+            guard raw.count >= d else { throw SparseDBError(.invalidInput, "a dense query has \(raw.count) values; \(d) are searched") }
+            var q = Array(raw.prefix(d))
+            if cosine {
+                // Truncated cosine: the query's and each row's first d values, each normalized.
+                let n = q.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                guard n > 0 else { throw SparseDBError(.invalidInput, "a zero query vector has no direction for cosine field") }
+                q = q.map { Float(Double($0) / n) }
             }
-            if truncatedCosine {
-                guard p > 0 else { continue }
-                s /= p.squareRoot()
-            }
-            scored.append(ScoredDocument(document: doc, score: s))
+            queries.append(q)
+            queryNorms.append(q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() * (1 + 1e-6))
         }
-        scored.sort(by: ScoredDocument.ranksBefore)
-        return Array(scored.prefix(k))
+        let batch = queries.count
+        guard batch > 0 else { return [] }
+        let packed = queries.flatMap { $0 }  // batch × d, row-major
+        let norms = queryNorms
+        // Rounding of an f32 dot product of d terms: at most d·2⁻²⁴·Σ|qᵢrᵢ| ≤ d·2⁻²⁴·‖q‖‖r‖ (with slack).
+        let unit = Float(d) * 1.2e-7 + 1e-7
+        let truncatedCosine = cosine && d < width
+        let survivors = Locked<[[UInt32]]>(Array(repeating: [], count: batch))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let collectors = (0..<batch).map { _ in Self.collector(k: k, excluded: excluded) }
+            var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk * batch)
+            var rowNorms = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
+            var c = worker
+            while c < chunks.count {
+                let scan = chunks[c]
+                Self.scoreDenseChunk(
+                    scan, queries: packed, batch: batch, dimensions: d, truncatedCosine: truncatedCosine, scores: &scores, rowNorms: &rowNorms)
+                let documents = scan.chunk.documents
+                scores.withUnsafeBufferPointer { out in
+                    for r in 0..<scan.chunk.count {
+                        let rowNorm = rowNorms[r]
+                        if rowNorm == 0 && truncatedCosine { continue }  // no direction on the first d values
+                        for b in 0..<batch {
+                            let s = out[r &* batch &+ b]
+                            let margin = unit * norms[b] * rowNorm + 1e-30
+                            collectors[b].offer(doc: documents[r], upper: s + margin, lower: s - margin)
+                        }
+                    }
+                }
+                c += workers
+            }
+            let mine = collectors.map { $0.survivors() }
+            survivors.withLock { all in for b in 0..<batch { all[b].append(contentsOf: mine[b]) } }
+        }
+        return survivors.withLock { $0 }.enumerated().map { b, found in
+            let candidates = Set(found)
+            let q = queries[b]
+            // Exact rescoring from the rows, in double precision, increasing dimension order.
+            var scored: [ScoredDocument] = []
+            for (doc, scan, r) in Self.locate(candidates, in: chunks) {
+                let base = r * width
+                var s = 0.0
+                var p = 0.0
+                for j in 0..<d {
+                    let x = Double(scan.chunk.values[base + j])
+                    s += Double(q[j]) * x
+                    p += x * x
+                }
+                if truncatedCosine {
+                    guard p > 0 else { continue }
+                    s /= p.squareRoot()
+                }
+                scored.append(ScoredDocument(document: doc, score: s))
+            }
+            scored.sort(by: ScoredDocument.ranksBefore)
+            return (Array(scored.prefix(k)), candidates.count)
+        }
+    }
+
+    /// The f32 scores of one dense chunk's rows for every query of a batch (`scores[r · batch +
+    /// b]`), and in `rowNorms` each row's norm for the rounding bound: with a truncated cosine
+    /// the scores are divided by the norm of the row's first d values (then 1 + 1e-6 is the
+    /// bound's factor; 0 marks a row with no direction there), else the stored row norm.
+    private static func scoreDenseChunk(
+        _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float]
+    ) {
+        let chunk = scan.chunk
+        let n = chunk.count
+        let width = chunk.width
+        chunk.values.withUnsafeBufferPointer { rows in
+            queries.withUnsafeBufferPointer { qp in
+                scores.withUnsafeMutableBufferPointer { out in
+                    if batch == 1 {
+                        sparsedb_dense_scores(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
+                    } else {
+                        cblas_sgemm(
+                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(batch), Int32(d), 1, rows.baseAddress, Int32(width),
+                            qp.baseAddress, Int32(d), 0, out.baseAddress, Int32(batch))
+                    }
+                }
+            }
+            for r in 0..<n {
+                guard truncatedCosine else {
+                    rowNorms[r] = scan.norms[r]
+                    continue
+                }
+                var p: Float = 0
+                for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
+                let norm = p.squareRoot()
+                rowNorms[r] = norm == 0 ? 0 : 1 + 1e-6
+                if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
+            }
+        }
     }
 }
 

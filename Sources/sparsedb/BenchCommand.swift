@@ -42,6 +42,10 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("cache-mb"), parsing: .unconditional, help: "MiB of decoded posting blocks kept between queries (default 512).")
     var postingCacheMB: Int?
     @Option(parsing: .unconditional, help: "Queries in flight at once (threads taking the next query).") var threads: Int = 1
+    @Option(
+        parsing: .unconditional,
+        help: "Answer the queries N at a time through the batch API (dense fields: one pass over the rows per batch); latencies are per query, the batch's time divided by its size.")
+    var batch: Int = 1
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Measured passes over the queries.") var repetitions: Int = 1
     @Option(parsing: .unconditional, help: "Use only the first N queries.") var limit: Int?
     @Flag(help: "Empty the process's query caches before every query (implies --no-warmup; one thread).") var cold = false
@@ -58,6 +62,8 @@ struct BenchCommand: ParsableCommand {
         if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
         if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1 ... 1024, got \(threads)") }
+        if batch < 1 || batch > 65_536 { throw ValidationError("--batch must be 1 ... 65536, got \(batch)") }
+        if cold && batch > 1 { throw ValidationError("--cold measures one query at a time: use --batch 1") }
         if repetitions < 1 { throw ValidationError("--repeat must be at least 1, got \(repetitions)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if cold && threads > 1 { throw ValidationError("--cold measures one query at a time: use --threads 1") }
@@ -118,16 +124,18 @@ struct BenchCommand: ParsableCommand {
             let measurements = Measurements(queries: queries.count)
             let dataFile = database.db + "/data.mdb"
             let start = DispatchTime.now().uptimeNanoseconds
+            let units = (total + batch - 1) / batch  // measured calls: batches of `batch` queries
+            let batch = self.batch
             if threads == 1 {
-                for i in 0..<total {
+                for u in 0..<units {
                     if cold {
                         db.dropCaches()
                         if dropOsCache { OSCache.drop(dataFile) }
                     }
-                    try measure(coll, queries, i, opts, lastPass: repetitions - 1, into: measurements)
+                    try measure(coll, queries, u * batch, min(batch, total - u * batch), opts, lastPass: repetitions - 1, into: measurements)
                 }
             } else {
-                let shared = Workers(queries, total: total)
+                let shared = Workers(queries, total: units)
                 let group = DispatchGroup()
                 let last = repetitions - 1
                 for _ in 0..<threads {
@@ -135,7 +143,7 @@ struct BenchCommand: ParsableCommand {
                     let thread = Thread {
                         defer { group.leave() }
                         while let i = shared.take() {
-                            do { try measure(coll, shared.queries, i, opts, lastPass: last, into: measurements) } catch {
+                            do { try measure(coll, shared.queries, i * batch, min(batch, total - i * batch), opts, lastPass: last, into: measurements) } catch {
                                 shared.fail(error)
                             }
                         }
@@ -162,6 +170,7 @@ struct BenchCommand: ParsableCommand {
                 "repeat": repetitions,
                 "measured_queries": total,
                 "threads": threads,
+                "batch": batch,
                 "k": k,
                 "dims": dims.map { $0 as Any } ?? NSNull(),
                 "flat_cache_bytes": configuration.flatCacheBytes,
@@ -206,19 +215,23 @@ struct BenchCommand: ParsableCommand {
 
 }
 
-/// Runs query `i % count` (pass `i / count`) and records its latency, statistics and, on the
-/// last pass, its hits.
+/// Runs queries `first ..< first + count` (query `i % queries.count` in pass `i / queries.count`),
+/// one search each or, for more than one, one batch search; records each query's latency (a
+/// batch's time divided by its size), statistics and, on the last pass, its hits.
 private func measure(
-    _ coll: VectorCollection, _ queries: [(id: String, vector: FieldVector)], _ i: Int, _ opts: SearchOptions, lastPass: Int,
+    _ coll: VectorCollection, _ queries: [(id: String, vector: FieldVector)], _ first: Int, _ count: Int, _ opts: SearchOptions, lastPass: Int,
     into m: Measurements
 ) throws {
-    let qi = i % queries.count
+    let indices = (first..<(first + count)).map { $0 % queries.count }
     let c0 = threadCPUNanoseconds()
     let t0 = DispatchTime.now().uptimeNanoseconds
-    let result = try coll.search(queries[qi].vector, options: opts)
-    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-    let cpu = Double(threadCPUNanoseconds() - c0) / 1e6
-    m.record(ms, cpu: cpu, result.statistics, hits: i / queries.count == lastPass ? (qi, result.hits.map { ($0.id, $0.score) }) : nil)
+    let results = count == 1 ? [try coll.search(queries[indices[0]].vector, options: opts)] : try coll.search(batch: indices.map { queries[$0].vector }, options: opts)
+    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(count)
+    let cpu = Double(threadCPUNanoseconds() - c0) / 1e6 / Double(count)
+    for (j, result) in results.enumerated() {
+        let i = first + j
+        m.record(ms, cpu: cpu, result.statistics, hits: i / queries.count == lastPass ? (indices[j], result.hits.map { ($0.id, $0.score) }) : nil)
+    }
 }
 
 /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in nanoseconds: unlike wall time,

@@ -29,12 +29,18 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Only documents matching this JSON filter on payload attributes, e.g. '{\"pos\": \"verb\"}' or '{\"year\": {\"gte\": 2000}}'.")
     var filter: String?
     @Option(help: "Run tag for TREC output.") var tag: String = "sparsedb"
+    @Option(
+        parsing: .unconditional,
+        help: "--query-vectors: answer N queries at a time from one snapshot (dense fields: one pass over the rows per batch; --latencies then reports the batch's time divided by N).")
+    var batch: Int = 1
     @Flag(help: "jsonl output: add each query's search latency in milliseconds.") var latencies = false
     @Flag(help: "Run every query once before the measured run (warms the posting cache), for latency measurements.") var warmup = false
 
     enum OutputFormat: String, ExpressibleByArgument { case trec, jsonl, text }
 
     func validate() throws {
+        if batch < 1 || batch > 65_536 { throw ValidationError("--batch must be 1 ... 65536, got \(batch)") }
+        if batch > 1 && queryVectors == nil { throw ValidationError("--batch goes with --query-vectors") }
         let given = [query != nil, queries != nil, queryVectors != nil].filter { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --query, --queries or --query-vectors") }
         if k < 1 { throw ValidationError("--k must be at least 1, got \(k)") }
@@ -85,12 +91,15 @@ struct SearchCommand: ParsableCommand {
                     while let r = try reader.next() { queries.append((r.id, .sparse(r.vector))) }
                 }
                 if warmup { for (_, q) in queries { _ = try coll.search(q, options: options) } }
-                for (qid, q) in queries {
+                for start in stride(from: 0, to: queries.count, by: batch) {
+                    let group = queries[start..<min(queries.count, start + batch)]
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    let result = try coll.search(q, options: options)
-                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                    measured.append(ms)
-                    try output.emit(qid, result, latency: ms)
+                    let results = batch == 1 ? [try coll.search(group.first!.1, options: options)] : try coll.search(batch: group.map(\.1), options: options)
+                    let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(group.count)
+                    for ((qid, _), result) in zip(group, results) {
+                        measured.append(ms)
+                        try output.emit(qid, result, latency: ms)
+                    }
                 }
             } else {
                 var items: [(String, String)] = []

@@ -41,6 +41,17 @@ import Testing
                         #expect(problem == nil, "\(metric)/\(precision) d=\(d) k=\(k): \(problem ?? "")")
                     }
                 }
+                // The batch path (one matrix product per chunk for all the queries) against brute force too.
+                let batch = (0..<9).map { _ in (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) } }
+                for d in [dims, 5] {
+                    let results = try c.search(batch: batch.map { .dense($0) }, options: SearchOptions(k: 10, dimensions: d))
+                    #expect(results.count == batch.count)
+                    for (q, result) in zip(batch, results) {
+                        let scores = live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }
+                        let problem = rankingMismatch(result.hits.map { ($0.id, $0.score) }, scores: scores, k: 10)
+                        #expect(problem == nil, "batch \(metric)/\(precision) d=\(d): \(problem ?? "")")
+                    }
+                }
             }
             do {
                 let db = try Database(path: path)
@@ -97,7 +108,8 @@ import Testing
         }
     }
 
-    @Test(arguments: [(16, "flat", "f32"), (16, "inverted", "f32"), (64, "flat", "f16"), (256, "flat", "f32")])
+    // k = 12: rows whose width is not a multiple of the scan's eight lanes.
+    @Test(arguments: [(16, "flat", "f32"), (16, "inverted", "f32"), (64, "flat", "f16"), (256, "flat", "f32"), (12, "flat", "f32")])
     func csrFieldsMatchBruteForce(k: Int, index: String, precision: String) throws {
         try withTemporaryDirectory { dir in
             let half = precision == "f16"

@@ -11,6 +11,18 @@ uint32_t sparsedb_crc32c(uint32_t crc, const void *data, size_t length);
 /// Whether `sparsedb_crc32c` runs on the CPU's crc32 instruction.
 int sparsedb_crc32c_is_hardware(void);
 
+/// The f32 scores of `rows` CSR rows of `width` slots each (`dims` and `values` row after row):
+/// `scores[r]` = Σ query[dims[j]] · values[j] over row r's slots, summed in f32 in an
+/// unspecified order. Every product must be ≥ 0 (non-negative query and values): the rounding
+/// error of `scores[r]` is then at most width · 2⁻²⁴ · (1 + 2⁻¹⁰) · `scores[r]`, plus underflow.
+/// Every `dims` entry must index inside `query`: the caller checks the rows.
+void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *values, size_t rows, size_t width, float *scores);
+
+/// The f32 dot products of `count` rows (row r at `rows + r · stride`) with the first
+/// `dimensions` values of `query`, into `scores`; summed in an unspecified order, so each is
+/// within dimensions · 2⁻²⁴ · Σ|rᵢqᵢ| (plus underflow) of the exact value.
+void sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
+
 #endif
 
 #include <pthread.h>
