@@ -46,11 +46,28 @@ package final class FlatCache: Sendable {
         var crc: UInt32
     }
 
+    private struct FieldKey: Hashable {
+        var collection: UInt32
+        var field: UInt32
+    }
+
+    /// A field's whole chunk list as one snapshot saw it: valid for any snapshot of the same
+    /// collection generation and field epoch (every write bumps the generation).
+    private struct ChunkList {
+        var epoch: UInt64
+        var generation: UInt64
+        var chunks: [ScanChunk]
+    }
+
     private struct State {
         var entries: [Key: ScanChunk] = [:]
         var order: [Key] = []
         var head = 0
         var used = 0
+        /// The latest chunk list per field, kept only while every chunk in it is cached, so that
+        /// a query on an unchanged field skips the walk over the chunk keys (one LMDB step and
+        /// one lookup per 256 rows: a millisecond per query at 1 M rows).
+        var lists: [FieldKey: ChunkList] = [:]
     }
 
     package let budget: Int
@@ -71,13 +88,36 @@ package final class FlatCache: Sendable {
             s.order.append(key)
             s.used += chunk.bytes
             while s.used > budget && s.head < s.order.count {
-                if let e = s.entries.removeValue(forKey: s.order[s.head]) { s.used -= e.bytes }
+                let evicted = s.order[s.head]
+                if let e = s.entries.removeValue(forKey: evicted) {
+                    s.used -= e.bytes
+                    s.lists[FieldKey(collection: evicted.collection, field: evicted.field)] = nil
+                }
                 s.head += 1
             }
             if s.head > 4096 && s.head * 2 > s.order.count {
                 s.order.removeFirst(s.head)
                 s.head = 0
             }
+        }
+    }
+
+    /// The field's chunks for collection generation `generation`, if a query of that generation
+    /// cached them.
+    func chunkList(collection: UInt32, field: UInt32, epoch: UInt64, generation: UInt64) -> [ScanChunk]? {
+        guard budget > 0 else { return nil }
+        return state.withLock { s in
+            guard let l = s.lists[FieldKey(collection: collection, field: field)], l.epoch == epoch, l.generation == generation else { return nil }
+            return l.chunks
+        }
+    }
+
+    /// Keeps a field's chunk list, when every one of its chunks is still cached (`keys`, in order).
+    func insertList(_ chunks: [ScanChunk], keys: [Key], collection: UInt32, field: UInt32, epoch: UInt64, generation: UInt64) {
+        guard budget > 0 else { return }
+        state.withLock { s in
+            guard keys.allSatisfy({ s.entries[$0] != nil }) else { return }
+            s.lists[FieldKey(collection: collection, field: field)] = ChunkList(epoch: epoch, generation: generation, chunks: chunks)
         }
     }
 
@@ -110,7 +150,11 @@ extension QueryEngine {
     /// The field's chunks in this snapshot, decoded (from the flat cache, or checked and decoded
     /// from the transaction and cached).
     func scanChunks(_ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord) throws -> [ScanChunk] {
+        if let list = flatCache.chunkList(collection: record.id, field: field.id, epoch: field.epoch, generation: record.generation) {
+            return list
+        }
         var out: [ScanChunk] = []
+        var keys: [FlatCache.Key] = []
         try txn.scan(prefix: Keys.field(record.id, field.id), in: txn.table(.flatChunk)) { k, v in
             guard k.count == 12, let index = Keys.part(k, 2), v.count >= 8 else { throw SparseDBError(.corrupt, "flat chunk key is malformed") }
             let key = FlatCache.Key(
@@ -124,8 +168,10 @@ extension QueryEngine {
                 flatCache.insert(chunk, key)
                 out.append(chunk)
             }
+            keys.append(key)
             return true
         }
+        flatCache.insertList(out, keys: keys, collection: record.id, field: field.id, epoch: field.epoch, generation: record.generation)
         return out
     }
 

@@ -31,6 +31,9 @@ Engines (k = 10, the exact top-10 by inner product):
 - `faiss` — `faiss.IndexFlatIP` on the same rows (CSR rows densified to 4,096 floats; skipped
   when that exceeds --faiss-max-gb; on CSR only the first --faiss-queries queries, as each
   reads 16 KiB per row), one query per `search` call, `omp_set_num_threads(1)`.
+Batches (dense configurations, --batch N, default 64): SparseDB `bench --batch N` (one sgemm
+per chunk of rows for the batch), numpy `X @ Q[lo:hi].T` (sgemm) + argpartition per query, faiss
+`index.search(Q[lo:hi])`; one thread pinned to --cpu; per-query time = batch time / N.
 One thread: the process (SparseDB) or thread (Python) is pinned to CPU --cpu with taskset /
 sched_setaffinity, one query at a time; mean/p50/p99 wall latency and the mean thread CPU time.
 Two threads: pinned to CPUs 0,1, two threads each taking the next query (`bench --threads 2`;
@@ -193,7 +196,8 @@ def data_files(work, name, n_queries):
 # ---------------------------------------------------------------- engines
 
 def sparsedb_exe():
-    return os.path.join(REPO, ".build", "release", "sparsedb")
+    """The repository's release build, or $SPARSEDB_EXE (a copy, so that rebuilding during a run changes nothing)."""
+    return os.environ.get("SPARSEDB_EXE") or os.path.join(REPO, ".build", "release", "sparsedb")
 
 
 def ingest(work, name, docs, index=None):
@@ -212,9 +216,11 @@ def ingest(work, name, docs, index=None):
     return db, time.time() - t0
 
 
-def run_sparsedb(db, queries, threads, cpus, repeat, cache_mb, run_file, algorithm="maxscore"):
+def run_sparsedb(db, queries, threads, cpus, repeat, cache_mb, run_file, algorithm="maxscore", batch=1):
     cmd = ["taskset", "-c", cpus, sparsedb_exe(), "bench", "--db", db, "--collection", "c", "--query-vectors", queries, "--k", str(K),
            "--threads", str(threads), "--repeat", str(repeat), "--algorithm", algorithm, "--flat-cache-mb", str(cache_mb)]
+    if batch > 1:
+        cmd += ["--batch", str(batch)]
     if run_file:
         cmd += ["--run", run_file]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
@@ -268,6 +274,25 @@ class PyEngine:
         res = {"mean_ms": float(lat.mean()), "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
                "cpu_mean_ms": float(np.mean(cpu)), "qps": len(order) / wall, "wall_s": wall, "load": {"start": l0, "end": loadavg()}}
         return res, [list(map(int, h)) for h in hits[-n_queries:]]
+
+
+def run_py_batch(search_batch, n_queries, batch, cpu):
+    """Batches of `batch` queries, one thread pinned to `cpu`: per-query CPU and wall time
+    (each batch's divided by its size) and queries per second. search_batch(lo, hi) -> the row
+    ids of queries lo..<hi, best first."""
+    os.sched_setaffinity(0, {cpu})
+    search_batch(0, min(batch, n_queries))  # warm-up
+    hits, cpu_ms, wall_ms = [], [], []
+    t_start = time.perf_counter()
+    for lo in range(0, n_queries, batch):
+        hi = min(n_queries, lo + batch)
+        c0, t0 = time.thread_time(), time.perf_counter()
+        hits += [list(map(int, h)) for h in search_batch(lo, hi)]
+        cpu_ms += [(time.thread_time() - c0) * 1e3 / (hi - lo)] * (hi - lo)
+        wall_ms += [(time.perf_counter() - t0) * 1e3 / (hi - lo)] * (hi - lo)
+    wall = time.perf_counter() - t_start
+    os.sched_setaffinity(0, {0, 1})
+    return {"mean_ms": float(np.mean(wall_ms)), "cpu_mean_ms": float(np.mean(cpu_ms)), "qps": n_queries / wall, "load": loadavg()}, hits
 
 
 def bandwidth(cpu):
@@ -365,12 +390,31 @@ def run_config(args, name):
             two, _ = e.run(nq, 2, {0, 1}, args.repeat)
             rec, order = agreement(hits, tops[:len(hits)], kth[:len(hits)])
             this[e.name] = {"queries": len(hits), "one": one, "two": two, "recall": rec, "oracle_order": order}
+        if kind == "dense" and args.batch > 1:
+            # Batches of queries: SparseDB's sgemm path against numpy's (X @ Qᵀ) and faiss's batch search.
+            B = args.batch
+            one, hits = run_sparsedb(dbs["sparsedb"], queries, 1, str(args.cpu), args.repeat, cache_mb,
+                                     os.path.join(args.work, "run-%s-sparsedb-batch.jsonl" % name), batch=B)
+            rec, order = agreement(hits, tops, kth)
+            this["sparsedb-batch"] = {"one": one, "recall": rec, "oracle_order": order}
+
+            def numpy_batch(lo, hi):
+                S = X @ Q[lo:hi].T
+                return [top_k(S[:, j]) for j in range(hi - lo)]
+            batches = [("numpy-batch", numpy_batch)]
+            if "faiss" in [e.name for e in py]:
+                batches.append(("faiss-batch", lambda lo, hi: index.search(Q[lo:hi], K)[1]))
+            for eng, fn in batches:
+                one, hits = run_py_batch(fn, nq, B, args.cpu)
+                rec, order = agreement(hits, tops, kth)
+                this[eng] = {"one": one, "recall": rec, "oracle_order": order}
         for eng, r in this.items():
             log("  %-13s 1t mean %8.3f ms (cpu %8.3f)  2t %8.1f q/s  recall %.4f" % (
-                eng, r["one"]["mean_ms"], r["one"]["cpu_mean_ms"], r["two"]["qps"], r["recall"]))
+                eng, r["one"]["mean_ms"], r["one"]["cpu_mean_ms"], r.get("two", {}).get("qps", float("nan")), r["recall"]))
         rounds.append(this)
     result["rounds"] = rounds
     result["queries"] = nq
+    result["batch"] = args.batch if kind == "dense" else 0
     result["repeat"] = args.repeat
     return result
 
@@ -381,7 +425,7 @@ def best(rounds, eng):
     rs = [r[eng] for r in rounds if eng in r]
     one = dict(min((r["one"] for r in rs), key=lambda x: x["mean_ms"]))
     one["cpu_mean_ms"] = min(r["one"]["cpu_mean_ms"] for r in rs)  # CPU time: the lower round too
-    two = max((r["two"] for r in rs), key=lambda x: x["qps"])
+    two = max((r["two"] for r in rs if "two" in r), key=lambda x: x["qps"], default=None)
     return one, two, min(r["recall"] for r in rs), min(r["oracle_order"] for r in rs)
 
 
@@ -416,6 +460,24 @@ def table(doc, extra_bandwidth=()):
         lines2.append("| %s | %s | %s | %s | %s | %.0f | %s / %s / %s / %s |" % (
             name, qps["sparsedb"], qps.get("sparsedb-inv", "—"), qps[py], qps.get("faiss", "—"), bw2 * 1e9 / r["scan_bytes"],
             rec["sparsedb"], rec.get("sparsedb-inv", "—"), rec[py], rec.get("faiss", "—")))
+    lines3 = ["| config | batch | SparseDB ms/query (cpu) | numpy ms/query (cpu) | faiss ms/query (cpu) | SparseDB q/s | numpy q/s | faiss q/s | top-10 vs oracle: SparseDB / numpy / faiss |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(doc["configs"]):
+        r = doc["configs"][name]
+        if not any("sparsedb-batch" in x for x in r["rounds"]):
+            continue
+        cells = {}
+        for eng in ("sparsedb-batch", "numpy-batch", "faiss-batch"):
+            if any(eng in x for x in r["rounds"]):
+                one, _, recall, _ = best(r["rounds"], eng)
+                cells[eng] = ("%.3f (%.3f)" % (one["mean_ms"], one["cpu_mean_ms"]), "%.0f" % one["qps"], "%.3f" % recall)
+        dash = ("—", "—", "—")
+        lines3.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s / %s |" % (
+            name, r.get("batch", 0), cells["sparsedb-batch"][0], cells.get("numpy-batch", dash)[0], cells.get("faiss-batch", dash)[0],
+            cells["sparsedb-batch"][1], cells.get("numpy-batch", dash)[1], cells.get("faiss-batch", dash)[1],
+            cells["sparsedb-batch"][2], cells.get("numpy-batch", dash)[2], cells.get("faiss-batch", dash)[2]))
+    if len(lines3) > 2:
+        lines2 += ["", "Batches of queries (one thread; per-query time = the batch's time ÷ its size; q/s of the whole run):", ""] + lines3
     head = ("Bandwidth (best of %d measurements): 1 core %.1f GB/s (thread CPU time; %.1f by wall), 2 cores %.1f GB/s (CPU time; %.1f by wall)." % (
         len(runs), bw1, bw1w, bw2, bw2w))
     return head + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(lines2) + "\n"
@@ -431,6 +493,7 @@ def main():
     ap.add_argument("--cpu", type=int, default=1)
     ap.add_argument("--faiss-max-gb", type=float, default=2.0)
     ap.add_argument("--faiss-queries", type=int, default=20, help="CSR configurations: faiss runs only the first N queries")
+    ap.add_argument("--batch", type=int, default=64, help="dense configurations: also measure batches of N queries (0 or 1: skip)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--skip-bandwidth", action="store_true")
     ap.add_argument("--bandwidth-only", action="store_true", help="measure the bandwidth again into WORK/bandwidth.json (the table uses the best)")
