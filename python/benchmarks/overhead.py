@@ -109,8 +109,9 @@ class Request:
         self.options_ref = ctypes.byref(self.pin, 48)
 
 
-def python_latencies(c, queries, algorithm: str, repeat: int):
-    """Per path: (wall µs list, CPU µs list)."""
+def python_latencies(c, queries, algorithm: str, repeat: int, ready=lambda: None):
+    """Per path: (wall µs list, CPU µs list). ``ready()`` is called after the warm-up, right
+    before the measured passes."""
     algo = _algorithm(algorithm)
     for q in queries:  # warm-up pass
         c.search(q, k=10, algorithm=algorithm)
@@ -185,6 +186,7 @@ def python_latencies(c, queries, algorithm: str, repeat: int):
                 del hits
 
     order = ["bare", "python", "python fresh", "bare filtered", "python filtered", "paired"]
+    ready()
     for r in range(repeat):
         # One pass over all queries per path, as `sparsedb bench` makes them (each query timed
         # alone, nothing else in between: interleaving the paths query by query would let each
@@ -218,8 +220,13 @@ def main():
     query_file = folder / "query_vectors.jsonl"
     if args.child == "round":
         _, queries = load(query_file)
+
+        def ready():  # warmed up: tell the parent, and measure when it says so
+            print("ready", flush=True)
+            sys.stdin.readline()
+
         with sparsedb.Database(args.db, read_only=True) as db:
-            paths = python_latencies(db.collection(args.child_collection), queries, args.algorithm, args.repeat)
+            paths = python_latencies(db.collection(args.child_collection), queries, args.algorithm, args.repeat, ready)
         print(json.dumps({name: [*stats(w), *stats(c)] for name, (w, c) in paths.items()}))
         return
     if args.child == "components":
@@ -250,18 +257,25 @@ def main():
 def latency_rounds(args, cli: Path, db_path: Path, query_file: Path, collection: str, title: str):
     rounds = []
     for r in range(args.rounds):
-        def run_bench():
-            return {"bench": bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection),
-                    "bench filtered": bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection, FILTER)}
-
-        def run_python():
-            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--db", str(db_path), "--child", "round",
-                                  "--child-collection", collection], check=True, capture_output=True, text=True).stdout
-            return json.loads(out)
-
-        # Alternate which side runs first, so that neither always follows the other.
-        first, second = (run_bench, run_python) if r % 2 == 0 else (run_python, run_bench)
-        row = {**first(), **second()}
+        # The Python process starts, opens the database and warms up first; its measured passes
+        # then run right before or right after the bench processes' (alternating between
+        # rounds, so that neither always follows the other), a second or two apart.
+        child = subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--db", str(db_path), "--child", "round",
+                                  "--child-collection", collection], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if child.stdout.readline().strip() != "ready":
+            sys.exit("the measuring process failed")
+        row = {}
+        if r % 2 == 1:
+            row["bench"] = bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection)
+            row["bench filtered"] = bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection, FILTER)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        row.update(json.loads(child.stdout.readline()))
+        if child.wait() != 0:
+            sys.exit("the measuring process failed")
+        if r % 2 == 0:
+            row["bench"] = bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection)
+            row["bench filtered"] = bench_cli(cli, db_path, query_file, args.algorithm, args.repeat, collection, FILTER)
         rounds.append(row)
         print(f"{collection} round {r + 1} (load {os.getloadavg()[0]:.1f}): CPU mean / p50 µs: bench {row['bench'][2]:.1f} / "
               f"{row['bench'][3]:.1f}, python {row['python'][2]:.1f} / {row['python'][3]:.1f}; filtered: bench "
