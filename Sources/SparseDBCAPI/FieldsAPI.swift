@@ -53,6 +53,19 @@ struct MatrixArgument {
         return out
     }
 
+    /// Row `i` of `n` as ``rows(_:label:)`` reads it (the same checks and messages), without the
+    /// arrays of all rows: the one-query path's. Its `present` flag is not read here.
+    func row(_ i: Int, of n: Int, label: (Int) -> String) throws -> FieldVector {
+        if width > 0 {
+            guard let values else { throw CAPIError.invalid("\(label(0)): dense values are null") }
+            return .dense(Array(UnsafeBufferPointer(start: values + i * width, count: width)))
+        }
+        let p = try Input.offsets(indptr, count: n, "indptr")
+        do { return .sparse(try Input.row(i, indptr: p, indices: indices, values: values)) } catch let e as SparseDBError {
+            throw CAPIError(status: Status.of(e.code), message: "\(label(i)): \(e.message)")
+        }
+    }
+
     /// The label of row `i` in messages: "document 'x' field 'f'" or "query 3 field 'f'".
     func suffix() -> String { field.map { " field '\($0)'" } ?? "" }
 }
@@ -497,11 +510,13 @@ struct HitsLayout {
         var idBytes = 0
         var payloadBytes = 0
         var payloadCount = 0
-        for hit in hits {
-            idBytes += hit.id.utf8.count + 1  // each id is followed by a NUL
-            if let p = hit.payload {
-                payloadBytes += p.count
-                payloadCount += 1
+        hits.withUnsafeBufferPointer { hp in  // read in place, as in write
+            for i in 0..<hp.count {
+                idBytes += hp[i].id.utf8.count + 1  // each id is followed by a NUL
+                if let n = hp[i].payload?.count {
+                    payloadBytes += n
+                    payloadCount += 1
+                }
             }
         }
         func padded(_ n: Int) -> Int { (n + 7) & ~7 }
@@ -532,26 +547,39 @@ struct HitsLayout {
         var payloadAt = 0
         buffer.storeBytes(of: Int64(0), toByteOffset: idOffsets, as: Int64.self)
         buffer.storeBytes(of: Int64(0), toByteOffset: payloadOffsets, as: Int64.self)
-        for (i, hit) in hits.enumerated() {
-            buffer.storeBytes(of: hit.score, toByteOffset: scores + 8 * i, as: Double.self)
-            var id = hit.id
-            id.withUTF8 { b in
-                if let base = b.baseAddress { (buffer + idData + idAt).copyMemory(from: base, byteCount: b.count) }
-                idAt += b.count
-            }
-            buffer.storeBytes(of: UInt8(0), toByteOffset: idData + idAt, as: UInt8.self)
-            idAt += 1
-            // The id's end (its NUL excluded) is where the next one starts minus one: offsets[i + 1]
-            // is the start of id i + 1, so id i is id_data[offsets[i] ..< offsets[i + 1] - 1].
-            buffer.storeBytes(of: Int64(idAt), toByteOffset: idOffsets + 8 * (i + 1), as: Int64.self)
-            if let p = hit.payload {
-                p.withUnsafeBytes { b in
-                    if let base = b.baseAddress { (buffer + payloadData + payloadAt).copyMemory(from: base, byteCount: b.count) }
+        // The hits are read in place (not copied out of the array one by one, which retains and
+        // releases each hit's id, payload and field scores: half of this loop's instructions).
+        hits.withUnsafeBufferPointer { hp in
+            for i in 0..<hp.count {
+                buffer.storeBytes(of: hp[i].score, toByteOffset: scores + 8 * i, as: Double.self)
+                let written = hp[i].id.utf8.withContiguousStorageIfAvailable { b in
+                    if let base = b.baseAddress { (buffer + idData + idAt).copyMemory(from: base, byteCount: b.count) }
+                    return b.count
                 }
-                payloadAt += p.count
+                if let written {
+                    idAt += written
+                } else {  // a bridged or lazily stored string: copied unit by unit
+                    for unit in hp[i].id.utf8 {
+                        buffer.storeBytes(of: unit, toByteOffset: idData + idAt, as: UInt8.self)
+                        idAt += 1
+                    }
+                }
+                buffer.storeBytes(of: UInt8(0), toByteOffset: idData + idAt, as: UInt8.self)
+                idAt += 1
+                // The id's end (its NUL excluded) is where the next one starts minus one: offsets[i + 1]
+                // is the start of id i + 1, so id i is id_data[offsets[i] ..< offsets[i + 1] - 1].
+                buffer.storeBytes(of: Int64(idAt), toByteOffset: idOffsets + 8 * (i + 1), as: Int64.self)
+                var isPresent: UInt8 = 0
+                if let count = hp[i].payload?.withUnsafeBytes({ b -> Int in
+                    if let base = b.baseAddress { (buffer + payloadData + payloadAt).copyMemory(from: base, byteCount: b.count) }
+                    return b.count
+                }) {
+                    payloadAt += count
+                    isPresent = 1
+                }
+                buffer.storeBytes(of: Int64(payloadAt), toByteOffset: payloadOffsets + 8 * (i + 1), as: Int64.self)
+                buffer.storeBytes(of: isPresent, toByteOffset: present + i, as: UInt8.self)
             }
-            buffer.storeBytes(of: Int64(payloadAt), toByteOffset: payloadOffsets + 8 * (i + 1), as: Int64.self)
-            buffer.storeBytes(of: UInt8(hit.payload == nil ? 0 : 1), toByteOffset: present + i, as: UInt8.self)
         }
     }
 }
@@ -605,10 +633,11 @@ public func sdb_collection_search_into(
         }
         // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
         // messages); no thread fan-out, no result array: one query is searched on this thread.
-        guard m.present?[0] != 0, let q = try m.rows(1, label: { "query \($0)" })[0] else {
+        guard m.present?[0] != 0 else {
             buffer.initializeMemory(as: Int64.self, repeating: 0, count: 6)
             return
         }
+        let q = try m.row(0, of: 1, label: { "query \($0)" })
         let start = timed ? threadCPUNanoseconds() : 0
         let hits = try c.search(q, options: args.options).hits
         let engine = timed ? threadCPUNanoseconds() - start : 0

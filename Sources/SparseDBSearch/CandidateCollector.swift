@@ -45,13 +45,6 @@ final class CandidateCollector {
         return false
     }
 
-    /// The first document ≥ `doc` the filter admits (`doc` itself without a filter; `UInt32.max`
-    /// when none is left): the WAND traversals jump a rejected pivot's lists straight there.
-    @inline(__always) func firstAdmitted(from doc: UInt32) -> UInt32 {
-        if let allowed { return allowed.firstMember(from: doc) }
-        return doc
-    }
-
     /// The documents `64·w ..< 64·w + 64` that may be offered: the filter's, else the live ones.
     @inline(__always) func admittedWord(_ w: Int) -> UInt64 {
         if let allowed { return allowed.word(w) }

@@ -267,6 +267,30 @@ final class TermCursor {
         doc = documents[p]
     }
 
+    /// Moves to the first posting at or after `target` whose document `admitted` (a filter's
+    /// documents) holds, or to ``end``: the list read as if the rejected documents' postings
+    /// were not there (see ``Traversal/AdmittedPostings``). After a rejected posting the cursor
+    /// jumps to the next admitted document rather than to the next posting, so a selective
+    /// filter skips by search (and whole blocks by the block directory) instead of one posting
+    /// at a time; at half selectivity the jump is usually one posting.
+    @inline(__always)
+    func advance(to target: UInt32, admittedBy admitted: DocumentBitmap) throws {
+        try advance(to: target)
+        while doc != Self.end && !admitted.contains(doc) {
+            try advance(to: admitted.firstMember(from: doc &+ 1))
+        }
+    }
+
+    /// ``next()``, then on to the first posting whose document `admitted` holds (see
+    /// ``advance(to:admittedBy:)``).
+    @inline(__always)
+    func next(admittedBy admitted: DocumentBitmap) throws {
+        try next()
+        while doc != Self.end && !admitted.contains(doc) {
+            try advance(to: admitted.firstMember(from: doc &+ 1))
+        }
+    }
+
     /// Moves ``shallow`` to the first block that ends at or after `target` (`blockCount` when
     /// none does) and returns it.
     @inline(__always)

@@ -1,3 +1,5 @@
+import SparseDBIndex
+
 /// The traversal algorithms. All exact ones return the same top-k with the same scores (ties
 /// broken by the smaller internal document id); they differ in how much they skip.
 package enum TraversalAlgorithm: String, CaseIterable, Sendable {
@@ -10,9 +12,40 @@ enum Traversal {
         switch algorithm {
         case .exhaustive: try exhaustive(cursors, collector)
         case .maxscore: try maxScore(cursors, collector)
-        case .wand: try wand(cursors, collector, blockMax: false)
-        case .bmw: try wand(cursors, collector, blockMax: true)
+        case .wand, .bmw:
+            let blockMax = algorithm == .bmw
+            if let allowed = collector.allowed {
+                try wand(cursors, collector, blockMax: blockMax, moves: AdmittedPostings(admitted: allowed))
+            } else {
+                try wand(cursors, collector, blockMax: blockMax, moves: AllPostings())
+            }
         }
+    }
+
+    /// How the WAND traversals move a cursor: to every posting, or with a filter only to the
+    /// postings of documents it admits. A type parameter rather than a flag, so the
+    /// unfiltered loop is compiled without a test of it at each move.
+    protocol CursorMoves {
+        func advance(_ cursor: TermCursor, to target: UInt32) throws
+        func next(_ cursor: TermCursor) throws
+    }
+
+    struct AllPostings: CursorMoves {
+        @inline(__always) func advance(_ cursor: TermCursor, to target: UInt32) throws { try cursor.advance(to: target) }
+        @inline(__always) func next(_ cursor: TermCursor) throws { try cursor.next() }
+    }
+
+    /// Every cursor stops only on documents the filter admits: it reads its list as if the
+    /// rejected documents' postings were not there. A rejected posting then costs a bitmap
+    /// test inside the cursor instead of a round of pivot selection, block-max sums, moves and
+    /// re-sorting of the lists, and every pivot is an admitted document. (Skipping rejected
+    /// pivots alone still took the lists through every rejected document some list holds, one
+    /// round of the loop at a time, and with the lower threshold a filter leaves, cost more
+    /// than the unfiltered search.)
+    struct AdmittedPostings: CursorMoves {
+        let admitted: DocumentBitmap
+        @inline(__always) func advance(_ cursor: TermCursor, to target: UInt32) throws { try cursor.advance(to: target, admittedBy: admitted) }
+        @inline(__always) func next(_ cursor: TermCursor) throws { try cursor.next(admittedBy: admitted) }
     }
 
     // The loops below keep each cursor's current document in a plain buffer and reach the
@@ -255,7 +288,7 @@ enum Traversal {
         order[m] = moved
     }
 
-    static func wand(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool) throws {
+    static func wand<Moves: CursorMoves>(_ cursors: [TermCursor], _ out: CandidateCollector, blockMax: Bool, moves: Moves) throws {
         // `order[0..<live]` holds cursor indices sorted by current document; `docs` mirrors each
         // cursor's current document, so sorting and pivoting never touch the cursor objects.
         // The loop is not inside a closure (`withExtendedLifetime { }`): captured variables
@@ -275,6 +308,8 @@ enum Traversal {
         var live = 0
         for i in 0..<n {
             refs[i] = Unmanaged.passUnretained(cursors[i])
+            // On to the first posting `moves` may stop on (the first one without a filter).
+            try moves.advance(cursors[i], to: cursors[i].doc)
             docs[i] = cursors[i].doc
             maxContribution[i] = cursors[i].maxContribution
             if docs[i] != TermCursor.end {
@@ -329,7 +364,7 @@ enum Traversal {
                     }
                     let c = order[best]
                     try refs[c]._withUnsafeGuaranteedRef { cursor in
-                        try cursor.advance(to: target)
+                        try moves.advance(cursor, to: target)
                         docs[c] = cursor.doc
                     }
                     bubble(best, docs, order, live)
@@ -339,28 +374,21 @@ enum Traversal {
             }
 
             if docs[order[0]] == pivotDoc {
+                // With a filter the pivot is an admitted document: every cursor is on one.
                 var u: Float = 0
                 var l: Float = 0
                 i = 0
-                // A document the filter rejects is not scored, and the lists on it jump to the
-                // next document the filter admits (those in between cannot be hits either).
-                let skip = out.isFilteredOut(pivotDoc)
-                let target = skip ? out.firstAdmitted(from: pivotDoc &+ 1) : 0
                 while i < live && docs[order[i]] == pivotDoc {
                     let c = order[i]
                     try refs[c]._withUnsafeGuaranteedRef { cursor in
-                        if skip {
-                            try cursor.advance(to: target)
-                        } else {
-                            u += cursor.upper
-                            l += cursor.lower
-                            try cursor.next()
-                        }
+                        u += cursor.upper
+                        l += cursor.lower
+                        try moves.next(cursor)
                         docs[c] = cursor.doc
                     }
                     i &+= 1
                 }
-                if !skip { out.offer(doc: pivotDoc, upper: u, lower: l) }
+                out.offer(doc: pivotDoc, upper: u, lower: l)
                 // Cursors 0..<i moved; insert each back into the sorted rest, right to left.
                 var j = i &- 1
                 while j >= 0 {
@@ -369,15 +397,13 @@ enum Traversal {
                 }
             } else {
                 // No document before the pivot can reach the threshold (the lists ahead of the
-                // pivot together fall short), so every lagging list moves up to it — or past it,
-                // to the first document the filter admits.
-                let goal = out.firstAdmitted(from: pivotDoc)
+                // pivot together fall short), so every lagging list moves up to it.
                 var j = pivot &- 1
                 while j >= 0 {
                     let c = order[j]
-                    if docs[c] < goal {
+                    if docs[c] < pivotDoc {
                         try refs[c]._withUnsafeGuaranteedRef { cursor in
-                            try cursor.advance(to: goal)
+                            try moves.advance(cursor, to: pivotDoc)
                             docs[c] = cursor.doc
                         }
                         bubble(j, docs, order, live)

@@ -181,3 +181,68 @@ def test_one_dict_query_equals_the_batch_path(tmp_path):
                              ({1: float("nan")}, "NaN"), ({1: 1e39}, "inf|too large"), ({2**32: 1.0}, "out of range|2\\^32")):
             with pytest.raises(sparsedb.InvalidInputError, match=message):
                 c.search(bad)
+
+
+def test_one_dict_query_with_options_changing_on_every_call(tmp_path):
+    """The one-query path keeps the options it last packed per thread and rewrites them when they
+    change: calls that alternate k, algorithm, payloads, approximate options, fields and
+    collections, with queries long enough to grow the request buffer, from the importing thread
+    and from another one, all equal brute force (or, for the approximate options, the batch
+    path)."""
+    import threading
+
+    rng = np.random.default_rng(11)
+    dims = 3000
+    docs = random_corpus(rng, 600, dims, 40)
+    other = random_corpus(rng, 300, dims, 40)
+    ids = [f"d{i}" for i in range(600)]
+    other_ids = [f"o{i}" for i in range(300)]
+    # Queries of 1 to 1,500 entries: more than the 256 the request buffer starts with.
+    lengths = [1, 7, 300, 40, 1500, 3, 700]
+    queries = []
+    for n in lengths:
+        chosen = rng.choice(dims, size=n, replace=False)
+        queries.append({int(d): float(w) for d, w in zip(chosen, rng.gamma(1.0, 1.0, size=n).astype(np.float32))})
+    q_matrix = scipy.sparse.vstack([
+        scipy.sparse.csr_matrix((list(q.values()), ([0] * len(q), list(q.keys()))), shape=(1, dims)) for q in queries
+    ]).tocsr()
+    with sparsedb.Database(tmp_path / "db") as db:
+        a = db.create_collection("a", dimensions=dims)
+        a.upsert(ids, docs, payloads=[{"i": i} for i in range(600)])
+        b = db.create_collection("b", fields=[sparsedb.SparseField("s", dimensions=dims), sparsedb.SparseField("t", dimensions=dims)])
+        b.upsert(other_ids, {"s": other, "t": docs[:300]})
+        expected_a = brute_force(docs, ids, q_matrix)
+        expected_s = brute_force(other, other_ids, q_matrix)
+        expected_t = brute_force(docs[:300], other_ids, q_matrix)
+        # (collection, options, brute force, whether hits carry their payload {"i": n})
+        calls = [
+            (a, {"k": 10}, expected_a, True), (a, {"k": 3, "algorithm": "bmw", "with_payload": False}, expected_a, False),
+            (b, {"k": 25, "field": "s", "algorithm": "wand"}, expected_s, False), (a, {"k": 1, "algorithm": "exhaustive"}, expected_a, True),
+            (b, {"k": 7, "field": "t"}, expected_t, False), (a, {"k": 50, "heap_factor": 1.0, "threads": 1}, expected_a, True),
+        ]
+
+        def run(results):
+            for round_ in range(2):
+                for i, q in enumerate(queries):
+                    c, options, expected, with_payloads = calls[(i + round_) % len(calls)]
+                    results.append((c.search(q, **options), expected[i], options, with_payloads, i))
+                    # An approximate search in between, with its own options: as the batch path answers it.
+                    approx = {"k": 5, "max_query_terms": 2, "heap_factor": 1.5, "field": options.get("field")}
+                    assert c.search(q, **approx) == c.search([q], **approx)[0]
+
+        def grow(results):
+            # Longer and longer queries with the same options, in a new thread (whose buffers start
+            # small): the buffer grows between two calls whose options are the same.
+            for i in sorted(range(len(queries)), key=lambda i: len(queries[i])):
+                results.append((a.search(queries[i], k=10), expected_a[i], {"k": 10}, True, i))
+
+        here, there, growing = [], [], []
+        run(here)
+        for target, results in ((run, there), (grow, growing)):
+            worker = threading.Thread(target=target, args=(results,))
+            worker.start()
+            worker.join()
+        assert len(there) == len(here) == 2 * len(queries) and len(growing) == len(queries)
+        for hits, expected, options, with_payloads, i in here + there + growing:
+            assert_top_k(hits, expected, options["k"], f"query {i} ({len(queries[i])} entries) {options}")
+            assert [h.payload for h in hits] == [{"i": int(h.id[1:])} if with_payloads else None for h in hits]

@@ -3,17 +3,18 @@
 filter" with a deep top-k, and against scoring the matching documents by brute force.
 
     tools/bench/filtered.py --jsonl /work/scale/grown/grown-1M.jsonl --docs /work/scale/grown/grown-1M.csr \\
-        --queries /work/scale/vectors/queries.csr --work /work/scale/bench/filtered [--n-queries 300]
+        --queries /work/scale/vectors/queries.csr --work /work/scale/bench/filtered [--n-queries 300] \\
+        [--algorithms maxscore,wand,bmw]
 
 - Builds (once; --rebuild to redo) a SparseDB collection from the vector JSONL with one keyword
   attribute `sel`: row r gets, for each selectivity s in 0.1%, 1%, 10%, 50%, the keyword "pS"
   when u(r) < s, where u(r) is a fixed hash of r mapped to [0, 1) — nested sets, so
   `{"sel": "p1"}` admits about 1% of the documents.
 - For each selectivity and for no filter, runs `sparsedb bench` (one thread, pinned with
-  taskset to --cpu, warm caches) with maxscore and bmw and the filter; checks every filtered run
-  against numpy brute force over the matching rows (float64 dot products; a hit whose exact
-  score reaches the exact k-th score counts, so ties at the cut-off are free) and prints the
-  recall (exact search must be 1.0).
+  taskset to --cpu, warm caches) with each of --algorithms (default maxscore and bmw) and the
+  filter; checks every filtered run against numpy brute force over the matching rows (float64
+  dot products; a hit whose exact score reaches the exact k-th score counts, so ties at the
+  cut-off are free) and prints the recall (exact search must be 1.0).
 - "Search then filter": the unfiltered maxscore run with k = --deep (default 1000), the hits then
   filtered by the attribute: its latency and the recall of the filtered top-k it yields.
 - Brute force: scipy's CSR product of the matching rows with each query, one thread, timed per
@@ -98,8 +99,10 @@ def main():
     ap.add_argument("--deep", type=int, default=1000)
     ap.add_argument("--cpu", default="1")
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--algorithms", default="maxscore,bmw", help="comma-separated traversal algorithms to run")
     ap.add_argument("--sparsedb", default=os.environ.get("SPARSEDB_BIN") or os.path.join(REPO, ".build", "release", "sparsedb"))
     args = ap.parse_args()
+    algorithms = args.algorithms.split(",")
     os.makedirs(args.work, exist_ok=True)
     db = os.path.join(args.work, "db")
     build_s = None
@@ -160,7 +163,7 @@ def main():
     qids = queries.ids
     log("unfiltered runs")
     unf = {}
-    for algo in ("maxscore", "bmw"):
+    for algo in algorithms:
         unf[algo] = bench(args, args.sparsedb, db, algo, k, None, "none-" + algo)
     deep = bench(args, args.sparsedb, db, "maxscore", args.deep, None, "none-deep")
     deep_runs = D.read_run(deep["run_file"], qids)
@@ -171,7 +174,7 @@ def main():
         exact, kth, bf_ms = exact_topk(mask)
         row = {"selectivity": name or "none", "fraction": s, "matching": matching,
                "brute_force_mean_ms": float(np.mean(bf_ms))}
-        for algo in ("maxscore", "bmw"):
+        for algo in algorithms:
             if name is None:
                 r = unf[algo]
             else:
@@ -184,16 +187,17 @@ def main():
                                      "recall": recall(deep_runs, mask, kth, allowed)}
         rows.append(row)
         log(json.dumps(row))
-    result = {"documents": n, "queries": len(qids), "k": k, "build_s": build_s, "rows": rows}
+    result = {"documents": n, "queries": len(qids), "k": k, "algorithms": algorithms, "build_s": build_s, "rows": rows}
     with open(os.path.join(args.work, "filtered.json"), "w") as f:
         json.dump(result, f, indent=1)
-    lines = ["| filter | matching docs | maxscore mean ms (cpu) | recall | bmw mean ms (cpu) | recall | search→filter k=%d mean ms | its recall | brute force ms |" % args.deep,
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| filter | matching docs | " + " | ".join("%s mean ms (cpu) | recall" % a for a in algorithms)
+             + " | search→filter k=%d mean ms | its recall | brute force ms |" % args.deep,
+             "|---|---|" + "---|---|" * len(algorithms) + "---|---|---|"]
     for r in rows:
-        m, b, st = r["maxscore"], r["bmw"], r["search_then_filter"]
-        lines.append("| %s | %d | %.2f (%.2f) | %.3f | %.2f (%.2f) | %.3f | %.2f | %.3f | %.2f |" % (
-            r["selectivity"], r["matching"], m["mean_ms"], m["cpu_mean_ms"] or 0, m["recall"], b["mean_ms"], b["cpu_mean_ms"] or 0,
-            b["recall"], st["mean_ms"], st["recall"], r["brute_force_mean_ms"]))
+        st = r["search_then_filter"]
+        cells = ["%.2f (%.2f) | %.3f" % (r[a]["mean_ms"], r[a]["cpu_mean_ms"] or 0, r[a]["recall"]) for a in algorithms]
+        lines.append("| %s | %d | %s | %.2f | %.3f | %.2f |" % (
+            r["selectivity"], r["matching"], " | ".join(cells), st["mean_ms"], st["recall"], r["brute_force_mean_ms"]))
     with open(os.path.join(args.work, "filtered.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import struct
 import threading
+from threading import get_ident
 from ctypes import POINTER, Structure, byref, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint32, c_void_p
 from pathlib import Path
 
@@ -233,6 +235,13 @@ def call(fn, *args) -> None:
         raise_error(status, err)
 
 
+def _check_alignment(address: int) -> None:
+    # The layouts' int64 and double sections need 8-byte alignment; a bytearray of this size is
+    # malloc'd (16-byte aligned), which this checks rather than assumes.
+    if address % 8:
+        raise ImportError(f"sparsedb: a bytearray buffer at {address:#x} is not 8-byte aligned")
+
+
 class _Slots(threading.local):
     """Per-thread out-parameters (a handle and an error) with their byref objects made once: the
     hot paths (a single small search) would otherwise spend a measurable part of their time
@@ -251,26 +260,71 @@ class _Slots(threading.local):
         self.options = SearchOptions()
         self.matrix_ref = byref(self.matrix)
         self.options_ref = byref(self.options)
-        # sdb_collection_search_into: the request (sdb_matrix, sdb_search_options, the query's
-        # indptr, indices and values, packed in one struct.pack_into call) and the buffer the
-        # hits are written into. Each bytearray is pinned by the ctypes array made over it (it
-        # cannot be resized while that exists), so its address stays valid.
-        self.request = self.request_address = self.output = self.output_address = None
-        self.request_size = self.output_size = 0
-        self.grow_request(4096)
+
+
+slots = _Slots()
+
+# The request of sdb_collection_search_into as the one-query path lays it out in its buffer:
+# sdb_matrix (48 bytes: field, indptr, indices, values, present, width), sdb_search_options
+# (64 bytes: k, max_query_terms, max_active_dims, truncate_dim, heap_factor, filter_json,
+# algorithm, threads, flags, reserved), the query's indptr {0, n} (16 bytes), then room for
+# `entries` uint32 dimensions and, after it, `entries` float weights. The arrays have fixed
+# places, so the 120 bytes before indptr[1] (the "head") depend on the options alone and are
+# written only when they change; a query packs n, its dimensions and its weights.
+_HEAD = struct.Struct("=5Qq4qdQiiIIq")
+QUERY_AT = _HEAD.size  # indptr[1]
+
+
+class Buffers:
+    """One thread's buffers for the one-query path (sdb_collection_search_into): the request and
+    the output the hits are written into, each a bytearray pinned by a ctypes array made over it
+    (it cannot be resized while that exists, so its address stays valid), and the ctypes objects
+    the call takes, made once (building them per call costs as much as the rest of the crossing).
+    Used by one thread only."""
+
+    def __init__(self):
+        self.err = c_void_p()
+        self.err_ref = byref(self.err)
+        self.request = self.output = None
+        self.grow_request(256)
         self.grow_output(1 << 16)
 
-    def grow_request(self, size: int) -> None:
-        """A request buffer of at least ``size`` bytes."""
+    def grow_request(self, entries: int) -> None:
+        """A request buffer with room for a query of ``entries`` entries."""
+        size = QUERY_AT + 8 + 8 * entries
         self.request = bytearray(size)
         self._request_pin = (ctypes.c_char * size).from_buffer(self.request)
         self.request_address = ctypes.addressof(self._request_pin)
         _check_alignment(self.request_address)
-        self.request_size = size
-        # The arguments of search_into_raw, as ctypes objects (see there).
-        self.request_matrix = c_void_p(self.request_address)
-        self.request_options = c_void_p(self.request_address + 48)
-        self._bundle()
+        self.entries = entries
+        # The call's pointer arguments as byref objects over the pinned arrays: ctypes passes
+        # those as they are, where a c_void_p costs it a conversion object per call.
+        self.request_matrix = byref(self._request_pin)
+        self.request_options = byref(self._request_pin, 48)
+        #: The options the head was last written for (None: not written in this buffer).
+        self.head = None
+        #: Per query length n: the Struct packing n, n uint32 dimensions, the padding up to the
+        #: weights' place, n floats (at QUERY_AT).
+        self.query_structs = {}
+
+    def write_head(self, head: tuple) -> None:
+        """Writes the request's head for ``head`` = (field name address or 0, k, max_query_terms
+        (0 = all), heap_factor, algorithm code, flags)."""
+        field, k, max_terms, heap_factor, algorithm, flags = head
+        base = self.request_address
+        self.head = None  # until written: a value that does not pack (struct.error) leaves it so
+        _HEAD.pack_into(
+            self.request, 0, field, base + QUERY_AT - 8, base + QUERY_AT + 8, base + QUERY_AT + 8 + 4 * self.entries, 0, 0,
+            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0, 0,
+        )
+        self.head = head
+
+    def query_struct(self, n: int) -> struct.Struct:
+        st = self.query_structs.get(n)
+        if st is None:
+            st = struct.Struct(f"=q{n}I{4 * (self.entries - n)}x{n}f")
+            self.query_structs[n] = st
+        return st
 
     def grow_output(self, size: int) -> None:
         """A result buffer of at least ``size`` bytes (a multiple of 8)."""
@@ -280,35 +334,36 @@ class _Slots(threading.local):
         self.output_address = ctypes.addressof(self._output_pin)
         _check_alignment(self.output_address)
         self.output_size = size
-        self.output_pointer = c_void_p(self.output_address)
+        self.output_pointer = byref(self._output_pin)
         self.output_capacity = c_int64(size)
-        self._bundle()
-
-    def _bundle(self) -> None:
-        # What the one-query path reads, as one tuple: one thread-local attribute lookup instead
-        # of nine.
-        if self.request is not None and self.output is not None:
-            self.into = (
-                self.request, self.request_address, self.request_size, self.request_matrix, self.request_options,
-                self.output_pointer, self.output_capacity, self.err_ref,
-            )
 
 
-def _check_alignment(address: int) -> None:
-    # The layouts' int64 and double sections need 8-byte alignment; a bytearray of this size is
-    # malloc'd (16-byte aligned), which this checks rather than assumes.
-    if address % 8:
-        raise ImportError(f"sparsedb: a bytearray buffer at {address:#x} is not 8-byte aligned")
+# The buffers of the thread that imported this module, as a plain object: reading an attribute of
+# a threading.local costs more than the rest of the one-query path's bookkeeping, so that path
+# (`buffers()`) takes these on that thread (the common single-threaded case), and other threads
+# their own through one thread-local lookup. A thread id is reused only after its thread has
+# ended, so no two live threads share them.
+_owner_thread = get_ident()
+owner_buffers = Buffers()
+_local = threading.local()
 
 
-slots = _Slots()
+def buffers() -> Buffers:
+    """The calling thread's buffers for the one-query path."""
+    if get_ident() == _owner_thread:
+        return owner_buffers
+    try:
+        return _local.buffers
+    except AttributeError:
+        b = _local.buffers = Buffers()
+        return b
 
 # sdb_collection_search_into for the one-query hot path, declared without argtypes: ctypes then
 # passes ctypes objects (c_void_p, c_int64, byref) and None as they are, instead of calling each
 # argtype's from_param in Python, which costs as much as the rest of the crossing. Every caller
-# passes exactly: the collection's c_void_p, slots.request_matrix, slots.request_options, a
-# filter's c_void_p or None, slots.output_pointer, slots.output_capacity, slots.err_ref; a
-# plain int would be passed as a C int, so none is.
+# passes exactly: the collection's c_void_p, the request_matrix and request_options (byref
+# objects) of a Buffers, a filter's c_void_p or None, that Buffers' output_pointer (byref),
+# output_capacity (c_int64) and err_ref; a plain int would be passed as a C int, so none is.
 search_into_raw = lib["sdb_collection_search_into"]
 search_into_raw.restype = c_int32
 

@@ -7,6 +7,8 @@ import os
 import struct
 import threading
 import weakref
+from itertools import repeat
+from threading import get_ident
 from ctypes import byref, c_char_p, c_double, c_int64, c_uint32, c_void_p, cast
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -27,12 +29,29 @@ from ._lib import (
     SEARCH_NO_PAYLOADS,
     call,
     lib,
+    QUERY_AT,
+    _owner_thread,
+    buffers,
+    owner_buffers,
     raise_error,
     search_into_raw,
     slots,
     take_string,
 )
-from ._results import Document, Hit, HybridHit, SearchArrays, parse_hits, read_documents_full, read_hybrid_results, read_results
+from ._results import (
+    _HEADER,
+    Document,
+    Hit,
+    HybridHit,
+    SearchArrays,
+    _new_hit,
+    _scores_struct,
+    _scores_structs,
+    parse_hits,
+    read_documents_full,
+    read_hybrid_results,
+    read_results,
+)
 from .schema import Field, field_from_info, schema_json
 from .encoder import Encoder
 from .errors import InvalidInputError, ModelMismatchError
@@ -210,6 +229,11 @@ def _keep(encoded: bytes) -> int:
     return cast(c_char_p(encoded), c_void_p).value  # type: ignore[return-value]
 
 
+# Algorithm names -> codes, for the one-query path (anything else goes to _algorithm's message).
+_ALGORITHM_CODES = dict(ALGORITHMS)
+_unpack_header = _HEADER.unpack_from
+
+
 def _algorithm(algorithm: str) -> int:
     try:
         return ALGORITHMS[algorithm]
@@ -304,26 +328,6 @@ def _matrix(field: Optional[str], rows, present):
         indptr, indices, values = rows.addresses
         matrix = Matrix(name, indptr or None, indices or None, values or None, flags, 0)
     return matrix, (rows, present, name)
-
-
-# sdb_collection_search_into's request, packed by one Struct per query length n: sdb_matrix (48
-# bytes: field, indptr, indices, values, present, width), sdb_search_options (64 bytes: k,
-# max_query_terms, max_active_dims, truncate_dim, heap_factor, filter_json, algorithm, threads,
-# flags, reserved), the query's indptr {0, n}, then its n uint32 dimensions and n float weights.
-# Packing the dict's keys and values straight into the buffer checks them as array('I') and
-# array('f') would (struct.error or OverflowError otherwise), in C, without a Python loop.
-_REQUEST_HEAD = "=5Qq4qdQiiII2q"
-_REQUEST_HEAD_SIZE = 128
-_request_structs: Dict[int, struct.Struct] = {}
-
-
-def _request_struct(n: int) -> struct.Struct:
-    st = _request_structs.get(n)
-    if st is None:
-        st = struct.Struct(f"{_REQUEST_HEAD}{n}I{n}f")
-        if len(_request_structs) < 4096:  # queries have a few hundred distinct lengths at most
-            _request_structs[n] = st
-    return st
 
 
 class _ParsedFilter:
@@ -619,10 +623,24 @@ class Collection:
                 outside the field, or ``k`` < 1, ``heap_factor`` < 1; the filter is malformed,
                 names an undeclared attribute or compares it with a value of another type.
         """
+        if (
+            type(queries) is dict and type(k) is int and max_query_terms is None and type(heap_factor) is float
+            and type(threads) is int and threads >= 0 and not return_arrays and max_active_dims is None and truncate_dim is None
+        ):
+            # One {dimension: weight} query with exact options, the common case, checked above as
+            # _search_numbers would (anything else goes on below): one foreign call, no result
+            # object. The other arguments are checked where they are used, as below.
+            names = self._sparse_names.get(field) if field is None or type(field) is str else None
+            code = _ALGORITHM_CODES.get(algorithm) if type(algorithm) is str else None
+            if names is not None and code is not None:
+                hits = self._search_one(queries, k, code, 0, heap_factor, 0 if with_payload else SEARCH_NO_PAYLOADS, names[1], filter)
+                if hits is not None:
+                    return hits
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
-            # One {dimension: weight} query, the common case: one foreign call, no result object.
+            # One dict query with approximate options, or numbers of other types (numpy
+            # scalars, an int heap_factor...): the same one-query path, after the checks.
             names = self._sparse_names.get(field) if field is None or type(field) is str else None
             if names is not None:
                 hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, heap_factor, flags, names[1], filter)
@@ -656,26 +674,37 @@ class Collection:
         """One dict query on a sparse or CSR field through sdb_collection_search_into; None when
         the dict's keys or values do not pack as uint32 and float (the general path then says
         what is wrong, as it always did)."""
-        s = slots
+        s = owner_buffers if get_ident() == _owner_thread else buffers()  # buffers(), without its call on the common thread
         n = len(query)
-        request, base, size, matrix, options, output, capacity, err = s.into
-        if _REQUEST_HEAD_SIZE + 8 * n > size:
-            s.grow_request(_REQUEST_HEAD_SIZE + 8 * n)
-            request, base, size, matrix, options, output, capacity, err = s.into
-        parsed = None if filter is None else self._filter_entry(filter)  # held until the call returned
+        if n > s.entries:
+            s.grow_request(n)
+        if filter is None:
+            parsed = pointer = None
+        else:
+            parsed = self._filter_entry(filter)  # held until the call returned
+            pointer = parsed.pointer
         try:
-            (_request_structs.get(n) or _request_struct(n)).pack_into(
-                request, 0,
-                field_address, base + 112, base + 128, base + 128 + 4 * n, 0, 0,
-                k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
-                0, n, *query, *query.values(),
-            )
+            head = (field_address, k, max_terms, heap_factor, algorithm, flags)
+            if head != s.head:  # the options changed since this thread's last call
+                s.write_head(head)
+            # n, the dimensions and the weights in one C call, which checks them as uint32 and
+            # float (struct.error or OverflowError otherwise) without a Python loop.
+            (s.query_structs.get(n) or s.query_struct(n)).pack_into(s.request, QUERY_AT, n, *query, *query.values())
         except (struct.error, OverflowError, TypeError):
             return None
-        status = search_into_raw(self._handle, matrix, options, None if parsed is None else parsed.pointer, output, capacity, err)
+        status = search_into_raw(self._handle, s.request_matrix, s.request_options, pointer, s.output_pointer, s.output_capacity, s.err_ref)
         del parsed
         if status:
             raise_error(status, s.err)
+        # parse_hits' common case (hits without payloads), inline: a call costs as much as a step.
+        out = s.output
+        h, id_bytes, _, payload_count = _unpack_header(out)
+        if payload_count == 0 and h > 0:
+            at = 64 + 24 * h + ((h + 7) & ~7)  # id_data (sparsedb.h)
+            ids = out[at : at + id_bytes].decode("utf-8").split("\0")
+            ids.pop()
+            if len(ids) == h:  # else an id holds a NUL: parse_hits reads the offsets
+                return list(map(_new_hit, repeat(Hit, h), zip(ids, (_scores_structs.get(h) or _scores_struct(h)).unpack_from(out, 48), repeat(None))))
         return parse_hits(s)
 
     def search_hybrid(
