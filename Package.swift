@@ -36,11 +36,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Our own C: the CPU's CRC-32C instruction, which Swift cannot emit.
         .target(name: "CSparseDBKernels"),
+        // LMDB calls with a recovery point, so that a damaged page is an error, not a crash.
+        .target(name: "CLMDBGuard", dependencies: ["CLMDB"]),
 
         // Errors, vectors, byte coding, checksums, locks: what every layer shares.
         .target(name: "SparseDBCore", dependencies: ["CSparseDBKernels"]),
         // LMDB environments and transactions, zstd, the table registry.
-        .target(name: "SparseDBStorage", dependencies: ["SparseDBCore", "CSparseDBKernels", "CLMDB", "CZstd"]),
+        .target(name: "SparseDBStorage", dependencies: ["SparseDBCore", "CSparseDBKernels", "CLMDB", "CLMDBGuard", "CZstd"]),
         // Record and block formats, the catalog and schema, writers, verifier, format upgrades.
         .target(name: "SparseDBIndex", dependencies: ["SparseDBStorage"]),
         // Posting caches, cursors, top-k algorithms, flat scans, the query executor, fusion.

@@ -168,7 +168,7 @@ public final class Database: Sendable {
                 throw SparseDBError(.notFound, "no collection '\(name)' in \(path)")
             }
             let prefix = Keys.collection(record.id)
-            for table in Table.allCases where table != .meta { try txn.deleteAll(prefix: prefix, in: txn.table(table)) }
+            for table in Table.allCases where table != .meta && table != .commit { try txn.deleteAll(prefix: prefix, in: txn.table(table)) }
             try txn.delete(Catalog.collectionKey(name), in: txn.table(.meta))
         }
     }
@@ -212,10 +212,12 @@ public final class Database: Sendable {
     /// snapshot being checked (so a concurrent writer cannot reuse its pages meanwhile).
     private func checkPages() throws -> [String] {
         for _ in 0..<5 {
-            let (snapshot, report) = try env.read { txn in (txn.id, try PageWalker.check(dataFile: path + "/data.mdb")) }
+            let (snapshot, report, stamp) = try env.read { txn in
+                (txn.id, try PageWalker.check(dataFile: path + "/data.mdb"), try Catalog.commitStampProblem(txn))
+            }
             // A commit between beginning the snapshot and reading the meta page: walk again.
             if UInt64(truncatingIfNeeded: snapshot) != report.txnid && report.isClean { continue }
-            return Self.pageProblems(report)
+            return Self.pageProblems(report) + (stamp.map { [$0] } ?? [])
         }
         return []
     }
@@ -252,14 +254,25 @@ public final class Database: Sendable {
             let pages = pageProblems(try PageWalker.check(dataFile: path + "/data.mdb"))
             if !pages.isEmpty { return pages }
         }
-        let db = try Database(path: path, configuration: .readOnlyExisting)
+        let db: Database
+        do {
+            db = try Database(path: path, configuration: .readOnlyExisting)
+        } catch let error as SparseDBError where error.code == .corrupt {
+            // Damage that opening already sees (an older snapshot than the last commit) is a
+            // finding of verify, not a failure to run it.
+            return [error.message]
+        }
         return try db.verify()
     }
 
     /// Writes a compacted copy of the database into `target` (a new or empty directory): the
     /// pages that deletes and compactions freed are left out, so the copy's file holds only live
     /// data. The database stays open and usable meanwhile (the copy reads one snapshot).
+    ///
+    /// - Throws: `.corrupt`, before anything is written, when the data file's page structure is
+    ///   damaged (the copy follows every page through LMDB, which trusts them).
     public func writeCompactedCopy(to target: String) throws {
+        try checkPagesBeforeScanning()
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: target, isDirectory: &isDirectory) {

@@ -46,6 +46,8 @@ package enum Catalog {
     ///   environment that is not SparseDB's, `.notFound` for an empty read-only environment.
     package static func open(_ env: LMDBEnvironment, create: Bool) throws {
         let path = env.path
+        // Every write from here on records its transaction id (the creating one included).
+        env.beforeCommit = { txn in try stampCommit(txn) }
         let mainNames = try env.read { txn in try txn.tableNames() }
         if mainNames.isEmpty {
             guard create, !env.isReadOnly else { throw SparseDBError(.notFound, "\(path): no SparseDB database here (empty environment)") }
@@ -106,6 +108,40 @@ package enum Catalog {
             }
         }
         try openKnownTables(env)
+        if let problem = try env.read({ txn in try commitStampProblem(txn) }) {
+            throw SparseDBError(.corrupt, "\(path): \(problem)")
+        }
+    }
+
+    // MARK: the commit stamp (format-spec.md §3a)
+
+    /// The `commit` table's one key.
+    package static let lastCommitKey: [UInt8] = Array("last".utf8)
+
+    /// Records the id of the write transaction `txn` as the last commit. Runs in every write
+    /// transaction (``LMDBEnvironment/beforeCommit``).
+    package static func stampCommit(_ txn: borrowing Transaction) throws {
+        // Absent only in the instant before a writable open creates it (§3's missing tables).
+        guard let dbi = try txn.openTable(Table.commit.name, create: false) else { return }
+        var w = ByteWriter()
+        w.u64le(UInt64(truncatingIfNeeded: txn.id))
+        try txn.put(w.bytes, forKey: lastCommitKey, in: TableRef(name: Table.commit.name, dbi: dbi))
+    }
+
+    /// What is wrong with the snapshot `txn` reads, judged by the last commit it records: LMDB
+    /// opens the meta page with the larger transaction id and checks nothing else, so one
+    /// damaged byte of the *previous* meta page's id makes it open the snapshot before the last
+    /// commit, with every table consistent. That snapshot's stamp is then older than the id LMDB
+    /// reports. (A stamp newer than the id is harmless: a compacting copy restarts the ids.)
+    /// Nil when sound, or when no write has stamped the database yet.
+    package static func commitStampProblem(_ txn: borrowing Transaction) throws -> String? {
+        guard txn.tables.count > Table.commit.rawValue else { return nil }
+        guard let bytes = try txn.value(lastCommitKey, in: txn.table(.commit)) else { return nil }
+        guard bytes.count == 8 else { return "the last-commit record of table 'commit' is \(bytes.count) bytes, not 8" }
+        let stamp = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        let snapshot = UInt64(truncatingIfNeeded: txn.id)
+        guard stamp < snapshot else { return nil }
+        return "meta pages: LMDB opened transaction \(snapshot), but the newest commit in that snapshot is transaction \(stamp): a damaged meta page made LMDB open an older snapshot, and the commits after \(stamp) are missing from it. Do not write to this database (the next write would make the loss permanent); restore it from a copy (`sparsedb verify` reports this)"
     }
 
     /// Opens every known table that exists into `env.tables` (absent ones read as empty). Table

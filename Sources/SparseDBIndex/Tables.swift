@@ -16,6 +16,7 @@ package enum Table: Int, CaseIterable, Sendable {
     case forwardRow
     case flatChunk
     case attribute
+    case commit
 
     package var name: String {
         switch self {
@@ -28,12 +29,17 @@ package enum Table: Int, CaseIterable, Sendable {
         case .forwardRow: "forward-row"
         case .flatChunk: "flat-chunk"
         case .attribute: "attribute-index"
+        case .commit: "commit"
         }
     }
 
     /// Registry flags written for this table (format-spec.md §3): every format-2 table must be
-    /// known by readers and writers alike.
-    package var registryFlags: UInt8 { TableRegistry.readersMustKnow | TableRegistry.writersMustKnow }
+    /// known by readers and writers alike, except `commit`, which only writers must know (a
+    /// reader that ignores it reads correctly; a writer that did not update it would make the
+    /// next open report damage).
+    package var registryFlags: UInt8 {
+        self == .commit ? TableRegistry.writersMustKnow : TableRegistry.readersMustKnow | TableRegistry.writersMustKnow
+    }
 }
 
 /// The registry's record format and rules.

@@ -1,4 +1,5 @@
 import CLMDB
+import CLMDBGuard
 import CSparseDBKernels
 import Foundation
 import SparseDBCore
@@ -16,6 +17,15 @@ package func lmdbCheck(_ rc: Int32, _ operation: @autoclosure () -> String) thro
 
 /// The typed error for LMDB return code `rc`, with what to do about it where there is something.
 package func lmdbError(_ rc: Int32, _ operation: String) -> SparseDBError {
+    if rc == SPARSEDB_LMDB_FAULT {
+        // LMDB read outside the map or failed one of its assertions on a damaged page; the
+        // guard (CLMDBGuard) turned the crash into this return code.
+        let what = String(cString: sparsedb_lmdb_fault_description())
+        return SparseDBError(
+            .corrupt,
+            "\(operation): LMDB stopped on a damaged page (\(what)); the database file's page structure is damaged: run `sparsedb verify` to see what is damaged, and restore the database from a copy",
+            lmdbCode: rc)
+    }
     let text = String(cString: mdb_strerror(rc))
     switch rc {
     case MDB_INVALID, MDB_VERSION_MISMATCH:
@@ -104,6 +114,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
     package let isReadOnly: Bool
     /// The table handles, set once by whoever opens the environment (the index layer).
     package var tables: [TableRef] = []
+    /// Runs in every write transaction just before it commits (and is part of it). Set once, by
+    /// the layer that owns the tables, before the first write: the catalog records the
+    /// transaction's id there (format-spec.md §3a), so that an open can tell when LMDB shows an
+    /// older snapshot than the last commit.
+    package var beforeCommit: ((borrowing Transaction) throws -> Void)?
     private let mapLock = MapLock()
     private var closed = false
     /// Stale reader slots reclaimed when the environment was opened (slots of killed processes).
@@ -126,6 +141,11 @@ package final class LMDBEnvironment: @unchecked Sendable {
         try lmdbCheck(mdb_env_create(&env), "mdb_env_create")
         guard let env else { throw SparseDBError(.storage, "mdb_env_create returned no handle") }
         do {
+            // Faults inside LMDB calls on damaged pages become errors (CLMDBGuard); installed
+            // once per process, before the first page is read.
+            if sparsedb_lmdb_guard_install(env) != 0 {
+                throw SparseDBError(.storage, "installing the SIGSEGV/SIGBUS handlers that turn LMDB's faults on damaged pages into errors failed")
+            }
             try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize(\(mapSize))")
             try lmdbCheck(mdb_env_set_maxdbs(env, maxTables), "mdb_env_set_maxdbs")
             try lmdbCheck(mdb_env_set_maxreaders(env, maxReaders), "mdb_env_set_maxreaders")
@@ -270,6 +290,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 let result: R
                 do {
                     result = try body(txn)
+                    if !readOnly, let beforeCommit { try beforeCommit(txn) }
                 } catch let error as SparseDBError where error.lmdbCode == MDB_MAP_FULL {
                     var info = MDB_envinfo()
                     mdb_env_info(handle, &info)
@@ -282,7 +303,13 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 // mdb_txn_commit frees the transaction whether it succeeds or fails, so a failed
                 // commit (a full disk) must not be aborted again. Committing (not aborting) a
                 // read-only transaction keeps table handles it opened valid for the environment.
-                let commit = mdb_txn_commit(raw)
+                let commit = sparsedb_guarded_txn_commit(raw)
+                if commit == SPARSEDB_LMDB_FAULT {
+                    // A commit that faulted (a damaged free-list page) did not free the transaction
+                    // and wrote no meta page: aborting it leaves the last commit as it was.
+                    mdb_txn_abort(raw)
+                    throw lmdbError(commit, "committing the transaction")
+                }
                 if commit == MDB_MAP_FULL {
                     var info = MDB_envinfo()
                     mdb_env_info(handle, &info)

@@ -1,4 +1,5 @@
 import CLMDB
+import CLMDBGuard
 import Foundation
 import SparseDBCore
 
@@ -27,7 +28,7 @@ package struct Transaction: ~Copyable {
         var out = MDB_val()
         let rc = key.withUnsafeBytes { k -> Int32 in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_get(handle, dbi, &mk, &out)
+            return sparsedb_guarded_get(handle, dbi, &mk, &out)
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
@@ -53,7 +54,7 @@ package struct Transaction: ~Copyable {
             value.withUnsafeBytes { v -> Int32 in
                 var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
                 var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
-                return mdb_put(handle, dbi, &mk, &mv, flags)
+                return sparsedb_guarded_put(handle, dbi, &mk, &mv, flags)
             }
         }
         try lmdbCheck(rc, "writing to table '\(table.name)'")
@@ -76,7 +77,7 @@ package struct Transaction: ~Copyable {
         let dbi = try writable(table)
         let rc = key.withUnsafeBytes { k -> Int32 in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_del(handle, dbi, &mk, nil)
+            return sparsedb_guarded_del(handle, dbi, &mk)
         }
         if rc == MDB_NOTFOUND { return false }
         try lmdbCheck(rc, "deleting from table '\(table.name)'")
@@ -101,7 +102,7 @@ package struct Transaction: ~Copyable {
         var rc = first.withUnsafeBytes { k -> Int32 in
             key = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
             // LMDB refuses a zero-length key, so an empty start means "from the first entry".
-            return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
+            return sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: (k.isEmpty ? MDB_FIRST : MDB_SET_RANGE).rawValue))
         }
         while rc == MDB_SUCCESS {
             try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
@@ -109,7 +110,7 @@ package struct Transaction: ~Copyable {
             guard Self.hasPrefix(k, prefix) else { return }
             try bounds.check(value.mv_data, value.mv_size, txn: handle, table: table, key: k, what: "value")
             if try !body(k, UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)) { return }
-            rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            rc = sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: MDB_NEXT.rawValue))
         }
         if rc != MDB_NOTFOUND { try lmdbCheck(rc, "reading table '\(table.name)'") }
     }
@@ -133,16 +134,16 @@ package struct Transaction: ~Copyable {
         var count = 0
         var rc: Int32 = prefix.withUnsafeBytes { k -> Int32 in
             key = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_cursor_get(cursor, &key, &value, k.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
+            return sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: (k.isEmpty ? MDB_FIRST : MDB_SET_RANGE).rawValue))
         }
         while rc == MDB_SUCCESS {
             try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")
             let k = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
             guard Self.hasPrefix(k, prefix) else { break }
-            try lmdbCheck(mdb_cursor_del(cursor, 0), "deleting from table '\(table.name)'")
+            try lmdbCheck(sparsedb_guarded_cursor_del(cursor, 0), "deleting from table '\(table.name)'")
             count += 1
             // After a delete the cursor sits on the next entry; GET_CURRENT reads it.
-            rc = mdb_cursor_get(cursor, &key, &value, MDB_GET_CURRENT)
+            rc = sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: MDB_GET_CURRENT.rawValue))
         }
         if rc != MDB_NOTFOUND && rc != MDB_SUCCESS && rc != EINVAL { try lmdbCheck(rc, "reading table '\(table.name)'") }
         return count
@@ -160,7 +161,7 @@ package struct Transaction: ~Copyable {
     /// The names of the named tables (the main table's keys).
     package func tableNames() throws -> [String] {
         var dbi: MDB_dbi = 0
-        try lmdbCheck(mdb_dbi_open(handle, nil, 0, &dbi), "opening the main table")
+        try lmdbCheck(sparsedb_guarded_dbi_open(handle, nil, 0, &dbi), "opening the main table")
         var names: [String] = []
         try scan(prefix: [], in: TableRef(name: "(main)", dbi: dbi)) { k, _ in
             names.append(String(decoding: k, as: UTF8.self))
@@ -172,7 +173,7 @@ package struct Transaction: ~Copyable {
     /// Opens (creating it when `create`) the named table; `nil` when absent and not created.
     package func openTable(_ name: String, create: Bool) throws -> MDB_dbi? {
         var dbi: MDB_dbi = 0
-        let rc = mdb_dbi_open(handle, name, create ? UInt32(MDB_CREATE) : 0, &dbi)
+        let rc = sparsedb_guarded_dbi_open(handle, name, create ? UInt32(MDB_CREATE) : 0, &dbi)
         if rc == MDB_NOTFOUND && !create { return nil }
         try lmdbCheck(rc, "opening table '\(name)'")
         return dbi
@@ -181,7 +182,7 @@ package struct Transaction: ~Copyable {
     /// Deletes the named table and its contents.
     package func dropTable(_ table: TableRef) throws {
         guard let dbi = table.dbi else { return }
-        try lmdbCheck(mdb_drop(handle, dbi, 1), "dropping table '\(table.name)'")
+        try lmdbCheck(sparsedb_guarded_drop(handle, dbi, 1), "dropping table '\(table.name)'")
     }
 
     /// A read handle that outlives one closure call but not the transaction: for query
@@ -204,7 +205,7 @@ package struct ValueLender {
         var out = MDB_val()
         let rc = key.withUnsafeBytes { k -> Int32 in
             var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return mdb_get(txn, dbi, &mk, &out)
+            return sparsedb_guarded_get(txn, dbi, &mk, &out)
         }
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")

@@ -229,6 +229,50 @@ import Glibc
         }
     }
 
+    /// Finding 4 when the lost commit did not grow the file: both meta pages record the same
+    /// last page and consecutive ids, so the page walk cannot tell; the commit stamp
+    /// (format-spec.md §3a) can: the snapshot LMDB opens records an older commit than the id LMDB
+    /// reports. Opening refuses (stats, search, the API), verify names it; the undamaged
+    /// database stays sound.
+    @Test func rolledBackCommitThatReusedFreePagesIsReported() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let file = try vectorsFile(dir, lines: 300)
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", file, "--quiet"]).status == 0)
+            let ids = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
+                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["_id"] as! String
+            }
+            // Delete one document per commit until a commit takes only freed pages.
+            var reused = false
+            for id in ids.prefix(30) {
+                try (id + "\n").write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+                #expect(try run(sparsedb, ["delete", "--db", db, "--collection", "c", "--ids", dir + "/ids.txt"]).status == 0)
+                let (a, b) = try metaLastPages(db + "/data.mdb")
+                if a == b { reused = true; break }
+            }
+            try #require(reused, "no delete reused freed pages only")
+            let copy = dir + "/damaged"
+            let changed = try damagedCopy(db, copy, table: "-", mode: "meta-txnid")
+            let v = try run(sparsedb, ["verify", "--db", copy])
+            #expect(v.status == 1 && v.out.contains("older snapshot"), "verify after \(changed): \(v.out) \(v.err)")
+            for command in [["stats", "--db", copy], ["search", "--db", copy, "--collection", "c", "--query-vectors", file, "--k", "3"]] {
+                let r = try run(sparsedb, command)
+                #expect(r.status == 1 && r.err.contains("older snapshot"), "\(command[0]): \(r.status) \(r.err)")
+            }
+            let e = #expect(throws: SparseDBError.self) { _ = try Database(path: copy, configuration: .readOnlyExisting) }
+            #expect(e?.code == .corrupt, "\(String(describing: e))")
+            let sound = try run(sparsedb, ["verify", "--db", db])
+            #expect(sound.status == 0, "\(sound.out) \(sound.err)")
+        }
+    }
+
+    /// The last page each of the two LMDB meta pages records (`mm_last_pg`, byte 136 of each).
+    func metaLastPages(_ file: String) throws -> (UInt64, UInt64) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: file), options: .alwaysMapped).prefix(8192)
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(data[at + $1]) << (8 * UInt64($1)) } }
+        return (u64(136), u64(4096 + 136))
+    }
+
     /// Input from a pipe is read once and ingested (no silent empty ingest); `-` is standard input.
     @Test func pipesAndStandardInput() throws {
         try withTemporaryDirectory { dir in

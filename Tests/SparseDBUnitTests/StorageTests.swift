@@ -148,6 +148,8 @@ import Testing
                 defer { env.close() }
                 try env.write { txn in
                     _ = try txn.openTable(name, create: true)
+                    // A newer SparseDB records each commit, as this one does (format-spec.md §3a).
+                    try Catalog.stampCommit(txn)
                     if let flags {
                         try txn.put([flags], forKey: TableRegistry.key(name), in: TableRef(name: "meta", dbi: try txn.openTable("meta", create: false)))
                     }
