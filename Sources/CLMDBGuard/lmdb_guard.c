@@ -9,11 +9,15 @@
 #include <string.h>
 
 // Per thread: where a fault inside the running guarded call jumps to (NULL outside one), and
-// what the last fault was. initial-exec TLS: the handler reads it with a plain load (no
-// __tls_get_addr, which is not async-signal-safe), also when this code is in a dlopen'ed
-// library (the Python package), where glibc serves it from its static TLS reserve.
+// what the last fault was (a signal number, or 0 for an assertion). initial-exec TLS: the
+// handler reads it with a plain load (no __tls_get_addr, which is not async-signal-safe), also
+// when this code is in a dlopen'ed library (the Python package), where glibc serves it from its
+// small static TLS reserve — hence 12 bytes, not the assertion's text.
 static __thread sigjmp_buf *recovery __attribute__((tls_model("initial-exec")));
-static __thread char fault_text[320] __attribute__((tls_model("initial-exec")));
+static __thread int fault_signal __attribute__((tls_model("initial-exec")));
+// The last failed assertion's text, of whichever thread (diagnostic only: two threads failing
+// assertions at once may mix their texts, never overrun the buffer).
+static char assertion_text[320];
 
 static struct sigaction previous_segv;
 static struct sigaction previous_bus;
@@ -24,7 +28,7 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
     sigjmp_buf *jump = recovery;
     if (jump) {
         recovery = NULL;
-        strcpy(fault_text, signal == SIGBUS ? "SIGBUS" : "SIGSEGV");
+        fault_signal = signal;
         // SA_NODEFER left the signal unblocked, so no mask needs restoring (sigsetjmp(…, 0)).
         siglongjmp(*jump, 1);
     }
@@ -49,7 +53,8 @@ static void on_assert(MDB_env *env, const char *message) {
     sigjmp_buf *jump = recovery;
     if (jump) {
         recovery = NULL;
-        snprintf(fault_text, sizeof fault_text, "assertion: %s", message);
+        fault_signal = 0;
+        snprintf(assertion_text, sizeof assertion_text, "assertion: %s", message);
         siglongjmp(*jump, 1);
     }
 }
@@ -70,7 +75,9 @@ int sparsedb_lmdb_guard_install(struct MDB_env *env) {
     return install_error;
 }
 
-const char *sparsedb_lmdb_fault_description(void) { return fault_text; }
+const char *sparsedb_lmdb_fault_description(void) {
+    return fault_signal == SIGBUS ? "SIGBUS" : fault_signal == SIGSEGV ? "SIGSEGV" : assertion_text;
+}
 
 // One guarded call: `recovery` points at this frame's jump buffer while `call` runs. Nested
 // guards do not happen (LMDB calls no callback that re-enters), but the outer value is kept.

@@ -1,6 +1,7 @@
 // CRC-32C for checksums on every stored record. Swift cannot emit the SSE 4.2 crc32 instruction,
 // which is about 20x faster than a byte-wise table; search checks the checksum of every block and
 // row it reads, so this sits on the query path.
+#include "cpu_features.h"
 #include "CSparseDBKernels.h"
 
 #include <string.h>
@@ -55,12 +56,8 @@ static uint32_t crc32c_sse42(uint32_t crc, const unsigned char *p, size_t n) {
 }
 
 static int has_sse42(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-    }
-    return cached;
+    const int needed = SPARSEDB_CPU_SSE42;
+    return (sparsedb_cpu_features() & needed) == needed;
 }
 #endif
 

@@ -4,6 +4,7 @@
 // here are f32 sums; the caller bounds their rounding and rescores every
 // row that can reach the top-k exactly in double precision, so results do not depend on
 // which of the two paths ran.
+#include "cpu_features.h"
 #include "CSparseDBKernels.h"
 
 
@@ -84,12 +85,8 @@ __attribute__((target("avx2"))) static void csr_scores_avx2(const float *query, 
 }
 
 static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return cached;
+    const int needed = SPARSEDB_CPU_AVX2;
+    return (sparsedb_cpu_features() & needed) == needed;
 }
 #endif
 
@@ -150,12 +147,8 @@ __attribute__((target("avx2,fma"))) static void dense_scores_avx2(const float *r
 }
 
 static int has_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-    }
-    return cached;
+    const int needed = SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_FMA;
+    return (sparsedb_cpu_features() & needed) == needed;
 }
 #endif
 

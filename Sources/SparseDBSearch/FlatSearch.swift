@@ -466,7 +466,7 @@ extension QueryEngine {
                             let collector = collectors[b]
                             let scale = unit * qn[b]
                             for r in 0..<docs.count {
-                                if rowNorm[r] == 0 && truncatedCosine { continue }  // no direction on the first d values
+                                if truncatedCosine && rowNorm[r] == 0 { continue }  // no direction on the first d values
                                 let s = out[r &* batch &+ b]
                                 let margin = scale * rowNorm[r] + 1e-30
                                 if collector.isPruned(s + margin) { continue }

@@ -172,3 +172,25 @@ def test_empty_batches(filled):
     assert c.delete([]) == 0
     assert c.search({}, k=3) == []
     assert c.search({1: 0.0}, k=3) == []
+
+
+@pytest.mark.parametrize("faulthandler", [True, False])
+def test_faults_outside_lmdb_still_reach_the_host(tmp_path, faulthandler):
+    """The engine installs SIGSEGV/SIGBUS handlers (format-spec.md §14: LMDB's faults on damaged
+    pages become errors); any other fault must still reach the host's handler (Python's
+    faulthandler) or the default action, not be swallowed or loop."""
+    import subprocess
+    import sys
+
+    script = (
+        "import ctypes, sparsedb\n"
+        f"db = sparsedb.Database({str(tmp_path / 'db')!r})\n"
+        "db.create_collection('c', dimensions=10).upsert(['a'], [{1: 1.0}])\n"
+        "print('opened', flush=True)\n"
+        "ctypes.string_at(0)\n"
+    )
+    args = [sys.executable] + (["-X", "faulthandler"] if faulthandler else []) + ["-c", script]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "opened", r.stderr
+    assert r.returncode == -11, (r.returncode, r.stderr[-2000:])
+    assert ("Fatal Python error: Segmentation fault" in r.stderr) == faulthandler, r.stderr[-2000:]

@@ -1,0 +1,14 @@
+#ifndef SPARSEDB_CPU_FEATURES_H
+#define SPARSEDB_CPU_FEATURES_H
+
+// The CPU features the kernels choose their code by (private to this target).
+enum {
+    SPARSEDB_CPU_SSE42 = 1 << 0,
+    SPARSEDB_CPU_AVX2 = 1 << 1,
+    SPARSEDB_CPU_FMA = 1 << 2,
+};
+
+/// A bit set of SPARSEDB_CPU_*: what this CPU has (0 off x86-64). Computed once per process.
+int sparsedb_cpu_features(void);
+
+#endif
