@@ -10,7 +10,7 @@ import PackageDescription
 //                          │                  │
 //                    SparseDBIndex            │
 //                          │                  │
-//                    SparseDBStorage ─ CLMDB, CZstd
+//                    SparseDBStorage ─ CLMDB (through CLMDBGuard), CZstd
 //                          │                  │
 //                    SparseDBCore ────────────┘ ─ CSparseDBKernels
 //

@@ -89,14 +89,17 @@ public final class Database: Sendable {
     var configuration: Configuration { store.configuration }
 
     /// Empties this process's query caches: the posting cache (term directories, decoded
-    /// blocks, term statistics) and the cached sets of deleted documents, shared by every
-    /// `Database` open on this directory in this process. The next queries read and decode
-    /// everything they touch again — a benchmark's cold start (`sparsedb bench --cold`).
+    /// blocks, term statistics, the cached sets of deleted documents), the decoded rows of flat
+    /// fields, and the evaluated payload filters, shared by every `Database` open on this
+    /// directory in this process. The next queries read and decode everything they touch again
+    /// — a benchmark's cold start (`sparsedb bench --cold`).
     ///
     /// This does not evict the operating system's page cache: the data file's pages stay in
     /// memory (and mapped) and are read from there, not from the disk.
     public func dropCaches() {
         engine.cache.removeAll()
+        engine.flatCache.removeAll()
+        engine.filterCache.removeAll()
     }
 
     /// The names of the collections, sorted.

@@ -45,6 +45,11 @@ package final class FilterCache: Sendable {
             if s.order.count > 64 { s.entries[s.order.removeFirst()] = nil }
         }
     }
+
+    /// How many evaluated filters are kept.
+    package var count: Int { state.withLock { $0.entries.count } }
+
+    package func removeAll() { state.withLock { $0 = ([:], []) } }
 }
 
 extension QueryEngine {

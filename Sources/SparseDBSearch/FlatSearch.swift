@@ -122,6 +122,9 @@ package final class FlatCache: Sendable {
     }
 
     package func removeAll() { state.withLock { $0 = State() } }
+
+    /// How many decoded chunks are kept.
+    package var cachedChunks: Int { state.withLock { $0.entries.count } }
 }
 
 /// One top-k query on a flat field.

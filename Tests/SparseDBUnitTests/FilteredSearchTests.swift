@@ -347,6 +347,37 @@ import Testing
     }
 
     /// The JSON form parses to the same filter as the Swift form.
+    /// `dropCaches` empties every query cache — decoded blocks, flat rows and evaluated filters
+    /// (`sparsedb bench --cold` relies on it) — and the answers after it are the same.
+    @Test func dropCachesEmptiesEveryQueryCache() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let schema = CollectionSchema(
+                fields: [.sparse("s", dimensions: 100), .dense("e", dimensions: 4)],
+                attributes: [AttributeField(name: "lang", type: .keyword)])
+            let c = try db.createCollection("c", schema: schema)
+            var documents: [Document] = []
+            for i in 0..<50 {
+                let sparse = try SparseVector([(UInt32(i % 7), Float(i + 1))])
+                let dense: [Float] = [Float(i), 1, 0, 0]
+                let lang: AttributeValue = .keyword(i % 2 == 0 ? "en" : "de")
+                documents.append(Document(id: "d\(i)", vectors: ["s": .sparse(sparse), "e": .dense(dense)], attributes: ["lang": lang]))
+            }
+            try c.upsert(documents)
+            let filter = Filter.equals("lang", .string("en"))
+            func answers() throws -> [[String]] {
+                [try c.search(.sparse(try SparseVector([(3, 1)])), options: SearchOptions(k: 5, field: "s", filter: filter)).hits.map(\.id),
+                 try c.search(.dense([1, 0, 0, 0]), options: SearchOptions(k: 5, field: "e")).hits.map(\.id)]
+            }
+            let before = try answers()
+            #expect(db.engine.filterCache.count == 1 && db.engine.flatCache.cachedChunks > 0 && db.engine.cache.entryCount > 0)
+            db.dropCaches()
+            #expect(db.engine.filterCache.count == 0 && db.engine.flatCache.cachedChunks == 0 && db.engine.cache.entryCount == 0)
+            #expect(try answers() == before)
+        }
+    }
+
     @Test func filterParsesFromJSON() throws {
         let f = try Filter(json: #"{"lang": {"in": ["en", "de"]}, "year": {"gte": 2000, "lt": 2010}, "$not": {"open": false}}"#)
         #expect(f == .and([
