@@ -269,8 +269,7 @@ extension QueryEngine {
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
             var c = worker
             while c < chunks.count {
-                let chunk = chunks[c].chunk
-                Self.scanCSRChunk(chunk, query: q, scores: &scores, into: collector)
+                Self.scanCSRChunk(chunks[c], query: q, scores: &scores, into: collector)
                 c += workers
             }
             let mine = collector.survivors()
@@ -290,20 +289,22 @@ extension QueryEngine {
 
     /// Scores one CSR chunk with the f32 kernel and offers every row that can still reach the
     /// top-k, as an interval, to `collector`. (A static function: a captured collector or
-    /// buffer costs dynamic exclusivity checks per row.)
+    /// buffer costs dynamic exclusivity checks per row. It reads the rows through the cached
+    /// `ScanChunk`: copying its `FlatStore.Chunk` out, a struct of another module, went through
+    /// the runtime's generic value witnesses — 5% of a query at 100k rows.)
     private static func scanCSRChunk(
-        _ chunk: FlatStore.Chunk, query: [Float], scores: inout [Float], into collector: CandidateCollector
+        _ scan: ScanChunk, query: [Float], scores: inout [Float], into collector: CandidateCollector
     ) {
-        let n = chunk.count
-        let width = chunk.width
+        let n = scan.chunk.documents.count
+        let width = scan.chunk.width
         // Rounding of an f32 sum of `width` products in any order: at most width · 2⁻²⁴ times
         // the sum of their magnitudes, which is the score itself: query weights are ≥ 0
         // (SparseVector) and stored values > 0 (checked when a chunk is decoded). 1% slack for
         // the score's own rounding; 1e-37 covers underflow.
         let unit = Float(width + 2) * 0x1p-24 * 1.01
         query.withUnsafeBufferPointer { qp in
-            chunk.dimensions.withUnsafeBufferPointer { dims in
-                chunk.values.withUnsafeBufferPointer { values in
+            scan.chunk.dimensions.withUnsafeBufferPointer { dims in
+                scan.chunk.values.withUnsafeBufferPointer { values in
                     scores.withUnsafeMutableBufferPointer { out in
                         sparsedb_csr_scores(qp.baseAddress, dims.baseAddress, values.baseAddress, n, width, out.baseAddress)
                     }
@@ -311,7 +312,7 @@ extension QueryEngine {
             }
         }
         scores.withUnsafeBufferPointer { out in
-            chunk.documents.withUnsafeBufferPointer { docs in
+            scan.chunk.documents.withUnsafeBufferPointer { docs in
                 for r in 0..<n {
                     let margin = unit * out[r] + 1e-37
                     let upper = out[r] + margin
@@ -489,10 +490,10 @@ extension QueryEngine {
     private static func scoreDenseChunk(
         _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float]
     ) {
-        let chunk = scan.chunk
-        let n = chunk.count
-        let width = chunk.width
-        chunk.values.withUnsafeBufferPointer { rows in
+        // Through `scan`, not a copy of its chunk (see scanCSRChunk).
+        let n = scan.chunk.documents.count
+        let width = scan.chunk.width
+        scan.chunk.values.withUnsafeBufferPointer { rows in
             queries.withUnsafeBufferPointer { qp in
                 scores.withUnsafeMutableBufferPointer { out in
                     if batch == 1 {
