@@ -26,7 +26,9 @@ static int install_error;
 
 static void on_fault(int signal, siginfo_t *info, void *context) {
     sigjmp_buf *jump = recovery;
-    if (jump) {
+    // Only a fault the kernel raised (si_code > 0: SEGV_MAPERR, BUS_ADRERR, …), not a SIGSEGV
+    // or SIGBUS another process sent with kill() while LMDB happened to run.
+    if (jump && info && info->si_code > 0) {
         recovery = NULL;
         fault_signal = signal;
         // SA_NODEFER left the signal unblocked, so no mask needs restoring (sigsetjmp(…, 0)).
@@ -109,9 +111,15 @@ static int guarded_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, u
 // the process). A cursor from mdb_cursor_open lives on the heap and is freed by the abort.
 // (LMDB's page splits and rebalancing link stack cursors the same way; a fault inside one of
 // those can still end the process when the transaction is aborted.)
+int sparsedb_guarded_cursor_open(struct MDB_txn *txn, unsigned int dbi, struct MDB_cursor **cursor) {
+    // Opening reads the table's record from the main table when another transaction changed
+    // it (LMDB's DB_STALE): pages, so guarded too. (A fault there leaks the cursor's memory.)
+    GUARDED(mdb_cursor_open(txn, dbi, cursor));
+}
+
 int sparsedb_guarded_put(struct MDB_txn *txn, unsigned int dbi, void *key, void *data, unsigned int flags) {
     MDB_cursor *cursor;
-    int rc = mdb_cursor_open(txn, dbi, &cursor);
+    int rc = sparsedb_guarded_cursor_open(txn, dbi, &cursor);
     if (rc != MDB_SUCCESS) return rc;
     rc = guarded_cursor_put(cursor, key, data, flags);
     // After a fault the cursor's state is unknown: leave it for the abort to free.
@@ -130,7 +138,7 @@ static int guarded_set_and_delete(MDB_cursor *cursor, MDB_val *key) {
 /// `mdb_del(txn, dbi, key, NULL)` for a table without duplicates: MDB_NOTFOUND when absent.
 int sparsedb_guarded_del(struct MDB_txn *txn, unsigned int dbi, void *key) {
     MDB_cursor *cursor;
-    int rc = mdb_cursor_open(txn, dbi, &cursor);
+    int rc = sparsedb_guarded_cursor_open(txn, dbi, &cursor);
     if (rc != MDB_SUCCESS) return rc;
     rc = guarded_set_and_delete(cursor, key);
     if (rc != SPARSEDB_LMDB_FAULT) mdb_cursor_close(cursor);

@@ -94,7 +94,7 @@ package struct Transaction: ~Copyable {
     ) throws {
         guard let dbi = table.dbi else { return }
         var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(handle, dbi, &cursor), "opening a cursor on table '\(table.name)'")
+        try lmdbCheck(sparsedb_guarded_cursor_open(handle, dbi, &cursor), "opening a cursor on table '\(table.name)'")
         defer { mdb_cursor_close(cursor) }
         let first = start ?? prefix
         var key = MDB_val()
@@ -127,7 +127,7 @@ package struct Transaction: ~Copyable {
     package func deleteAll(prefix: [UInt8], in table: TableRef) throws -> Int {
         guard let dbi = table.dbi else { return 0 }
         var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(handle, dbi, &cursor), "opening a cursor on table '\(table.name)'")
+        try lmdbCheck(sparsedb_guarded_cursor_open(handle, dbi, &cursor), "opening a cursor on table '\(table.name)'")
         defer { mdb_cursor_close(cursor) }
         var key = MDB_val()
         var value = MDB_val()

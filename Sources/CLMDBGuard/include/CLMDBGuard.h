@@ -32,6 +32,7 @@ int sparsedb_guarded_get(struct MDB_txn *txn, unsigned int dbi, void *key, void 
 int sparsedb_guarded_put(struct MDB_txn *txn, unsigned int dbi, void *key, void *data, unsigned int flags);
 /// Deletes `key` from a table without duplicate keys; MDB_NOTFOUND when it is absent.
 int sparsedb_guarded_del(struct MDB_txn *txn, unsigned int dbi, void *key);
+int sparsedb_guarded_cursor_open(struct MDB_txn *txn, unsigned int dbi, struct MDB_cursor **cursor);
 int sparsedb_guarded_cursor_get(struct MDB_cursor *cursor, void *key, void *data, int op);
 int sparsedb_guarded_cursor_del(struct MDB_cursor *cursor, unsigned int flags);
 int sparsedb_guarded_dbi_open(struct MDB_txn *txn, const char *name, unsigned int flags, unsigned int *dbi);
