@@ -154,31 +154,41 @@ package enum Catalog {
 
     // MARK: collections
 
-    /// Decoded metadata by its exact bytes: every query reads the metadata, and decoding JSON
-    /// costs more than a cached query; the bytes change with every write (the generation).
-    private static let decoded = Locked<[[UInt8]: CollectionRecord]>([:])
+    /// The last decoded metadata of each collection name, with the exact bytes it was decoded
+    /// from: every query reads the metadata, and decoding JSON costs more than a cached query.
+    /// A hit is the same bytes (compared in place in LMDB's map, not copied or hashed: the
+    /// record is a few hundred bytes); the bytes change with every write (the generation).
+    /// Names, not databases, key it: two databases with a collection of one name alternate
+    /// through one entry, each time decoding again, never mixing.
+    private static let decoded = Locked<[String: (bytes: [UInt8], record: CollectionRecord)]>([:])
 
     package static func loadCollection(_ txn: borrowing Transaction, name: String) throws -> CollectionRecord? {
         let key = collectionKey(name)
-        guard let bytes = try txn.value(key, in: txn.table(.meta)) else { return nil }
-        if let hit = decoded.withLock({ $0[bytes] }) { return hit }
-        let record: CollectionRecord
-        do {
-            let json = try bytes.withUnsafeBytes { v in
-                try key.withUnsafeBytes { k in Data(try Records.checkedBody(key: k, v, what: "metadata of collection '\(name)'")) }
+        return try txn.withValue(key, in: txn.table(.meta)) { value -> CollectionRecord? in
+            guard let value else { return nil }
+            let hit = decoded.withLock { cache -> CollectionRecord? in
+                guard let entry = cache[name], entry.bytes.count == value.count else { return nil }
+                let same = entry.bytes.withUnsafeBytes { memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0 }
+                return same ? entry.record : nil
             }
-            record = try JSONDecoder().decode(CollectionRecord.self, from: json)
-        } catch let error as SparseDBError {
-            throw error
-        } catch {
-            throw SparseDBError(.corrupt, "metadata of collection '\(name)' is not valid: \(error)")
+            if let hit { return hit }
+            let record: CollectionRecord
+            do {
+                let json = try key.withUnsafeBytes { k in Data(try Records.checkedBody(key: k, value, what: "metadata of collection '\(name)'")) }
+                record = try JSONDecoder().decode(CollectionRecord.self, from: json)
+            } catch let error as SparseDBError {
+                throw error
+            } catch {
+                throw SparseDBError(.corrupt, "metadata of collection '\(name)' is not valid: \(error)")
+            }
+            guard record.name == name else { throw SparseDBError(.corrupt, "metadata stored under collection '\(name)' names '\(record.name)'") }
+            let bytes = Array(value)
+            decoded.withLock { cache in
+                if cache.count >= 256 { cache.removeAll() }
+                cache[name] = (bytes, record)
+            }
+            return record
         }
-        guard record.name == name else { throw SparseDBError(.corrupt, "metadata stored under collection '\(name)' names '\(record.name)'") }
-        decoded.withLock { cache in
-            if cache.count >= 256 { cache.removeAll() }
-            cache[bytes] = record
-        }
-        return record
     }
 
     /// The bytes `saveCollection` stores for `record` (no generation change).
