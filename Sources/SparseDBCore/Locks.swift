@@ -47,16 +47,16 @@ public final class Locked<Value>: Sendable {
     }
 }
 
-/// ThreadSanitizer's annotation API, found at run time.
+/// ThreadSanitizer's annotation API, found at run time (internal: `Locked` is its only user).
 ///
 /// `__tsan_acquire(addr)` and `__tsan_release(addr)` tell TSan about a synchronisation it cannot
 /// see: everything a thread did before `release(a)` happens before what another thread does
 /// after a later `acquire(a)`. They exist only in a process built with `-sanitize=thread` (the
 /// TSan runtime is linked into the executable), so `dlsym` finds them exactly then: no build
-/// flag, no unsafe flag, and the same source in every build. Lock wrappers call `acquire` right
-/// after taking their lock and `release` right before giving it back.
-public final class ThreadSanitizer: Sendable {
-    public typealias Annotation = @convention(c) (UnsafeMutableRawPointer?) -> Void
+/// flag, no unsafe flag, and the same source in every build. `Locked` calls `acquire` right
+/// after taking its mutex and `release` right before giving it back.
+@usableFromInline final class ThreadSanitizer: Sendable {
+    @usableFromInline typealias Annotation = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
     // Immutable C function pointers (`@convention(c)` values are not `Sendable` to the
     // compiler, but TSan's API is made to be called from any thread).
@@ -70,7 +70,7 @@ public final class ThreadSanitizer: Sendable {
 
     /// The annotation functions, or nil when this process does not run under ThreadSanitizer.
     /// Looked up once per process (a static `let` initialises lazily and thread-safely).
-    public static let hooks: ThreadSanitizer? = {
+    static let hooks: ThreadSanitizer? = {
         #if os(Linux)
         let everywhere: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT: all loaded objects
         #else
@@ -84,7 +84,7 @@ public final class ThreadSanitizer: Sendable {
     }()
 
     /// Tells TSan that the caller has just taken the lock identified by `lock`.
-    @inlinable public func acquire(_ lock: UnsafeMutableRawPointer) { acquireFunction(lock) }
+    @inlinable func acquire(_ lock: UnsafeMutableRawPointer) { acquireFunction(lock) }
     /// Tells TSan that the caller is about to give back the lock identified by `lock`.
-    @inlinable public func release(_ lock: UnsafeMutableRawPointer) { releaseFunction(lock) }
+    @inlinable func release(_ lock: UnsafeMutableRawPointer) { releaseFunction(lock) }
 }
