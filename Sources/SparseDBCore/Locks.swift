@@ -17,16 +17,17 @@ import Darwin
 /// up `Mutex<Value>`'s metadata at run time on every lock — about 14% of a small query's
 /// instructions (the posting cache takes a lock per query term).
 ///
-/// Under ThreadSanitizer the lock also tells TSan that it synchronises (``ThreadSanitizer``):
+/// Under ThreadSanitizer the lock also tells TSan that it synchronises (`ThreadSanitizer` below):
 /// on Linux a contended `Mutex` waits on a futex inside the toolchain's uninstrumented
 /// Synchronization library, so without this every contended lock was reported as a data race
 /// between two accesses under it (RELIABILITY.md §6).
 public final class Locked<Value>: Sendable {
     @usableFromInline let mutex: Mutex<Value>
     /// TSan's annotation functions when this process runs under ThreadSanitizer, else nil: read
-    /// once per lock from the process-wide ``ThreadSanitizer/hooks``, so that outside TSan a
-    /// `withLock` pays two nil checks of a field of `self` (a global `let` would cost a call to
-    /// its lazy initialiser's accessor on every access from another module).
+    /// once per lock from the process-wide `ThreadSanitizer.hooks`, so that outside TSan a
+    /// `withLock` pays a nil check of a field of `self` (the optimiser merges the two checks into
+    /// one branch and hoists the load out of loops); a global `let` would cost a call to its
+    /// lazy initialiser's accessor on every access from another module.
     @usableFromInline let tsan: ThreadSanitizer?
 
     public init(_ value: sending Value) {
