@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SparseDB
+import SparseDBCore
 import SparseDBTools
 import Synchronization
 
@@ -248,7 +249,7 @@ private final class Workers: Sendable {
     let queries: [(id: String, vector: FieldVector)]
     let total: Int
     private let next = Atomic<Int>(0)
-    private let error = Mutex<SparseDBError?>(nil)
+    private let error = Locked<SparseDBError?>(nil)
 
     init(_ queries: [(id: String, vector: FieldVector)], total: Int) {
         self.queries = queries
@@ -277,7 +278,7 @@ private final class Measurements: Sendable {
         var stats = StatisticsTotals()
         var hits: [Int: [(id: String, score: Double)]] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(queries: Int) {}
 

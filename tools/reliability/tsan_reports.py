@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Sorts ThreadSanitizer reports (files written with TSAN_OPTIONS=log_path=...) into those where
-both conflicting accesses run inside `Locked.withLock` and the rest.
+both conflicting accesses run inside `Locked.withLock` and the rest, grouped by the pair of
+innermost SparseDB source locations.
 
     tools/reliability/tsan_reports.py LOG...
 
-Why: `Locked` is a `Synchronization.Mutex`, which on Linux is a futex that ThreadSanitizer does
-not see (the toolchain's Synchronization library is not instrumented), so two accesses under the
-same `Locked` are reported as a race whenever the lock was contended. Such a report is a false
-positive only if both accesses are under the SAME lock, which the stacks do not show; the
-script prints, per distinct pair of source locations, how many reports there were and the
-innermost SparseDB frame of each access, for a reader to check.
+`Locked` tells TSan about its lock (`__tsan_acquire` / `__tsan_release`, found with `dlsym`,
+Sources/SparseDBCore/Locks.swift), so a report is a race TSan could not order, to be read:
+
+- both inside `Locked.withLock`: the two accesses hold two DIFFERENT locks (or one of them
+  reached the state outside its lock by another path): a real race unless explained;
+- the rest: at least one access holds no `Locked`.
+
+Before that annotation (commits before the `tsan` branch), a `Synchronization.Mutex` was a futex
+in the uninstrumented Synchronization library and every contended lock gave same-lock reports
+here (RELIABILITY.md §6, finding 6).
 """
-import collections, re, sys
+import collections, os, re, sys
 
 LOCKED = "SparseDBCore6LockedC8withLock"
 
@@ -22,14 +27,19 @@ def frames(block):
 
 def first_own(fs):
     for fn, loc in fs:
-        if "/Sources/" in loc or "/Tests/" in loc:
-            return loc.split("/work/rel/")[-1] if "/work/rel/" in loc else loc
+        m = re.search(r"/((?:Sources|Tests)/.*)", loc)
+        if m:
+            return m.group(1)
     return "?"
 
 
 def main():
     both, rest = collections.Counter(), collections.Counter()
-    for path in sys.argv[1:]:
+    # TSan writes a log (LOG.PID) only for a process that reported something, so an unmatched
+    # glob (no file) means no report.
+    paths = [p for p in sys.argv[1:] if os.path.exists(p)]
+    print("%d log files" % len(paths))
+    for path in paths:
         text = open(path, errors="replace").read()
         for rep in text.split("==================\nWARNING: ThreadSanitizer:")[1:]:
             rep = rep.split("==================")[0]
