@@ -181,9 +181,9 @@ import Glibc
     }
 
     /// A damaged node offset (LMDB then reads a node header from outside its page, RELIABILITY.md
-    /// finding 3) or value size in a table that statistics scan: `stats` refuses with a typed
-    /// error that points at `verify`, instead of dying inside liblmdb; the undamaged database's
-    /// statistics count every document.
+    /// finding 3) or value size in a table that statistics scan: `stats` and `compact` refuse
+    /// with a typed error that points at `verify`, instead of dying inside liblmdb; the
+    /// undamaged database's statistics count every document.
     @Test(arguments: ["offset", "size"])
     func statsOnDamagedPagesIsATypedError(mode: String) throws {
         try withTemporaryDirectory { dir in
@@ -199,6 +199,10 @@ import Glibc
                 let r = try run(sparsedb, ["stats", "--db", copy])
                 #expect(r.status == 1, "stats after \(changed): status \(r.status) \(r.err.suffix(300))")
                 #expect(r.err.contains("page structure is damaged") && r.err.contains("sparsedb verify --db"), "\(r.err)")
+                // Compaction rewrites most pages: it refuses before writing (a write transaction
+                // rewriting a damaged page can corrupt LMDB's heap without faulting).
+                let k = try run(sparsedb, ["compact", "--db", copy])
+                #expect(k.status == 1 && k.err.contains("page structure is damaged"), "compact after \(changed): status \(k.status) \(k.err.suffix(300))")
                 let opened = try Database(path: copy, configuration: .readOnlyExisting)
                 defer { opened.close() }
                 for statistics in [{ _ = try opened.statistics() }, { _ = try opened.collection("c").statistics() }] {
