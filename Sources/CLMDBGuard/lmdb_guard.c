@@ -101,8 +101,10 @@ int sparsedb_guarded_get(struct MDB_txn *txn, unsigned int dbi, void *key, void 
     GUARDED(mdb_get(txn, dbi, key, data));
 }
 
-static int guarded_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
-    GUARDED(mdb_cursor_put(cursor, key, data, flags));
+int sparsedb_guarded_cursor_open(struct MDB_txn *txn, unsigned int dbi, struct MDB_cursor **cursor) {
+    // Opening reads the table's record from the main table when another transaction changed
+    // it (LMDB's DB_STALE): pages, so guarded too. (A fault there leaks the cursor's memory.)
+    GUARDED(mdb_cursor_open(txn, dbi, cursor));
 }
 
 // Writes go through a cursor of our own, not mdb_put / mdb_del: those link a cursor on their
@@ -111,38 +113,41 @@ static int guarded_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, u
 // the process). A cursor from mdb_cursor_open lives on the heap and is freed by the abort.
 // (LMDB's page splits and rebalancing link stack cursors the same way; a fault inside one of
 // those can still end the process when the transaction is aborted.)
-int sparsedb_guarded_cursor_open(struct MDB_txn *txn, unsigned int dbi, struct MDB_cursor **cursor) {
-    // Opening reads the table's record from the main table when another transaction changed
-    // it (LMDB's DB_STALE): pages, so guarded too. (A fault there leaks the cursor's memory.)
-    GUARDED(mdb_cursor_open(txn, dbi, cursor));
+typedef int (*CursorWrite)(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags);
+
+static int put_at(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
+    return mdb_cursor_put(cursor, key, data, flags);
 }
 
-int sparsedb_guarded_put(struct MDB_txn *txn, unsigned int dbi, void *key, void *data, unsigned int flags) {
+static int delete_at(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
+    (void)data;
+    MDB_val found;
+    int rc = mdb_cursor_get(cursor, key, &found, MDB_SET);
+    return rc == MDB_SUCCESS ? mdb_cursor_del(cursor, flags) : rc;
+}
+
+static int guarded_write(CursorWrite write, MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
+    GUARDED(write(cursor, key, data, flags));
+}
+
+static int write_through_own_cursor(struct MDB_txn *txn, unsigned int dbi, CursorWrite write, MDB_val *key, MDB_val *data,
+                                    unsigned int flags) {
     MDB_cursor *cursor;
     int rc = sparsedb_guarded_cursor_open(txn, dbi, &cursor);
     if (rc != MDB_SUCCESS) return rc;
-    rc = guarded_cursor_put(cursor, key, data, flags);
+    rc = guarded_write(write, cursor, key, data, flags);
     // After a fault the cursor's state is unknown: leave it for the abort to free.
     if (rc != SPARSEDB_LMDB_FAULT) mdb_cursor_close(cursor);
     return rc;
 }
 
-static int guarded_set_and_delete(MDB_cursor *cursor, MDB_val *key) {
-    GUARDED(({
-        MDB_val found;
-        int set = mdb_cursor_get(cursor, key, &found, MDB_SET);
-        set == MDB_SUCCESS ? mdb_cursor_del(cursor, 0) : set;
-    }));
+int sparsedb_guarded_put(struct MDB_txn *txn, unsigned int dbi, void *key, void *data, unsigned int flags) {
+    return write_through_own_cursor(txn, dbi, put_at, key, data, flags);
 }
 
 /// `mdb_del(txn, dbi, key, NULL)` for a table without duplicates: MDB_NOTFOUND when absent.
 int sparsedb_guarded_del(struct MDB_txn *txn, unsigned int dbi, void *key) {
-    MDB_cursor *cursor;
-    int rc = sparsedb_guarded_cursor_open(txn, dbi, &cursor);
-    if (rc != MDB_SUCCESS) return rc;
-    rc = guarded_set_and_delete(cursor, key);
-    if (rc != SPARSEDB_LMDB_FAULT) mdb_cursor_close(cursor);
-    return rc;
+    return write_through_own_cursor(txn, dbi, delete_at, key, NULL, 0);
 }
 
 int sparsedb_guarded_cursor_get(struct MDB_cursor *cursor, void *key, void *data, int op) {

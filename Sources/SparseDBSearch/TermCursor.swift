@@ -276,9 +276,7 @@ final class TermCursor {
     @inline(__always)
     func advance(to target: UInt32, admittedBy admitted: DocumentBitmap) throws {
         try advance(to: target)
-        while doc != Self.end && !admitted.contains(doc) {
-            try advance(to: admitted.firstMember(from: doc &+ 1))
-        }
+        try skipRejected(admitted)
     }
 
     /// ``next()``, then on to the first posting whose document `admitted` holds (see
@@ -286,6 +284,12 @@ final class TermCursor {
     @inline(__always)
     func next(admittedBy admitted: DocumentBitmap) throws {
         try next()
+        try skipRejected(admitted)
+    }
+
+    /// From the current posting on to the first whose document `admitted` holds, or ``end``.
+    @inline(__always)
+    private func skipRejected(_ admitted: DocumentBitmap) throws {
         while doc != Self.end && !admitted.contains(doc) {
             try advance(to: admitted.firstMember(from: doc &+ 1))
         }

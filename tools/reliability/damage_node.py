@@ -2,7 +2,7 @@
 """Targeted damage to one LMDB leaf node of a table, for reproducing the corruption campaign's
 crashes without its random draw (the page layout of a rebuilt database may differ).
 
-    tools/reliability/damage_node.py DB_DIR TABLE size|offset|child [--node N] [--page K]
+    tools/reliability/damage_node.py DB_DIR TABLE size|offset [--node N] [--page K]
     tools/reliability/damage_node.py DB_DIR - meta-txnid [--txnid T]
 
 - `size`: the node's data size (lo16 | hi16 << 16) becomes 0x0E000000 + its old value (about 235 MB,
@@ -10,9 +10,6 @@ crashes without its random draw (the page layout of a rebuilt database may diffe
   the end of the file.
 - `offset`: the node's entry in the page's offset array points past the page (what trial 262 did):
   LMDB reads a node header from outside the page.
-- `child`: on a branch page of TABLE (the K-th, default 0), node N's child page number becomes
-  2^40 + its old value: LMDB descends to a "page" far outside the map (SIGSEGV before the
-  fault guard; now a typed error).
 
 - `meta-txnid`: the previous meta page's transaction id (t - 1) becomes t + 1 (what trial 37 of the
   seed-2 meta run did with one byte, there to 3,019,898,905): LMDB then opens the previous
@@ -34,7 +31,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("db")
     ap.add_argument("table")
-    ap.add_argument("mode", choices=["size", "offset", "child", "meta-txnid"])
+    ap.add_argument("mode", choices=["size", "offset", "meta-txnid"])
     ap.add_argument("--node", type=int, default=1)
     ap.add_argument("--page", type=int, default=0)
     ap.add_argument("--txnid", type=lambda x: int(x, 0), default=None, help="meta-txnid: the value to write (default: current + 1)")
@@ -52,10 +49,9 @@ def main():
             f.write(struct.pack("<Q", new))
         print(f"meta page {prev} (previous): txnid {old} -> {new}; meta page {pm.current} (current) has {cur_txnid}")
         return
-    kind = "branch" if a.mode == "child" else "leaf"
-    leaves = sorted(p for p, (k, t) in pm.kind.items() if k == kind and t == a.table)
+    leaves = sorted(p for p, (k, t) in pm.kind.items() if k == "leaf" and t == a.table)
     if not leaves:
-        sys.exit(f"no {kind} page of table {a.table!r}")
+        sys.exit(f"no leaf page of table {a.table!r}")
     page = leaves[a.page]
     o = page * pm.psize
     buf = bytearray(pm.buf)
@@ -71,20 +67,13 @@ def main():
         new = old + 0x0E000000
         struct.pack_into("<HH", buf, o + off, new & 0xFFFF, new >> 16)
         what = f"data size {old} -> {new}"
-    elif a.mode == "child":
-        # A branch node: mn_lo, mn_hi, mn_flags hold the child's page number (low 48 bits).
-        lo, hi, fl = struct.unpack_from("<HHH", buf, o + off)
-        old = lo | (hi << 16) | (fl << 32)
-        new = old + (1 << 40)
-        struct.pack_into("<HHH", buf, o + off, new & 0xFFFF, (new >> 16) & 0xFFFF, new >> 32)
-        what = f"child page {old} -> {new}"
     else:
         new = off + 8 * pm.psize
         struct.pack_into("<H", buf, slot, new & 0xFFFF)
         what = f"node offset {off} -> {new & 0xFFFF}"
     with open(path, "r+b") as f:
         f.write(buf)
-    print(f"table {a.table}, {kind} page {page}, node {a.node} of {n}: {what}")
+    print(f"table {a.table}, leaf page {page}, node {a.node} of {n}: {what}")
 
 
 if __name__ == "__main__":
