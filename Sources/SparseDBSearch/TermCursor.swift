@@ -1,3 +1,4 @@
+import CSparseDBKernels
 import SparseDBCore
 import SparseDBIndex
 import SparseDBStorage
@@ -62,6 +63,9 @@ final class TermCursor {
     private let entry: TermEntry
     /// The blocks other queries had decoded when this cursor was made.
     private let cachedBlocks: [DecodedBlock?]
+    /// Their objects' addresses (nil where not cached), read to prefetch the blocks ahead
+    /// without reference counting; `cachedBlocks` keeps the objects alive.
+    private let cachedAddresses: UnsafeMutablePointer<UnsafeRawPointer?>
     private let source: BlockSource
     /// queryWeight / 255: a code's step in a block is blockMax · this.
     private let weightScale: Float
@@ -99,6 +103,10 @@ final class TermCursor {
         self.maxContribution = queryWeight * termMaxWeight * (1 + 1e-6)
         self.directory = directory
         self.cachedBlocks = blocks
+        cachedAddresses = .allocate(capacity: max(blocks.count, 1))
+        for (i, block) in blocks.enumerated() {
+            (cachedAddresses + i).initialize(to: block.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) })
+        }
         self.blockCount = blockCount
         self.postingCount = postingCount
         self.entry = entry
@@ -108,6 +116,8 @@ final class TermCursor {
         lastDocs = directory.lastDocs
         blockMaxes = directory.blockMaxes
     }
+
+    deinit { cachedAddresses.deallocate() }
 
     /// The list's last document in this snapshot (0 for an empty list).
     var lastDocument: UInt32 { blockCount > 0 ? lastDocs[blockCount - 1] : 0 }
@@ -134,6 +144,10 @@ final class TermCursor {
         guard decoded.count > 0, decoded.lastDocument == lastDocs[b] else {
             throw SparseDBError(.corrupt, "term \(term): block \(b) does not end at its recorded last document")
         }
+        // Lists are mostly read block after block, and each block is a separate object whose
+        // first touch would miss every cache: bring the next blocks' objects in.
+        if b &+ 1 < cachedBlocks.count, let next = cachedAddresses[b &+ 1] { sparsedb_prefetch(next) }
+        if b &+ 2 < cachedBlocks.count, let ahead = cachedAddresses[b &+ 2] { sparsedb_prefetch(ahead) }
         block = b
         current = decoded
         step = blockMaxes[b] * weightScale
@@ -173,14 +187,13 @@ final class TermCursor {
     }
 
     /// Adds the bounds of every posting before document `end` into a window's accumulators
-    /// (indexed by document − `base`; every such document is in `base ..< end`), marks those
-    /// documents in `touched`, and leaves the cursor on the first posting at or after `end`.
-    /// The bounds are computed as ``upper`` and ``lower`` compute them.
+    /// (`bounds[2i]` the upper, `bounds[2i + 1]` the lower bound of document `base + i`; every
+    /// such document is in `base ..< end`), marks those documents in `touched`, and leaves the
+    /// cursor on the first posting at or after `end`. The bounds are computed as ``upper`` and
+    /// ``lower`` compute them. A document's two sums sit side by side: one cache line per
+    /// posting instead of two (the window's sums are larger than the first-level cache).
     @inline(__always)
-    func accumulate(
-        before end: UInt32, base: UInt32, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>,
-        touched: UnsafeMutablePointer<UInt64>
-    ) throws {
+    func accumulate(before end: UInt32, base: UInt32, bounds: UnsafeMutablePointer<Float>, touched: UnsafeMutablePointer<UInt64>) throws {
         while doc < end {
             // The rest of this block, up to the window's end (locals, so the loop keeps them in registers).
             let docs = documents
@@ -193,8 +206,8 @@ final class TermCursor {
                 if d >= end { break }
                 let i = Int(d &- base)
                 let code = codes[p]
-                upper[i] += Float(code) * s
-                lower[i] += Float(code &- 1) * s
+                bounds[2 &* i] += Float(code) * s
+                bounds[2 &* i &+ 1] += Float(code &- 1) * s
                 touched[i &>> 6] |= 1 &<< UInt64(i & 63)
                 p &+= 1
             }
@@ -207,23 +220,67 @@ final class TermCursor {
         }
     }
 
-    /// For each of `count` documents (increasing): moves to it and, when this list has it, adds
-    /// its bounds to `upper[i]` and `lower[i]`. Leaves the cursor at or after the last one.
+    /// Adds the bounds of every posting in `base ..< end` to the candidate its document is:
+    /// `slots[d − base]` is the candidate's index in `upper` and `lower`, or a spare index
+    /// whose sums nobody reads when `d` is not a candidate (so the loop has no branch on it).
+    /// Leaves the cursor on the first posting at or after `end`. For a list with few postings
+    /// per candidate this beats looking each candidate up (``addBounds(of:upper:lower:rest:collector:)``).
     @inline(__always)
     func addBounds(
-        documents targets: UnsafePointer<UInt32>, count n: Int, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>
+        before end: UInt32, base: UInt32, slots: UnsafePointer<Int32>, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>
     ) throws {
-        var i = 0
-        while i < n {
-            let d = targets[i]
-            if doc < d { try advance(to: d) }
-            if doc == d {
-                let code = codes[position]
-                upper[i] += Float(code) * step
-                lower[i] += Float(code &- 1) * step
+        if doc < base { try advance(to: base) }
+        while doc < end {
+            let docs = documents
+            let codes = self.codes
+            let s = step
+            let n = count
+            var p = position
+            while p < n {
+                let d = docs[p]
+                if d >= end { break }
+                let c = Int(slots[Int(d &- base)])
+                let code = codes[p]
+                upper[c] += Float(code) * s
+                lower[c] += Float(code &- 1) * s
+                p &+= 1
             }
-            i &+= 1
+            position = p
+            if p < n {
+                doc = docs[p]
+            } else {
+                try enterNextBlock()
+            }
         }
+    }
+
+    /// One candidate document `d` of a MaxScore window (candidates come in increasing order),
+    /// whose bounds from the lists before this one are `upper` and `lower`, and `rest`, a bound
+    /// of what the lists after this one can add to it. When this list's largest possible
+    /// contribution to `d` (the block maximum of the block that would hold it) cannot lift it
+    /// to the collector's bar, returns false without decoding anything: the candidate is out.
+    /// Otherwise adds this list's bounds for `d` (nothing when the list lacks it) and returns
+    /// whether it can still reach the bar. A `d` between two blocks decodes nothing either.
+    @inline(__always)
+    func addBounds(of d: UInt32, upper: inout Float, lower: inout Float, rest: Float, collector out: CandidateCollector) throws -> Bool {
+        if doc < d {
+            var b = block
+            if d > lastDocs[b] {
+                // The first block that ends at or after d; blocks are few per window, so a walk.
+                b = max(shallow, b &+ 1)
+                while b < blockCount && lastDocs[b] < d { b &+= 1 }
+                shallow = b
+                if b >= blockCount || firstDocs[b] > d { return !out.isPruned(upper + rest) }
+            }
+            if out.isPruned(upper + blockMaxes[b] * queryWeight * (1 + 1e-6) + rest) { return false }
+            if b != block { try load(block: b) }
+            seek(d)
+        }
+        if doc == d {
+            upper += self.upper
+            lower += self.lower
+        }
+        return !out.isPruned(upper + rest)
     }
 
     /// Moves to the first posting with document ≥ `target`.
@@ -246,6 +303,13 @@ final class TermCursor {
             }
             try load(block: lo)
         }
+        seek(target)
+    }
+
+    /// Moves to the first posting with document ≥ `target` inside the current block, whose last
+    /// document is ≥ `target`.
+    @inline(__always)
+    private func seek(_ target: UInt32) {
         // Stops inside the block: its last document is lastDocs[block] ≥ target (checked at load).
         // A local position (the stored one would be written back on every step) and, when the
         // target is more than a few postings ahead, a binary search first.
@@ -329,6 +393,31 @@ final class TermCursor {
         }
         return m * queryWeight * (1 + 1e-6)
     }
+
+    /// Without decoding anything: for each 64-document word `w` of the window `base ..< end`
+    /// (`bounds[w]` for documents `base + 64w ..< base + 64w + 64`), raises `bounds[w]` to this
+    /// term's largest contribution to a document of the word: the largest block maximum among
+    /// the blocks overlapping it. Windows must be asked for in increasing order.
+    /// Returns the number of blocks overlapping the window.
+    @inline(__always)
+    func raiseWordMaxima(from base: UInt32, before end: UInt32, bounds: UnsafeMutablePointer<Float>) -> Int {
+        let firstBlock = moveShallow(to: base)
+        var b = firstBlock
+        while b < blockCount && firstDocs[b] < end {
+            let m = blockMaxes[b] * queryWeight * (1 + 1e-6)
+            var w = Int((max(firstDocs[b], base) &- base) &>> 6)
+            let last = Int((min(lastDocs[b], end &- 1) &- base) &>> 6)
+            while w <= last {
+                if m > bounds[w] { bounds[w] = m }
+                w &+= 1
+            }
+            b &+= 1
+        }
+        return b &- firstBlock
+    }
+
+    /// Postings per block of this list, on average.
+    var postingsPerBlock: Int { blockCount > 0 ? postingCount / blockCount : 0 }
 
     /// Without decoding anything: the block that would hold `target` (the first whose last
     /// document is ≥ `target`), as (its block-max contribution, its last document), or `nil`

@@ -1,3 +1,4 @@
+import CSparseDBKernels
 import SparseDBIndex
 
 /// The traversal algorithms. All exact ones return the same top-k with the same scores (ties
@@ -101,17 +102,28 @@ enum Traversal {
     /// computing every list's window maximum).
     static let maxScoreWindow = 8192
 
+    /// A non-essential list is read through rather than searched per candidate when it has
+    /// fewer than this many postings in the window per candidate: a search costs about as
+    /// much as reading 16 postings (measured at 1 M documents: 8 to 32 alike, 4 and below or
+    /// 64 and above slower).
+    static let mergeRatio = 16
+
     /// MaxScore, a window of documents at a time (as Lucene's MaxScoreBulkScorer does).
     ///
     /// For each window of `maxScoreWindow` documents, every list's largest contribution inside
-    /// the window comes from the block maxima of the blocks overlapping it (nothing decoded).
-    /// Ordered by those, the shortest prefix of lists whose maxima together cannot reach the
-    /// threshold are the window's non-essential lists; when all of them together cannot, the
-    /// window is skipped. The essential lists add every posting's bounds into accumulators (a
-    /// tight loop per list, no search for the smallest current document across lists, which
-    /// would cost a pass over all essential lists per document); then the window's documents
-    /// are visited in order and completed from the non-essential lists, largest first, until
-    /// their bound falls below the threshold.
+    /// the window comes from the block maxima of the blocks overlapping it (nothing decoded),
+    /// and the lists are ordered by it. Bounds are then kept per 64-document word of the window
+    /// (each list's largest block maximum overlapping the word: a block covers a few words, so
+    /// these are much tighter than the window's maximum): the longest prefix of lists whose
+    /// word bounds together stay below the threshold in every word are the window's
+    /// non-essential lists; when that is all of them, the window is skipped. The essential lists
+    /// add every posting's bounds into accumulators (a tight loop per list, no search for the
+    /// smallest current document across lists, which would cost a pass over all essential lists
+    /// per document); the window's documents whose bound plus their word's non-essential bound
+    /// can reach the threshold become candidates, and the non-essential lists complete them one
+    /// list at a time, largest first (each list's postings in the window are read once, in
+    /// order). A candidate is dropped as soon as the lists still to come cannot lift it, and a
+    /// list's block is decoded for it only when that block's maximum could.
     static func maxScore(_ cursors: [TermCursor], _ out: CandidateCollector) throws {
         let n = cursors.count
         // No wider than the lists' span of documents (a small collection then clears and scans
@@ -125,35 +137,49 @@ enum Traversal {
         }
         let span = lowest == TermCursor.end ? 64 : Int(highest - (lowest & ~63)) + 1
         let window = min(maxScoreWindow, (span + 63) & ~63)
+        let words = window / 64
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(n, 1))
         let refs = UnsafeMutablePointer<Unmanaged<TermCursor>>.allocate(capacity: max(n, 1))
-        // This window's maxima, the list indices ordered by them, and their running sums.
+        // This window's maxima and the list indices ordered by them.
         let windowMax = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
         let order = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
-        let prefix = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-        let upper = UnsafeMutablePointer<Float>.allocate(capacity: window)
-        let lower = UnsafeMutablePointer<Float>.allocate(capacity: window)
-        let touched = UnsafeMutablePointer<UInt64>.allocate(capacity: window / 64)
+        // Row p + 1 (`words` floats): per word, the sum of the word bounds of lists order[0...p];
+        // row 0 is zeros.
+        let wordBounds = UnsafeMutablePointer<Float>.allocate(capacity: (n + 1) * words)
+        // Per document of the window: its upper and lower bound sums, side by side.
+        let bounds = UnsafeMutablePointer<Float>.allocate(capacity: 2 * window)
+        let touched = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
+        // Per word of the window: the documents that may be offered (live, and the filter's).
+        let admitted = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
         // The window's candidates: documents and their bounds so far.
+        // Index `window` of the bounds is the spare that non-candidates add into.
         let candidateDocs = UnsafeMutablePointer<UInt32>.allocate(capacity: window)
-        let candidateUpper = UnsafeMutablePointer<Float>.allocate(capacity: window)
-        let candidateLower = UnsafeMutablePointer<Float>.allocate(capacity: window)
-        upper.initialize(repeating: 0, count: window)
-        lower.initialize(repeating: 0, count: window)
-        touched.initialize(repeating: 0, count: window / 64)
+        let candidateUpper = UnsafeMutablePointer<Float>.allocate(capacity: window + 1)
+        let candidateLower = UnsafeMutablePointer<Float>.allocate(capacity: window + 1)
+        // Per document of the window: its index among the candidates, else the spare.
+        let candidateSlot = UnsafeMutablePointer<Int32>.allocate(capacity: window)
+        let spare = Int32(window)
+        // Blocks of each list overlapping this window (for the non-essential lists).
+        let windowBlocks = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+        wordBounds.initialize(repeating: 0, count: words)
+        bounds.initialize(repeating: 0, count: 2 * window)
+        touched.initialize(repeating: 0, count: words)
+        candidateSlot.initialize(repeating: spare, count: window)
         defer {
             withExtendedLifetime(cursors) {}
             docs.deallocate()
             refs.deallocate()
             windowMax.deallocate()
             order.deallocate()
-            prefix.deallocate()
-            upper.deallocate()
-            lower.deallocate()
+            wordBounds.deallocate()
+            bounds.deallocate()
             touched.deallocate()
+            admitted.deallocate()
             candidateDocs.deallocate()
             candidateUpper.deallocate()
             candidateLower.deallocate()
+            candidateSlot.deallocate()
+            windowBlocks.deallocate()
         }
         for i in 0..<n {
             docs[i] = cursors[i].doc
@@ -177,6 +203,7 @@ enum Traversal {
             if first == TermCursor.end { return }
             let base = first & ~63
             let end = base < TermCursor.end &- UInt32(size) ? base &+ UInt32(size) : TermCursor.end
+            let sizeWords = Int((end &- base &+ 63) &>> 6)
             next = end
 
             // Order the lists by their maxima in this window (insertion sort: a few dozen lists).
@@ -193,13 +220,24 @@ enum Traversal {
                 order[p] = i
                 live &+= 1
             }
-            var running: Float = 0
-            for p in 0..<live {
-                running += windowMax[order[p]]
-                prefix[p] = running
-            }
+            // The non-essential lists: smallest first, while the sum of their word bounds stays
+            // below the threshold in every word of the window.
             var firstEssential = 0
-            while firstEssential < live && out.isPruned(prefix[firstEssential]) { firstEssential &+= 1 }
+            while firstEssential < live {
+                let row = wordBounds + (firstEssential &+ 1) &* words
+                let previous = row - words
+                row.update(repeating: 0, count: sizeWords)
+                let i = order[firstEssential]
+                windowBlocks[i] = refs[i]._withUnsafeGuaranteedRef { $0.raiseWordMaxima(from: base, before: end, bounds: row) }
+                var largest: Float = 0
+                for w in 0..<sizeWords {
+                    let sum = row[w] + previous[w]
+                    row[w] = sum
+                    largest = max(largest, sum)
+                }
+                if !out.isPruned(largest) { break }
+                firstEssential &+= 1
+            }
             if firstEssential == live { continue }
 
             var p = firstEssential
@@ -207,67 +245,60 @@ enum Traversal {
                 let i = order[p]
                 try refs[i]._withUnsafeGuaranteedRef { c in
                     if c.doc < base { try c.advance(to: base) }
-                    try c.accumulate(before: end, base: base, upper: upper, lower: lower, touched: touched)
+                    try c.accumulate(before: end, base: base, bounds: bounds, touched: touched)
                     docs[i] = c.doc
                 }
                 p &+= 1
             }
             // The window's documents whose bound can still reach the threshold, in order.
-            let nonEssentialBound = firstEssential > 0 ? prefix[firstEssential &- 1] : 0
+            let nonEssential = wordBounds + firstEssential &* words
             let firstWord = Int(base &>> 6)
-            var candidates = 0
-            var w = 0
-            while w < size &>> 6 {
-                var bits = touched[w]
-                if bits == 0 {
-                    w &+= 1
-                    continue
-                }
-                touched[w] = 0
-                let admitted = out.admittedWord(firstWord &+ w)
-                while bits != 0 {
-                    let t = bits.trailingZeroBitCount
-                    bits &= bits &- 1
-                    let slot = w &<< 6 &+ t
-                    let u = upper[slot]
-                    let l = lower[slot]
-                    upper[slot] = 0
-                    lower[slot] = 0
-                    if admitted &>> UInt64(t) & 1 == 0 || out.isPruned(u + nonEssentialBound) { continue }
-                    candidateDocs[candidates] = base &+ UInt32(slot)
-                    candidateUpper[candidates] = u
-                    candidateLower[candidates] = l
-                    candidates &+= 1
-                }
-                w &+= 1
-            }
+            for w in 0..<sizeWords { admitted[w] = out.admittedWord(firstWord &+ w) }
+            var candidates = sparsedb_maxscore_window_candidates(
+                bounds, touched, sizeWords, admitted, nonEssential, out.bar, base, candidateDocs, candidateUpper, candidateLower, candidateSlot)
             // Then the non-essential lists, largest first, one list at a time over the
-            // candidates (each list's postings in the window are read once, in order); a
-            // candidate is dropped as soon as the lists still to come cannot lift it.
+            // candidates; `rest` is what the lists after list j can still add. A list with few
+            // postings in the window per candidate is read through (a sum per posting into the
+            // candidate's bounds, no search); otherwise each candidate is looked up, and a block
+            // is decoded only when its maximum could lift the candidate.
             var j = firstEssential &- 1
             while j >= 0 && candidates > 0 {
-                let bound = prefix[j]
-                var kept = 0
-                var c = 0
-                while c < candidates {
-                    if !out.isPruned(candidateUpper[c] + bound) {
-                        candidateDocs[kept] = candidateDocs[c]
-                        candidateUpper[kept] = candidateUpper[c]
-                        candidateLower[kept] = candidateLower[c]
-                        kept &+= 1
-                    }
-                    c &+= 1
-                }
-                candidates = kept
+                let rest = wordBounds + j &* words
                 let i = order[j]
                 try refs[i]._withUnsafeGuaranteedRef { cursor in
-                    try cursor.addBounds(documents: candidateDocs, count: candidates, upper: candidateUpper, lower: candidateLower)
+                    var kept = 0
+                    var c = 0
+                    if windowBlocks[i] &* cursor.postingsPerBlock < candidates &* mergeRatio {
+                        candidateUpper[window] = 0
+                        candidateLower[window] = 0
+                        try cursor.addBounds(before: end, base: base, slots: candidateSlot, upper: candidateUpper, lower: candidateLower)
+                        kept = sparsedb_maxscore_keep_reachable(
+                            candidateDocs, candidateUpper, candidateLower, candidateSlot, candidates, rest, out.bar, base, spare)
+                    } else {
+                        while c < candidates {
+                            let d = candidateDocs[c]
+                            let slot = Int(d &- base)
+                            var u = candidateUpper[c]
+                            var l = candidateLower[c]
+                            let keep = try cursor.addBounds(of: d, upper: &u, lower: &l, rest: rest[slot &>> 6], collector: out)
+                            // Written whether kept or not (never past its own place), so that no
+                            // branch depends on the unpredictable outcome.
+                            candidateDocs[kept] = d
+                            candidateUpper[kept] = u
+                            candidateLower[kept] = l
+                            candidateSlot[slot] = keep ? Int32(truncatingIfNeeded: kept) : spare
+                            kept &+= keep ? 1 : 0
+                            c &+= 1
+                        }
+                    }
+                    candidates = kept
                     docs[i] = cursor.doc
                 }
                 j &-= 1
             }
             var c = 0
             while c < candidates {
+                candidateSlot[Int(candidateDocs[c] &- base)] = spare
                 out.offer(doc: candidateDocs[c], upper: candidateUpper[c], lower: candidateLower[c])
                 c &+= 1
             }

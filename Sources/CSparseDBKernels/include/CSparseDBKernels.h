@@ -23,6 +23,29 @@ void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *
 /// within dimensions · 2⁻²⁴ · Σ|rᵢqᵢ| (plus underflow) of the exact value.
 void sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
 
+/// Keeps, in place and in order, the `count` candidates of a MaxScore window (from `base`) whose
+/// upper bound plus their word's `rest` (what the lists still to come can add) is not below
+/// `bar`; sets `slots[d − base]` to a kept candidate's new index and to `spare` for a dropped
+/// one. Returns how many are kept.
+size_t sparsedb_maxscore_keep_reachable(
+    uint32_t *docs, float *upper, float *lower, int32_t *slots, size_t count, const float *rest, float bar, uint32_t base,
+    int32_t spare);
+
+/// Asks the CPU to bring the cache line at `address` in (a hint: never faults, any address).
+static inline void sparsedb_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
+/// The candidates of a MaxScore window of `64 · words` documents from `base`: document
+/// `base + s` is one when bit s of `touched` is set (an essential list has it), bit s of
+/// `admitted` is set (it is live and passes the filter), and `bounds[2s] + rest[s / 64] < bar`
+/// is false (its upper bound plus what the other lists can add to a document of its word can
+/// still reach the threshold). Writes each candidate, in increasing order, as `docs[n]`,
+/// `upper[n]` = bounds[2s], `lower[n]` = bounds[2s + 1], and sets `slots[s] = n`; returns the
+/// number of candidates. Clears `touched` and every word's sums in `bounds` (2 · 64 floats per
+/// word) for the next window.
+size_t sparsedb_maxscore_window_candidates(
+    float *bounds, uint64_t *touched, size_t words, const uint64_t *admitted, const float *rest, float bar, uint32_t base,
+    uint32_t *docs, float *upper, float *lower, int32_t *slots);
+
 #endif
 
 #include <pthread.h>
