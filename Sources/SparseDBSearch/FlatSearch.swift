@@ -9,27 +9,93 @@ import SparseDBStorage
 /// row's Euclidean norm (dense) for the rounding bound of the BLAS scores. Immutable; shared by
 /// concurrent queries.
 package final class ScanChunk: Sendable {
+    /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see `withRows`).
     let chunk: FlatStore.Chunk
     /// Dense: ‖row‖ of each row, over all its values.
     let norms: [Float]
+    /// Dense: the largest of `norms` (0 for CSR), for the test that passes over a whole chunk.
+    let maxNorm: Float
+    /// Dense: where the rows are, `chunk.count × chunk.width` f32 at byte `rowOffset`.
+    private let rowSlab: RowSlab?
+    private let rowOffset: Int
+    let bytes: Int
 
-    init(_ chunk: FlatStore.Chunk) {
-        self.chunk = chunk
+    /// Decodes `chunk` for scanning; a dense chunk's rows are copied to `space` (from
+    /// ``FlatCache/rowSpace(for:)``, or nil for a plain allocation).
+    init(_ chunk: FlatStore.Chunk, space: (slab: RowSlab, offset: Int)?) {
+        var chunk = chunk
+        bytes = Self.bytes(of: chunk)
         if chunk.layout.isCSR {
             norms = []
+            maxNorm = 0
+            rowSlab = nil
+            rowOffset = 0
         } else {
-            norms = (0..<chunk.count).map { r in
-                var s: Float = 0
-                for j in 0..<chunk.width {
-                    let x = chunk.values[r * chunk.width + j]
-                    s += x * x
+            let space = space ?? (RowSlab(heapBytes: chunk.values.count * 4), 0)
+            let width = chunk.width
+            let norms = chunk.values.withUnsafeBufferPointer { v in
+                let rows = (space.slab.base + space.offset).bindMemory(to: Float.self, capacity: v.count)
+                rows.update(from: v.baseAddress!, count: v.count)
+                return (0..<chunk.count).map { r in
+                    var s: Float = 0
+                    for j in 0..<width { s += v[r * width + j] * v[r * width + j] }
+                    return s.squareRoot() * (1 + 1e-6)
                 }
-                return s.squareRoot() * (1 + 1e-6)
             }
+            self.norms = norms
+            maxNorm = norms.max() ?? 0
+            rowSlab = space.slab
+            rowOffset = space.offset
+            chunk.values = []  // the copy in the slab is the one scanned and rescored
         }
+        self.chunk = chunk
     }
 
-    var bytes: Int { chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + norms.count * 4 + 128 }
+    /// What a chunk decoded from `chunk` counts against the flat cache's budget.
+    static func bytes(of chunk: FlatStore.Chunk) -> Int {
+        chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + (chunk.layout.isCSR ? 0 : chunk.count * 4) + 128
+    }
+
+    /// Dense: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
+    func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        guard let rowSlab else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return try withExtendedLifetime(rowSlab) {
+            let start = (rowSlab.base + rowOffset).assumingMemoryBound(to: Float.self)
+            return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
+        }
+    }
+}
+
+/// Memory that decoded dense rows are copied into: a mapping on 2 MiB huge pages
+/// (`sparsedb_rows_map`) that the flat cache fills chunk after chunk, so a field's rows lie in
+/// one stream in chunk order, or a plain allocation for a chunk that is not cached. Unmapped when
+/// the last chunk in it goes.
+///
+/// `@unchecked Sendable`: the memory is written only by the ``ScanChunk`` initializer that
+/// was handed a range (each range is handed out once, under the flat cache's lock) before that
+/// chunk is shared, and only read after that.
+final class RowSlab: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    private let mapped: Bool
+
+    /// A mapping of `bytes` (rounded up to 2 MiB) on huge pages, or nil if mapping fails.
+    init?(mappedBytes bytes: Int) {
+        guard let base = sparsedb_rows_map(bytes) else { return nil }
+        self.base = base
+        capacity = bytes
+        mapped = true
+    }
+
+    init(heapBytes bytes: Int) {
+        base = .allocate(byteCount: max(bytes, 1), alignment: 64)
+        capacity = bytes
+        mapped = false
+    }
+
+    deinit {
+        if mapped { sparsedb_rows_unmap(base, capacity) } else { base.deallocate() }
+    }
 }
 
 /// Decoded flat chunks kept between queries, keyed by (collection, field, epoch, chunk, row
@@ -68,7 +134,14 @@ package final class FlatCache: Sendable {
         /// a query on an unchanged field skips the walk over the chunk keys (one LMDB step and
         /// one lookup per 256 rows: a millisecond per query at 1 M rows).
         var lists: [FieldKey: ChunkList] = [:]
+        /// The mapping new dense rows go to, and how much of it is handed out.
+        var slab: RowSlab?
+        var slabUsed = 0
     }
+
+    /// Bytes mapped at a time for decoded dense rows: a multiple of the 2 MiB huge page; only
+    /// the pages rows are written to take memory.
+    private static let slabBytes = 64 << 20
 
     package let budget: Int
     private let state = Locked(State())
@@ -80,8 +153,32 @@ package final class FlatCache: Sendable {
         return state.withLock { $0.entries[key] }
     }
 
+    /// Whether `insert` keeps a chunk of this many bytes.
+    private func keeps(bytes: Int) -> Bool { budget > 0 && bytes <= budget / 4 }
+
+    /// Room for the rows of dense `chunk`, after the rows handed out before (so the chunks a scan
+    /// decodes in order lie in one stream, and on huge pages), or nil for rows this cache
+    /// will not keep (a plain allocation serves those).
+    /// (A mapping is released when the last chunk in it is evicted; eviction is oldest first,
+    /// the order rows are handed out, so at most about one mapping's worth is held beyond the
+    /// budget.)
+    func rowSpace(for chunk: FlatStore.Chunk) -> (slab: RowSlab, offset: Int)? {
+        guard keeps(bytes: ScanChunk.bytes(of: chunk)) else { return nil }
+        let size = (chunk.values.count * 4 + 63) & ~63  // each chunk's rows start on a cache line
+        return state.withLock { s in
+            if let slab = s.slab, s.slabUsed + size <= slab.capacity {
+                defer { s.slabUsed += size }
+                return (slab, s.slabUsed)
+            }
+            guard let slab = RowSlab(mappedBytes: max(Self.slabBytes, size)) else { return nil }
+            s.slab = slab
+            s.slabUsed = size
+            return (slab, 0)
+        }
+    }
+
     func insert(_ chunk: ScanChunk, _ key: Key) {
-        guard budget > 0, chunk.bytes <= budget / 4 else { return }
+        guard keeps(bytes: chunk.bytes) else { return }
         state.withLock { s in
             guard s.entries[key] == nil else { return }
             s.entries[key] = chunk
@@ -167,7 +264,8 @@ extension QueryEngine {
             if let hit = flatCache.chunk(key) {
                 out.append(hit)
             } else {
-                let chunk = ScanChunk(try FlatStore.decode(key: k, v, field: field))
+                let decoded = try FlatStore.decode(key: k, v, field: field)
+                let chunk = ScanChunk(decoded, space: decoded.layout.isCSR ? nil : flatCache.rowSpace(for: decoded))
                 flatCache.insert(chunk, key)
                 out.append(chunk)
             }
@@ -416,15 +514,19 @@ extension QueryEngine {
             let collectors = (0..<batch).map { _ in Self.collector(k: k, excluded: excluded) }
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk * batch)
             var rowNorms = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
-            var c = worker
-            while c < chunks.count {
+            // Each worker takes one run of consecutive chunks, which the flat cache keeps one
+            // after another in memory: a single stream for the prefetcher (not every other chunk).
+            for c in (chunks.count * worker / workers)..<(chunks.count * (worker + 1) / workers) {
                 let scan = chunks[c]
-                Self.scoreDenseChunk(
+                let top = Self.scoreDenseChunk(
                     scan, queries: packed, batch: batch, dimensions: d, truncatedCosine: truncatedCosine, scores: &scores, rowNorms: &rowNorms)
+                // One test for the whole chunk: its best score with the largest rounding margin of
+                // its rows, the same float expression as the per-row test below, which rounds
+                // monotonically, so it passes over exactly the chunks whose every row it would pass over.
+                if batch == 1, collectors[0].isPruned(top + (unit * norms[0] * scan.maxNorm + 1e-30)) { continue }
                 Self.offerDenseRows(
                     scan.chunk.documents, scores: scores, rowNorms: truncatedCosine ? rowNorms : scan.norms, batch: batch, queryNorms: norms, unit: unit,
                     truncatedCosine: truncatedCosine, to: collectors)
-                c += workers
             }
             let mine = collectors.map { $0.survivors() }
             survivors.withLock { all in for b in 0..<batch { all[b].append(contentsOf: mine[b]) } }
@@ -438,10 +540,12 @@ extension QueryEngine {
                 let base = r * width
                 var s = 0.0
                 var p = 0.0
-                for j in 0..<d {
-                    let x = Double(scan.chunk.values[base + j])
-                    s += Double(q[j]) * x
-                    p += x * x
+                scan.withRows { rows in
+                    for j in 0..<d {
+                        let x = Double(rows[base + j])
+                        s += Double(q[j]) * x
+                        p += x * x
+                    }
                 }
                 if truncatedCosine {
                     guard p > 0 else { continue }
@@ -487,17 +591,19 @@ extension QueryEngine {
     /// b]`); with a truncated cosine, the scores divided by the norm of each row's first d values
     /// and `rowNorms` the rounding bound's factor per row (1 + 1e-6; 0 marks a row with no
     /// direction there). Otherwise the bound uses the stored row norms (`ScanChunk.norms`).
+    /// Returns the largest score of a single query's chunk, else NaN (no whole-chunk test).
     private static func scoreDenseChunk(
         _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float]
-    ) {
+    ) -> Float {
         // Through `scan`, not a copy of its chunk (see scanCSRChunk).
         let n = scan.chunk.documents.count
         let width = scan.chunk.width
-        scan.chunk.values.withUnsafeBufferPointer { rows in
+        var top = Float.nan
+        scan.withRows { rows in
             queries.withUnsafeBufferPointer { qp in
                 scores.withUnsafeMutableBufferPointer { out in
                     if batch == 1 {
-                        sparsedb_dense_scores(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
+                        top = sparsedb_dense_scores(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
                     } else {
                         cblas_sgemm(
                             CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(batch), Int32(d), 1, rows.baseAddress, Int32(width),
@@ -514,6 +620,8 @@ extension QueryEngine {
                 if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
             }
         }
+        // The kernel's maximum holds for the scores as stored; divided by row norms they differ.
+        return truncatedCosine ? .nan : top
     }
 }
 

@@ -20,8 +20,18 @@ void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *
 
 /// The f32 dot products of `count` rows (row r at `rows + r · stride`) with the first
 /// `dimensions` values of `query`, into `scores`; summed in an unspecified order, so each is
-/// within dimensions · 2⁻²⁴ · Σ|rᵢqᵢ| (plus underflow) of the exact value.
-void sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
+/// within dimensions · 2⁻²⁴ · Σ|rᵢqᵢ| (plus underflow) of the exact value. Returns the largest
+/// of the scores exactly as stored (−∞ when `count` is 0), or NaN when any score is NaN.
+float sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
+
+/// Maps at least `bytes` of zeroed, private, read–write memory starting on a 2 MiB boundary and
+/// advises the kernel to back it with transparent huge pages (madvise MADV_HUGEPAGE, where the
+/// platform has it); NULL when the mapping fails. Physical pages are taken only where touched.
+/// Release with `sparsedb_rows_unmap(base, bytes)`, the same `bytes`.
+void *sparsedb_rows_map(size_t bytes);
+
+/// Unmaps a region from `sparsedb_rows_map` (NULL is ignored).
+void sparsedb_rows_unmap(void *base, size_t bytes);
 
 /// Keeps, in place and in order, the `count` candidates of a MaxScore window (from `base`) whose
 /// upper bound plus their word's `rest` (what the lists still to come can add) is not below
