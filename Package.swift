@@ -44,7 +44,7 @@ let package = Package(
         // LMDB environments and transactions, zstd, the table registry.
         .target(name: "SparseDBStorage", dependencies: ["SparseDBCore", "CSparseDBKernels", "CLMDB", "CLMDBGuard", "CZstd"]),
         // Record and block formats, the catalog and schema, writers, verifier, format upgrades.
-        .target(name: "SparseDBIndex", dependencies: ["SparseDBStorage"]),
+        .target(name: "SparseDBIndex", dependencies: ["SparseDBStorage", "CSparseDBKernels"]),
         // Posting caches, cursors, top-k algorithms, flat scans, the query executor, fusion.
         .target(name: "SparseDBSearch", dependencies: ["SparseDBIndex", "CSparseDBKernels", "COpenBLAS"]),
         // Tokenizer, safetensors, transformers, encoder routes, BLAS kernels.

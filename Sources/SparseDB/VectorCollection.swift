@@ -149,18 +149,21 @@ public final class VectorCollection: Sendable {
         }
     }
 
-    func storedDocument(_ txn: borrowing Transaction, _ doc: UInt32, includePayload: Bool) throws -> Records.StoredDocument {
-        let key = Keys.document(id, doc)
-        return try key.withUnsafeBytes { k in
-            try txn.withValue(key, in: txn.table(.document)) { b throws in
+    /// Document `doc`'s stored record: id, payload when `includePayload`, attribute values only
+    /// when `includeAttributes` (search hits need none).
+    func storedDocument(_ txn: borrowing Transaction, _ doc: UInt32, includePayload: Bool, includeAttributes: Bool = false) throws
+        -> Records.StoredDocument
+    {
+        try Keys.withDocument(id, doc) { k in
+            try txn.withValue(rawKey: k, in: txn.table(.document)) { b throws in
                 guard let b else { throw SparseDBError(.corrupt, "document \(doc) of '\(name)' has no record") }
-                return try Records.parseDocument(key: k, b, includePayload: includePayload)
+                return try Records.parseDocument(key: k, b, includePayload: includePayload, includeAttributes: includeAttributes)
             }
         }
     }
 
     func loadDocument(_ txn: borrowing Transaction, record: CollectionRecord, _ doc: UInt32) throws -> Document {
-        let stored = try storedDocument(txn, doc, includePayload: true)
+        let stored = try storedDocument(txn, doc, includePayload: true, includeAttributes: true)
         var vectors: [String: FieldVector] = [:]
         for field in record.fields where field.isFlat {
             let key = Keys.flatChunk(id, field.id, FlatStore.chunkIndex(doc))

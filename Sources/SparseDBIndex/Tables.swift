@@ -80,6 +80,21 @@ package enum Keys {
     package static func forwardRow(_ c: UInt32, _ f: UInt32, _ doc: UInt32) -> [UInt8] { [UInt8](bigEndianKey: c, f, doc) }
     package static func flatChunk(_ c: UInt32, _ f: UInt32, _ chunk: UInt32) -> [UInt8] { [UInt8](bigEndianKey: c, f, chunk) }
 
+    /// Calls `body` with the key of `document(c, doc)` in a stack buffer (no array allocated: a
+    /// search reads one per hit).
+    @inline(__always)
+    package static func withDocument<R>(_ c: UInt32, _ doc: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        // A homogeneous tuple of UInt32 is laid out as consecutive 4-byte elements.
+        try Swift.withUnsafeBytes(of: (c.bigEndian, doc.bigEndian)) { try body($0) }
+    }
+
+    /// Calls `body` with the key of `forwardRow(c, f, doc)` in a stack buffer (rescoring reads one
+    /// per candidate).
+    @inline(__always)
+    package static func withForwardRow<R>(_ c: UInt32, _ f: UInt32, _ doc: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: (c.bigEndian, f.bigEndian, doc.bigEndian)) { try body($0) }
+    }
+
     /// The `index`-th big-endian 32-bit part of a key (0 is the collection id), or nil when the
     /// key is too short.
     @inline(__always)

@@ -168,9 +168,8 @@ package final class QueryEngine: Sendable {
         try q.dimensions.withUnsafeBufferPointer { qd in
             try q.weights.withUnsafeBufferPointer { qw in
                 for doc in documents {
-                    let key = Keys.forwardRow(c, f, doc)
-                    let s = try key.withUnsafeBytes { k in
-                        try txn.withValue(key, in: rows) { b throws -> Double? in
+                    let s = try Keys.withForwardRow(c, f, doc) { k in
+                        try txn.withValue(rawKey: k, in: rows) { b throws -> Double? in
                             guard let b else {
                                 if skippingAbsentRows { return nil }
                                 throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")

@@ -24,15 +24,22 @@ package struct Transaction: ~Copyable {
     ///
     /// - warning: The pointer is LMDB's memory map; it is valid only inside `body`.
     package func withValue<R>(_ key: [UInt8], in table: TableRef, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        try key.withUnsafeBytes { k in try withValue(rawKey: k, in: table, body) }
+    }
+
+    /// The same for a key in the caller's memory (a stack buffer: the hot lookups of a query,
+    /// one per hit and per rescored row, then allocate no key array).
+    ///
+    /// - warning: The pointer is LMDB's memory map; it is valid only inside `body`.
+    @inline(__always)
+    package func withValue<R>(rawKey key: UnsafeRawBufferPointer, in table: TableRef, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         guard let dbi = table.dbi else { return try body(nil) }
         var out = MDB_val()
-        let rc = key.withUnsafeBytes { k -> Int32 in
-            var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
-            return sparsedb_guarded_get(handle, dbi, &mk, &out)
-        }
+        var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = sparsedb_guarded_get(handle, dbi, &mk, &out)
         if rc == MDB_NOTFOUND { return try body(nil) }
         try lmdbCheck(rc, "reading from table '\(table.name)'")
-        try bounds.check(out.mv_data, out.mv_size, txn: handle, table: table, key: key)
+        try bounds.check(out.mv_data, out.mv_size, txn: handle, table: table, key: key, what: "value")
         return try body(UnsafeRawBufferPointer(start: out.mv_data, count: out.mv_size))
     }
 

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "forward_row.h"
+
 /// CRC-32C (Castagnoli) of `length` bytes, continuing from `crc` (0 to start). Uses the CPU's
 /// crc32 instruction (SSE 4.2) when present, else a portable table; both give the same value.
 uint32_t sparsedb_crc32c(uint32_t crc, const void *data, size_t length);
