@@ -194,29 +194,10 @@ final class TermCursor {
     /// posting instead of two (the window's sums are larger than the first-level cache).
     @inline(__always)
     func accumulate(before end: UInt32, base: UInt32, bounds: UnsafeMutablePointer<Float>, touched: UnsafeMutablePointer<UInt64>) throws {
-        while doc < end {
-            // The rest of this block, up to the window's end (locals, so the loop keeps them in registers).
-            let docs = documents
-            let codes = self.codes
-            let s = step
-            let n = count
-            var p = position
-            while p < n {
-                let d = docs[p]
-                if d >= end { break }
-                let i = Int(d &- base)
-                let code = codes[p]
-                bounds[2 &* i] += Float(code) * s
-                bounds[2 &* i &+ 1] += Float(code &- 1) * s
-                touched[i &>> 6] |= 1 &<< UInt64(i & 63)
-                p &+= 1
-            }
-            position = p
-            if p < n {
-                doc = docs[p]
-            } else {
-                try enterNextBlock()
-            }
+        try forEachPosting(before: end, base: base) { i, code, s in
+            bounds[2 &* i] += Float(code) * s
+            bounds[2 &* i &+ 1] += Float(code &- 1) * s
+            touched[i &>> 6] |= 1 &<< UInt64(i & 63)
         }
     }
 
@@ -230,7 +211,20 @@ final class TermCursor {
         before end: UInt32, base: UInt32, slots: UnsafePointer<Int32>, upper: UnsafeMutablePointer<Float>, lower: UnsafeMutablePointer<Float>
     ) throws {
         if doc < base { try advance(to: base) }
+        try forEachPosting(before: end, base: base) { i, code, s in
+            let c = Int(slots[i])
+            upper[c] += Float(code) * s
+            lower[c] += Float(code &- 1) * s
+        }
+    }
+
+    /// Calls `visit(d − base, code, step)` for every posting before document `end` (each at or
+    /// after `base`), block after block, and leaves the cursor on the first posting at or after
+    /// `end`. Inlined with its closure into each caller: one tight loop per block.
+    @inline(__always)
+    private func forEachPosting(before end: UInt32, base: UInt32, _ visit: (Int, UInt8, Float) -> Void) throws {
         while doc < end {
+            // The rest of this block, up to the window's end (locals, so the loop keeps them in registers).
             let docs = documents
             let codes = self.codes
             let s = step
@@ -239,10 +233,7 @@ final class TermCursor {
             while p < n {
                 let d = docs[p]
                 if d >= end { break }
-                let c = Int(slots[Int(d &- base)])
-                let code = codes[p]
-                upper[c] += Float(code) * s
-                lower[c] += Float(code &- 1) * s
+                visit(Int(d &- base), codes[p], s)
                 p &+= 1
             }
             position = p

@@ -1,14 +1,16 @@
-// Stop 19's harness (BENCHMARKS.md, "Stop 19: single dense queries"): the dense scan kernel of
-// Sources/CSparseDBKernels/flat_scan.c over N rows of d floats in 256-row chunks, with the rows in
+// Stop 19's harness (BENCHMARKS.md, "Stop 19: single dense queries"): the engine's dense scan
+// kernel (sparsedb_dense_scores, Sources/CSparseDBKernels/flat_scan.c, linked in) over N rows
+// of d floats in 256-row chunks, with the rows in
 //   chunks — one malloc per chunk (the decoded-row cache before stop 19),
 //   small  — one buffer on 4 KiB pages (MADV_NOHUGEPAGE),
 //   huge   — one buffer on 2 MiB transparent huge pages (MADV_HUGEPAGE),
-// and kernel variants: k1 (flat_scan.c's), k1pf (k1 with a software prefetch PF bytes ahead),
-// k4 (four adjacent rows sharing each query load), k8 (eight rows one after another sharing one
-// horizontal reduction). Prints the best and mean thread CPU time of the passes.
+// and, as kernel k4, the variant that reads four adjacent rows sharing each query load. Prints
+// the best and mean thread CPU time of the passes. (The software-prefetch and eight-row
+// variants that BENCHMARKS.md also reports were measured with this file as of commit 6423516.)
 //
-//     gcc -O2 -o /tmp/dense_pages tools/bench/dense_pages.c
-//     taskset -c 1 /tmp/dense_pages ROWS DIMS chunks|small|huge [PASSES [k1|k1pf|k4|k8 [PF]]]
+//     K=Sources/CSparseDBKernels
+//     gcc -O2 -I$K -I$K/include -o /tmp/dense_pages tools/bench/dense_pages.c $K/flat_scan.c $K/cpu_features.c -lm
+//     taskset -c 1 /tmp/dense_pages ROWS DIMS chunks|small|huge [PASSES [k1|k4]]
 #define _GNU_SOURCE
 #include <immintrin.h>
 #include <stdio.h>
@@ -17,55 +19,14 @@
 #include <time.h>
 #include <sys/mman.h>
 
+#include "CSparseDBKernels.h"
+
 static double cpu_ms(void){struct timespec t;clock_gettime(CLOCK_THREAD_CPUTIME_ID,&t);return t.tv_sec*1e3+t.tv_nsec/1e6;}
 
-__attribute__((target("avx2,fma"))) static void k1(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
-    const size_t wide = dimensions & ~(size_t)7;
-    for (size_t r = 0; r < count; r++) {
-        const float *x = rows + r * stride;
-        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
-        size_t j = 0;
-        for (; j + 32 <= wide; j += 32) {
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-            b = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(query + j + 8), b);
-            c = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 16), _mm256_loadu_ps(query + j + 16), c);
-            d = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 24), _mm256_loadu_ps(query + j + 24), d);
-        }
-        for (; j < wide; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-        __m256 s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float sum = _mm_cvtss_f32(h);
-        for (; j < dimensions; j++) sum += x[j] * query[j];
-        scores[r] = sum;
-    }
+// The engine's kernel, as a scan uses it.
+static void k1(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
+    (void)sparsedb_dense_scores(rows, count, stride, query, dimensions, scores);
 }
-
-// k1 with a software prefetch PF bytes ahead (one per 64-byte line).
-static size_t PF = 0;
-__attribute__((target("avx2,fma"))) static void k1pf(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
-    const size_t wide = dimensions & ~(size_t)7;
-    for (size_t r = 0; r < count; r++) {
-        const float *x = rows + r * stride;
-        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
-        size_t j = 0;
-        for (; j + 32 <= wide; j += 32) {
-            _mm_prefetch((const char*)(x + j) + PF, _MM_HINT_T0);
-            _mm_prefetch((const char*)(x + j) + PF + 64, _MM_HINT_T0);
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-            b = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(query + j + 8), b);
-            c = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 16), _mm256_loadu_ps(query + j + 16), c);
-            d = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 24), _mm256_loadu_ps(query + j + 24), d);
-        }
-        __m256 s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        scores[r] = _mm_cvtss_f32(h);
-    }
-}
-
 
 // Four adjacent rows at a time, two accumulators each; one shared horizontal reduction.
 __attribute__((target("avx2,fma"))) static void k4(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
@@ -90,40 +51,9 @@ __attribute__((target("avx2,fma"))) static void k4(const float *rows, size_t cou
 }
 
 
-__attribute__((target("avx2"), always_inline)) static inline __m256 sum_lanes_of_8(const __m256 v[8]) {
-    __m256 a = _mm256_hadd_ps(v[0], v[1]), b = _mm256_hadd_ps(v[2], v[3]);
-    __m256 c = _mm256_hadd_ps(v[4], v[5]), d = _mm256_hadd_ps(v[6], v[7]);
-    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
-    __m256 low = _mm256_permute2f128_ps(ab, cd, 0x20), high = _mm256_permute2f128_ps(ab, cd, 0x31);
-    return _mm256_add_ps(low, high);
-}
-__attribute__((target("avx2,fma"), always_inline)) static inline __m256 row_sum(const float *x, const float *query, size_t wide) {
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
-    size_t j = 0;
-    for (; j + 32 <= wide; j += 32) {
-        a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-        b = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(query + j + 8), b);
-        c = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 16), _mm256_loadu_ps(query + j + 16), c);
-        d = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 24), _mm256_loadu_ps(query + j + 24), d);
-    }
-    for (; j < wide; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-    return _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
-}
-// Rows read one after another, front to back (one stream); eight rows share one reduction.
-__attribute__((target("avx2,fma"))) static void k8(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
-    const size_t wide = dimensions & ~(size_t)7;
-    size_t r = 0;
-    for (; r + 8 <= count; r += 8) {
-        __m256 s[8];
-        for (int i = 0; i < 8; i++) s[i] = row_sum(rows + (r + i) * stride, query, wide);
-        _mm256_storeu_ps(scores + r, sum_lanes_of_8(s));
-    }
-    if (r < count) k1(rows + r * stride, count - r, stride, query, dimensions, scores + r);
-}
-
 int main(int argc, char **argv) {
     size_t n = atol(argv[1]), d = atol(argv[2]); const char *mode = argv[3]; int passes = argc > 4 ? atoi(argv[4]) : 20;
-    const char *kern = argc > 5 ? argv[5] : "k1"; if (argc > 6) PF = atol(argv[6]);
+    const char *kern = argc > 5 ? argv[5] : "k1";
     size_t chunk = 256, nchunks = (n + chunk - 1) / chunk;
     float **ptr = malloc(nchunks * sizeof *ptr);
     size_t bytes = n * d * 4;
@@ -142,13 +72,13 @@ int main(int argc, char **argv) {
         double t = cpu_ms();
         for (size_t c = 0; c < nchunks; c++) {
             size_t m = c + 1 < nchunks ? chunk : n - c * chunk;
-            if (!strcmp(kern, "k8")) k8(ptr[c], m, d, q, d, scores); else if (!strcmp(kern, "k4")) k4(ptr[c], m, d, q, d, scores); else if (!strcmp(kern, "k1")) k1(ptr[c], m, d, q, d, scores); else k1pf(ptr[c], m, d, q, d, scores);
+            if (!strcmp(kern, "k4")) k4(ptr[c], m, d, q, d, scores); else k1(ptr[c], m, d, q, d, scores);
             sink += scores[0];
         }
         t = cpu_ms() - t; if (t < best) best = t; sum += t;
     }
     FILE *f = fopen("/proc/self/smaps_rollup", "r"); char line[256]; long huge = 0;
     while (fgets(line, sizeof line, f)) if (!strncmp(line, "AnonHugePages:", 14)) huge = atol(line + 14);
-    printf("n=%zu d=%zu %-7s %-5s pf=%zu best %.3f ms mean %.3f ms  %.2f GB/s  hugeKB=%ld\n", n, d, mode, kern, PF, best, sum / passes, bytes / best / 1e6, huge);
+    printf("n=%zu d=%zu %-7s %-5s best %.3f ms mean %.3f ms  %.2f GB/s  hugeKB=%ld\n", n, d, mode, kern, best, sum / passes, bytes / best / 1e6, huge);
     return 0;
 }
