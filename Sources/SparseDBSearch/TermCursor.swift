@@ -257,13 +257,13 @@ final class TermCursor {
         if doc < d {
             var b = block
             if d > lastDocs[b] {
-                // The first block that ends at or after d; blocks are few per window, so a walk.
-                b = max(shallow, b &+ 1)
-                while b < blockCount && lastDocs[b] < d { b &+= 1 }
-                shallow = b
+                // The first block that ends at or after d (blocks up to the current one end
+                // before d, and d is in the current window).
+                shallow = max(shallow, b &+ 1)
+                b = moveShallow(to: d)
                 if b >= blockCount || firstDocs[b] > d { return !out.isPruned(upper + rest) }
             }
-            if out.isPruned(upper + blockMaxes[b] * queryWeight * (1 + 1e-6) + rest) { return false }
+            if out.isPruned(upper + blockContribution(b) + rest) { return false }
             if b != block { try load(block: b) }
             seek(d)
         }
@@ -350,6 +350,11 @@ final class TermCursor {
         }
     }
 
+    /// Block `b`'s largest contribution to a score: its block maximum times the query weight, a
+    /// hair above so that float rounding never makes it an under-estimate.
+    @inline(__always)
+    private func blockContribution(_ b: Int) -> Float { blockMaxes[b] * queryWeight * (1 + 1e-6) }
+
     /// Moves ``shallow`` to the first block that ends at or after `target` (`blockCount` when
     /// none does) and returns it.
     @inline(__always)
@@ -379,10 +384,10 @@ final class TermCursor {
         var b = moveShallow(to: base)
         var m: Float = 0
         while b < blockCount && firstDocs[b] < end {
-            if blockMaxes[b] > m { m = blockMaxes[b] }
+            m = max(m, blockContribution(b))
             b &+= 1
         }
-        return m * queryWeight * (1 + 1e-6)
+        return m
     }
 
     /// Without decoding anything: for each 64-document word `w` of the window `base ..< end`
@@ -395,7 +400,7 @@ final class TermCursor {
         let firstBlock = moveShallow(to: base)
         var b = firstBlock
         while b < blockCount && firstDocs[b] < end {
-            let m = blockMaxes[b] * queryWeight * (1 + 1e-6)
+            let m = blockContribution(b)
             var w = Int((max(firstDocs[b], base) &- base) &>> 6)
             let last = Int((min(lastDocs[b], end &- 1) &- base) &>> 6)
             while w <= last {
@@ -417,6 +422,6 @@ final class TermCursor {
         var b = max(block, 0)
         while b < blockCount && lastDocs[b] < target { b &+= 1 }
         guard b < blockCount else { return nil }
-        return (blockMaxes[b] * queryWeight * (1 + 1e-6), lastDocs[b])
+        return (blockContribution(b), lastDocs[b])
     }
 }

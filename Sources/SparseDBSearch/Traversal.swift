@@ -165,6 +165,9 @@ enum Traversal {
         bounds.initialize(repeating: 0, count: 2 * window)
         touched.initialize(repeating: 0, count: words)
         candidateSlot.initialize(repeating: spare, count: window)
+        // The spare's sums grow without bound and are never read.
+        candidateUpper[window] = 0
+        candidateLower[window] = 0
         defer {
             withExtendedLifetime(cursors) {}
             docs.deallocate()
@@ -267,14 +270,12 @@ enum Traversal {
                 let i = order[j]
                 try refs[i]._withUnsafeGuaranteedRef { cursor in
                     var kept = 0
-                    var c = 0
                     if windowBlocks[i] &* cursor.postingsPerBlock < candidates &* mergeRatio {
-                        candidateUpper[window] = 0
-                        candidateLower[window] = 0
                         try cursor.addBounds(before: end, base: base, slots: candidateSlot, upper: candidateUpper, lower: candidateLower)
                         kept = sparsedb_maxscore_keep_reachable(
                             candidateDocs, candidateUpper, candidateLower, candidateSlot, candidates, rest, out.bar, base, spare)
                     } else {
+                        var c = 0
                         while c < candidates {
                             let d = candidateDocs[c]
                             let slot = Int(d &- base)
