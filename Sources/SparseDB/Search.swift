@@ -25,8 +25,16 @@ public struct SearchOptions: Sendable {
     public var algorithm: SearchAlgorithm = .maxscore
     /// The field to search; `nil` = the collection's only field (or the one named `vector`).
     public var field: String? = nil
-    /// Approximate: keep only this many query terms, the largest weights first (≥ 1).
+    /// Approximate: walk the posting lists of only this many query terms, the largest weights
+    /// first (≥ 1). The documents found are scored exactly with the whole query (see
+    /// ``candidates``), so every hit carries its true score.
     public var maxQueryTerms: Int? = nil
+    /// Approximate searches (``maxQueryTerms``): how many of the best documents the pruned
+    /// traversal finds are rescored exactly with the whole query, the best k of them returned
+    /// (k ≤ candidates ≤ 2^20; `nil` = k). More candidates recover documents that rank lower on
+    /// the walked terms than on the whole query: at 1 M documents, 10 query terms with 50
+    /// candidates find 87 % of the exact top-10, with 10 candidates 70 % (BENCHMARKS.md).
+    public var candidates: Int? = nil
     /// Approximate: prune documents whose score bound is below this factor times the current
     /// k-th score (1 = exact; 1.1–1.5 trades recall for speed, as PISA's and Seismic's heap factor).
     public var heapFactor: Float = 1
@@ -42,8 +50,9 @@ public struct SearchOptions: Sendable {
     /// Options with the given values; the defaults are an exact MaxScore top-10 with payloads.
     public init(
         k: Int = 10, algorithm: SearchAlgorithm = .maxscore, field: String? = nil, maxQueryTerms: Int? = nil, heapFactor: Float = 1,
-        maxActiveDims: Int? = nil, dimensions: Int? = nil, filter: Filter? = nil, includePayloads: Bool = true
+        maxActiveDims: Int? = nil, dimensions: Int? = nil, filter: Filter? = nil, includePayloads: Bool = true, candidates: Int? = nil
     ) {
+        self.candidates = candidates
         self.filter = filter
         self.k = k
         self.algorithm = algorithm
@@ -63,6 +72,9 @@ public struct SearchOptions: Sendable {
             throw SparseDBError(.invalidInput, "heapFactor must be a finite number ≥ 1, got \(heapFactor)")
         }
         if let m = maxQueryTerms, m < 1 { throw SparseDBError(.invalidInput, "maxQueryTerms must be at least 1, got \(m)") }
+        if let c = candidates, c < k || c > 1 << 20 {
+            throw SparseDBError(.invalidInput, "candidates must be between k (\(k)) and 2^20, got \(c)")
+        }
         if let m = maxActiveDims, m < 1 { throw SparseDBError(.invalidInput, "maxActiveDims must be at least 1, got \(m)") }
         if let d = dimensions, d < 1 { throw SparseDBError(.invalidInput, "dimensions must be at least 1, got \(d)") }
     }
@@ -231,6 +243,8 @@ extension VectorCollection {
     /// A query checked against its field and prepared as the engine takes it.
     struct PreparedQuery {
         var sparse = SparseVector()
+        /// The terms an approximate traversal walks (``SearchOptions/maxQueryTerms``); nil = all.
+        var traversal: SparseVector? = nil
         var dense: [Float] = []
     }
 
@@ -240,13 +254,13 @@ extension VectorCollection {
         switch (kind, query) {
         case (.sparse, .sparse(let v)), (.csr, .sparse(let v)):
             var q = v.droppingZeros()
-            if let limit = options.maxQueryTerms { q = q.keepingLargest(limit) }
             if let limit = options.maxActiveDims { q = q.keepingLargest(limit) }
             if let last = q.dimensions.last, last >= field.dimensions {
                 throw SparseDBError(
                     .invalidInput, "query dimension \(last) is out of range (field '\(field.name)' of '\(name)' has \(field.dimensions) dimensions)")
             }
             prepared.sparse = q
+            if let limit = options.maxQueryTerms, limit < q.count { prepared.traversal = q.keepingLargest(limit) }
         case (.dense, .dense(let v)):
             let d = options.dimensions ?? Int(field.dimensions)
             guard v.count == Int(field.dimensions) || v.count == d else {
@@ -276,7 +290,8 @@ extension VectorCollection {
             return try engine.searchSparse(
                 txn, record: record, field: field,
                 query: SparseQuery(
-                    vector: q.sparse, k: k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor),
+                    vector: q.sparse, k: k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor,
+                    traversalTerms: q.traversal, candidates: options.candidates),
                 deleted: deleted, allowed: allowed)
         }
         let flat = field.kind == FieldKind.dense.rawValue ? FlatQuery(dense: q.dense, k: k, dimensions: q.dense.count) : FlatQuery(sparse: q.sparse, k: k)

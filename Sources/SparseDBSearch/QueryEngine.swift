@@ -41,17 +41,28 @@ package struct ScoredDocument: Sendable, Equatable {
 
 /// One top-k query on a sparse field.
 package struct SparseQuery: Sendable {
+    /// The query: every hit's score is its exact dot product with this vector.
     package var vector: SparseVector
     package var k: Int
     package var algorithm: TraversalAlgorithm
     /// > 1 makes pruning approximate (see ``CandidateCollector``).
     package var heapFactor: Float
+    /// Approximate: the terms the traversal walks (the query's largest); nil = all of `vector`.
+    package var traversalTerms: SparseVector?
+    /// How many of the traversal's best documents are rescored exactly with `vector`, the best
+    /// k of them returned (≥ k; more than k only helps when the traversal walks fewer terms).
+    package var candidates: Int
 
-    package init(vector: SparseVector, k: Int, algorithm: TraversalAlgorithm, heapFactor: Float = 1) {
+    package init(
+        vector: SparseVector, k: Int, algorithm: TraversalAlgorithm, heapFactor: Float = 1, traversalTerms: SparseVector? = nil,
+        candidates: Int? = nil
+    ) {
         self.vector = vector
         self.k = k
         self.algorithm = algorithm
         self.heapFactor = heapFactor
+        self.traversalTerms = traversalTerms
+        self.candidates = max(k, candidates ?? k)
     }
 }
 
@@ -93,9 +104,10 @@ package final class QueryEngine: Sendable {
         let codec = codecs.checkOut()
         defer { codecs.checkIn(codec) }
         let source = BlockSource(lender: txn.lender(txn.table(.postingBlock)), collection: c, field: f, codec: codec, cache: cache)
+        let walked = query.traversalTerms ?? q
         var cursors: [TermCursor] = []
-        cursors.reserveCapacity(q.count)
-        for (term, weight) in zip(q.dimensions, q.weights) where weight > 0 {
+        cursors.reserveCapacity(walked.count)
+        for (term, weight) in zip(walked.dimensions, walked.weights) where weight > 0 {
             let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
             // Term statistics change with every write that touches the term; the collection's
             // generation changes with every write, so a value known for this generation is this
@@ -136,7 +148,7 @@ package final class QueryEngine: Sendable {
                 return (Array(scored.prefix(query.k)), stats)
             }
         }
-        let collector = CandidateCollector(k: query.k, deleted: deleted, allowed: allowed, thresholdFactor: query.heapFactor)
+        let collector = CandidateCollector(k: query.candidates, deleted: deleted, allowed: allowed, thresholdFactor: query.heapFactor)
         try Traversal.run(query.algorithm, cursors: cursors, collector: collector)
         var stats = QueryStatistics()
         stats.terms = cursors.count
@@ -149,8 +161,16 @@ package final class QueryEngine: Sendable {
         stats.documentsScored = collector.documentsScored
         let survivors = collector.survivors()
         stats.candidatesRescored = survivors.count
-        let scored = try rescore(txn, collection: c, field: f, query: q, documents: survivors)
-        return (Array(scored.prefix(query.k)), stats)
+        guard let pruned = query.traversalTerms else {
+            let scored = try rescore(txn, collection: c, field: f, query: q, documents: survivors)
+            return (Array(scored.prefix(query.k)), stats)
+        }
+        // The candidates are the best `candidates` documents by the pruned query's exact score
+        // (ties by internal id, as everywhere), then ranked by the whole query's: both scores
+        // from one read of each row.
+        let both = try rescore(txn, collection: c, field: f, query: pruned, documents: survivors, alsoScoring: q)
+        let chosen = both.prefix(query.candidates).map { ScoredDocument(document: $0.document, score: $0.second) }
+        return (Array(chosen.sorted(by: ScoredDocument.ranksBefore).prefix(query.k)), stats)
     }
 
     /// Exact scores of `documents` from their forward rows (checksums checked), best first.
@@ -182,6 +202,39 @@ package final class QueryEngine: Sendable {
             }
         }
         scored.sort(by: ScoredDocument.ranksBefore)
+        return scored
+    }
+
+    /// Exact scores of `documents` for `query` (best first, as ``rescore(_:collection:field:query:documents:skippingAbsentRows:)``)
+    /// and, from the same read of each row, for `second`.
+    func rescore(
+        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32], alsoScoring second: SparseVector
+    ) throws -> [(document: UInt32, score: Double, second: Double)] {
+        var scored: [(document: UInt32, score: Double, second: Double)] = []
+        scored.reserveCapacity(documents.count)
+        let rows = txn.table(.forwardRow)
+        try q.dimensions.withUnsafeBufferPointer { qd in
+            try q.weights.withUnsafeBufferPointer { qw in
+                try second.dimensions.withUnsafeBufferPointer { sd in
+                    try second.weights.withUnsafeBufferPointer { sw in
+                        for doc in documents {
+                            let s = try Keys.withForwardRow(c, f, doc) { k in
+                                try txn.withValue(rawKey: k, in: rows) { b throws -> (Double, Double) in
+                                    guard let b else { throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)") }
+                                    let row = try Records.checkedForwardRow(key: k, b)
+                                    return (
+                                        try Records.dot(queryDimensions: qd, queryWeights: qw, row: row),
+                                        try Records.dot(queryDimensions: sd, queryWeights: sw, row: row)
+                                    )
+                                }
+                            }
+                            scored.append((doc, s.0, s.1))
+                        }
+                    }
+                }
+            }
+        }
+        scored.sort { ScoredDocument.ranksBefore(ScoredDocument(document: $0.document, score: $0.score), ScoredDocument(document: $1.document, score: $1.score)) }
         return scored
     }
 

@@ -35,7 +35,8 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Hits per query (≥ 1).") var k: Int = 10
     @Option(help: "exhaustive | maxscore | wand | bmw.") var algorithm: SearchAlgorithm = .maxscore
     @Option(help: "The field to search (default: the collection's only field).") var field: String?
-    @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: walk only the lists of this many largest query weights (≥ 1); hits are still scored with the whole query.") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: rescore this many of the pruned search's best documents with the whole query (k ... 2^20; default k).") var candidates: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
     @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
     @Option(name: .customLong("flat-cache-mb"), parsing: .unconditional, help: "MiB of decoded flat rows kept between queries (default 1024; 0 = decode every scan).")
@@ -61,6 +62,7 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if k < 1 { throw ValidationError("--k must be at least 1, got \(k)") }
         if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
+        if let c = candidates, c < k || c > 1 << 20 { throw ValidationError("--candidates must be between --k (\(k)) and 2^20, got \(c)") }
         if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1 ... 1024, got \(threads)") }
         if batch < 1 || batch > 65_536 { throw ValidationError("--batch must be 1 ... 65536, got \(batch)") }
@@ -75,11 +77,17 @@ struct BenchCommand: ParsableCommand {
         if let m = postingCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--cache-mb must be 0 ... 2^30, got \(m)") }
     }
 
+    @Flag(inversion: .prefixedNo, help: "Approximate settings: also run each query exactly (untimed) and report recall@k against it.")
+    var recall = true
+
     var options: SearchOptions {
         SearchOptions(
             k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) },
-            includePayloads: payloads)
+            includePayloads: payloads, candidates: candidates)
     }
+
+    /// Whether these options may return other hits than an exact search.
+    var isExact: Bool { maxQueryTerms == nil && heapFactor == 1 }
 
     func run() throws {
         try reportingErrors {
@@ -179,7 +187,8 @@ struct BenchCommand: ParsableCommand {
                 "max_query_terms": maxQueryTerms.map { $0 as Any } ?? NSNull(),
                 "heap_factor": Double(heapFactor),
                 "filter": filter ?? NSNull(),
-                "exact": maxQueryTerms == nil && heapFactor == 1,
+                "exact": isExact,
+                "candidates": candidates.map { $0 as Any } ?? NSNull(),
                 "cold": cold,
                 "drop_os_cache": dropOsCache,
                 "warmup": warmup && !cold,
@@ -198,6 +207,25 @@ struct BenchCommand: ParsableCommand {
                 "cpus_allowed": cpusAllowed(),
             ]
             report["statistics"] = stats.report(queries: total)
+            if !isExact && recall {
+                // Recall@k of the last pass against an exact search of the same query (untimed,
+                // after the measurement); a hit scoring at least the exact k-th score counts, so
+                // a tie at the cut-off is a hit.
+                var exactOptions = opts
+                exactOptions.maxQueryTerms = nil
+                exactOptions.heapFactor = 1
+                exactOptions.candidates = nil
+                exactOptions.includePayloads = false
+                var found = 0
+                var wanted = 0
+                for (qi, q) in queries.enumerated() {
+                    let exact = try coll.search(q.vector, options: exactOptions).hits
+                    guard let kth = exact.last?.score else { continue }
+                    wanted += exact.count
+                    found += min(exact.count, (hits[qi] ?? []).filter { $0.score >= kth - abs(kth) * 1e-9 }.count)
+                }
+                report["recall_at_k"] = wanted > 0 ? Double(found) / Double(wanted) : 1.0
+            }
             if let run = runFile {
                 var out = ""
                 for (qi, q) in queries.enumerated() {

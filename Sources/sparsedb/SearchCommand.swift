@@ -18,7 +18,8 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "trec | jsonl | text (readable, with payload snippets).") var format: OutputFormat = .trec
     @Option(help: "Model folder or 'default' for text queries (default: the field's own encoder).") var model: String?
     @Flag(help: "Accept a --model different from the one the field was built with.") var allowModelMismatch = false
-    @Option(parsing: .unconditional, help: "Approximate: keep only this many largest query weights (≥ 1).") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: walk only the lists of this many largest query weights (≥ 1); hits are still scored with the whole query.") var maxQueryTerms: Int?
+    @Option(parsing: .unconditional, help: "Approximate: rescore this many of the pruned search's best documents with the whole query (k ... 2^20; default k).") var candidates: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
     @Option(parsing: .unconditional, help: "CSR fields: keep only the query's K largest entries.") var maxActiveDims: Int?
     @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
@@ -45,6 +46,7 @@ struct SearchCommand: ParsableCommand {
         if given != 1 { throw ValidationError("give exactly one of --query, --queries or --query-vectors") }
         if k < 1 { throw ValidationError("--k must be at least 1, got \(k)") }
         if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
+        if let c = candidates, c < k || c > 1 << 20 { throw ValidationError("--candidates must be between --k (\(k)) and 2^20, got \(c)") }
         if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
         if tag.contains(where: \.isWhitespace) || tag.isEmpty { throw ValidationError("--tag must be one word") }
         if let query, query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--query is empty") }
@@ -61,7 +63,7 @@ struct SearchCommand: ParsableCommand {
     var options: SearchOptions {
         SearchOptions(
             k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, maxActiveDims: maxActiveDims,
-            dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) })
+            dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) }, candidates: candidates)
     }
 
     func parsedWeights() throws -> [String: Double] {

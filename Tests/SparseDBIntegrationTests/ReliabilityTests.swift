@@ -310,6 +310,10 @@ import Glibc
             #expect(r.status != 0 && r.err.contains("--k must be at least 1"), "\(r.err)")
             r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", file, "--max-query-terms", "0"])
             #expect(r.status != 0 && r.err.contains("--max-query-terms"), "\(r.err)")
+            for bad in ["5", "1048577", "x"] {
+                r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", file, "--max-query-terms", "2", "--candidates", bad])
+                #expect(r.status != 0 && r.err.contains("--candidates"), "\(bad): \(r.err)")
+            }
             r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query", "  "])
             #expect(r.status != 0 && r.err.contains("empty"), "\(r.err)")
             for flag in ["--vectors", "--corpus"] {

@@ -47,18 +47,19 @@ SPARSEDB_FULL = [
     dict(algorithm="maxscore", heap_factor=1.1), dict(algorithm="maxscore", heap_factor=1.2), dict(algorithm="maxscore", heap_factor=1.5),
     dict(algorithm="maxscore", heap_factor=2.0),
     dict(algorithm="bmw", heap_factor=1.2), dict(algorithm="bmw", heap_factor=1.5), dict(algorithm="bmw", heap_factor=2.0),
-    dict(algorithm="maxscore", max_query_terms=40), dict(algorithm="maxscore", max_query_terms=20), dict(algorithm="maxscore", max_query_terms=10),
-    dict(algorithm="maxscore", max_query_terms=20, heap_factor=1.2), dict(algorithm="maxscore", max_query_terms=10, heap_factor=1.5),
+    dict(algorithm="maxscore", max_query_terms=10, candidates=50), dict(algorithm="maxscore", max_query_terms=15, candidates=50),
+    dict(algorithm="maxscore", max_query_terms=20, candidates=50), dict(algorithm="maxscore", max_query_terms=20, candidates=100),
+    dict(algorithm="maxscore", max_query_terms=10),
     dict(algorithm="maxscore", threads=2), dict(algorithm="maxscore", cold=True),
 ]
 SPARSEDB_QUICK = [
     dict(algorithm="exhaustive"), dict(algorithm="maxscore"), dict(algorithm="wand"), dict(algorithm="bmw"),
-    dict(algorithm="maxscore", heap_factor=1.5), dict(algorithm="maxscore", max_query_terms=10),
+    dict(algorithm="maxscore", heap_factor=1.5), dict(algorithm="maxscore", max_query_terms=10, candidates=50),
 ]
 PISA_ALGORITHMS = ["maxscore", "block_max_maxscore", "block_max_wand"]
 # Seismic: build configurations (its knobs; n_postings = postings kept per list on average) and
 # the search settings run on each.
-SEISMIC_FULL_BUILDS = [dict(n_postings=1000, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15)]
+SEISMIC_FULL_BUILDS = [dict(n_postings=n, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15) for n in (1000, 3000, 6000)]
 SEISMIC_FULL_SEARCHES = [dict(query_cut=5, heap_factor=0.9), dict(query_cut=10, heap_factor=0.9), dict(query_cut=10, heap_factor=0.8),
                          dict(query_cut=20, heap_factor=0.7)]
 SEISMIC_QUICK_BUILDS = [dict(n_postings=150, centroid_fraction=0.1, summary_energy=0.4, max_fraction=1.5, doc_cut=15)]
@@ -242,9 +243,11 @@ class Harness:
             algo = s["algorithm"]
             hf = s.get("heap_factor")
             mqt = s.get("max_query_terms")
+            cand = s.get("candidates")
             threads = s.get("threads", 1)
             cold = s.get("cold", False)
-            label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if threads == 1 else " %d threads" % threads) \
+            label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if cand is None else " c=%d" % cand) \
+                + ("" if threads == 1 else " %d threads" % threads) \
                 + (" cold" if cold else "") + ("" if s.get("cache_mb") is None else " cache=%dMiB" % s["cache_mb"])
             tag = label.replace(" ", "_").replace("=", "")
             runf = os.path.join(base, "run-%s.jsonl" % tag)
@@ -254,6 +257,10 @@ class Harness:
                 cmd += ["--heap-factor", str(hf)]
             if mqt is not None:
                 cmd += ["--max-query-terms", str(mqt)]
+            if cand is not None:
+                cmd += ["--candidates", str(cand)]
+            if hf is not None or mqt is not None:
+                cmd += ["--no-recall"]  # recall is computed here, against the ground truth
             if cold:
                 cmd += ["--cold"]
             if s.get("cache_mb") is not None:
@@ -268,7 +275,7 @@ class Harness:
             r = json.loads(text)
             st = r["statistics"]["mean_per_query"]
             row = {"engine": "sparsedb", "setting": label, "algorithm": algo, "exact": r["exact"], "threads": threads, "cold": cold,
-                   "params": {"heap_factor": hf, "max_query_terms": mqt},
+                   "params": {"heap_factor": hf, "max_query_terms": mqt, "candidates": cand},
                    "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"], **cpu_fields(r),
                    "index_bytes": b["index_bytes"], "build_s": b["build_s"], "build_peak_rss_bytes": b["build_peak_rss_bytes"],
                    "search_peak_rss_bytes": rss, "load_average_1m": [r["load_average_1m"]["start"], r["load_average_1m"]["end"]],
@@ -483,7 +490,7 @@ def main():
     ap.add_argument("--build-only", action="store_true", help="build the indexes, run no queries (then --reuse)")
     ap.add_argument("--no-swift-build", action="store_true")
     ap.add_argument("--batch-size", type=int, default=100000, help="SparseDB ingest batch (documents per transaction)")
-    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, threads, cold, cache_mb}")
+    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, candidates, threads, cold, cache_mb}")
     ap.add_argument("--pisa-algorithms", help="comma-separated subset of %s" % ",".join(PISA_ALGORITHMS))
     ap.add_argument("--pisa-inverter", choices=["numpy", "toks"], default="numpy")
     ap.add_argument("--seismic-builds", help="JSON list of build configurations")
