@@ -236,6 +236,17 @@ _ALGORITHM_CODES = dict(ALGORITHMS)
 _unpack_header = _HEADER.unpack_from
 
 
+def _fast_search_rest(s, result) -> Optional[List[Hit]]:
+    """What _fastpath.search's answer other than a list of hits means (see _fastpath.c): None,
+    the query does not pack (None: the general path); False, the hits need parse_hits; a
+    status, the call failed (its error is raised)."""
+    if result is None:
+        return None
+    if result is False:
+        return parse_hits(s)
+    raise_error(result, s.error())
+
+
 def _algorithm(algorithm: str) -> int:
     try:
         return ALGORITHMS[algorithm]
@@ -637,9 +648,24 @@ class Collection:
             names = self._sparse_names.get(field) if field is None or type(field) is str else None
             code = _ALGORITHM_CODES.get(algorithm) if type(algorithm) is str else None
             if names is not None and code is not None:
-                hits = self._search_one(queries, k, code, 0, heap_factor, 0 if with_payload else SEARCH_NO_PAYLOADS, names[1], filter)
-                if hits is not None:
-                    return hits
+                flags = 0 if with_payload else SEARCH_NO_PAYLOADS
+                s = owner_buffers if get_ident() == _owner_thread else buffers()
+                if (
+                    filter is None and fast_search is not None and len(queries) <= s.entries
+                    and (self._address, names[1], k, 0, heap_factor, code, flags, 0) == s.head
+                ):
+                    # _search_one's C path without its call: this thread's request already holds
+                    # these options and has room for the query (else _search_one writes them).
+                    hits = fast_search(queries, search_call_address, s.request_address, s.dimensions_address, s.weights_address,
+                                       s.entries, s.output_address, Hit)
+                    if type(hits) is list:
+                        return hits
+                    if hits is not None:  # None: the query does not pack; the general path below says why
+                        return _fast_search_rest(s, hits)
+                else:
+                    hits = self._search_one(queries, k, code, 0, heap_factor, flags, names[1], filter)
+                    if hits is not None:
+                        return hits
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
@@ -698,11 +724,7 @@ class Collection:
             hits = fast_search(query, search_call_address, s.request_address, s.dimensions_address, s.weights_address, s.entries,
                                s.output_address, Hit)
             del parsed
-            if type(hits) is list or hits is None:
-                return hits
-            if hits is False:
-                return parse_hits(s)
-            raise_error(hits, s.error())
+            return hits if type(hits) is list else _fast_search_rest(s, hits)
         try:
             # n and the dimensions, then the weights: one C call each, which checks them as
             # uint32 and float (struct.error or OverflowError otherwise) without a Python loop.
