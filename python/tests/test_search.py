@@ -257,3 +257,30 @@ def test_one_dict_query_with_options_changing_on_every_call(tmp_path, one_query_
         for hits, expected, options, with_payloads, i in here + there + growing:
             assert_top_k(hits, expected, options["k"], f"query {i} ({len(queries[i])} entries) {options}")
             assert [h.payload for h in hits] == [{"i": int(h.id[1:])} if with_payloads else None for h in hits]
+
+
+def test_one_dict_query_whose_keys_change_the_dict(tmp_path, one_query_path):
+    """Keys whose __index__ deletes entries of the very dict being searched: no crash, and the
+    search answers the dict as it is after the conversion (the general path's answer)."""
+
+    class Shrinking:
+        def __init__(self, value):
+            self.value = value
+
+        def __index__(self):
+            victim.pop(7, None)
+            return self.value
+
+        def __hash__(self):
+            return hash(self.value)
+
+        def __eq__(self, other):
+            return self.value == other
+
+    with sparsedb.Database(tmp_path / "db") as db:
+        c = db.create_collection("c", dimensions=10)
+        c.upsert(["a", "b"], [{1: 1.0, 7: 2.0}, {2: 1.0}])
+        victim = {Shrinking(1): 1.0, 7: 1.0, Shrinking(2): 0.5}
+        hits = c.search(victim)
+        assert 7 not in victim
+        assert hits == c.search({1: 1.0, 2: 0.5})

@@ -90,8 +90,14 @@ static PyObject *search(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t pos = 0, i = 0;
     PyObject *key, *value;
     while (PyDict_Next(query, &pos, &key, &value)) {
-        /* i < n: an __index__ or __float__ that grows the dict cannot write past the buffer. */
-        if (i >= n || !dimension(key, &dims[i]) || !weight(value, &weights[i])) {
+        /* i < n: an __index__ or __float__ that grows the dict cannot write past the buffer; and
+         * the key and value are held while such code runs, should it delete them from the dict. */
+        Py_INCREF(key);
+        Py_INCREF(value);
+        int packed = i < n && dimension(key, &dims[i]) && weight(value, &weights[i]);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (!packed) {
             PyErr_Clear();
             Py_RETURN_NONE;  /* struct.error, OverflowError or TypeError in the Python path */
         }
