@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 try:  # setuptools >= 70.1 ships bdist_wheel itself
@@ -63,15 +63,16 @@ class build_swift_then_py(build_py):
 
 
 class platform_wheel(bdist_wheel):
-    """The wheel holds a native library but no CPython extension: py3-none-<platform>."""
+    """The wheel holds a native library and the optional CPython extension `_fastpath` (built
+    for the interpreter that builds the wheel): tagged for that interpreter and platform."""
 
     def finalize_options(self):
         super().finalize_options()
         self.root_is_pure = False
 
-    def get_tag(self):
-        _, _, platform = super().get_tag()
-        return "py3", "none", platform
 
+# The one-query search path in C (src/sparsedb/_fastpath.c). Optional: without a C compiler or
+# Python's headers the build goes on without it, and the package takes the same path in Python.
+fastpath = Extension("sparsedb._fastpath", ["src/sparsedb/_fastpath.c"], optional=True, extra_compile_args=["-O2"])
 
-setup(cmdclass={"build_py": build_swift_then_py, "bdist_wheel": platform_wheel})
+setup(cmdclass={"build_py": build_swift_then_py, "bdist_wheel": platform_wheel}, ext_modules=[fastpath])

@@ -619,37 +619,64 @@ public func sdb_collection_search_into(
     _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ filter: OpaquePointer?,
     _ buffer: UnsafeMutableRawPointer?, _ capacity: Int64, _ error: ErrorOut
 ) -> Int32 {
-    guarded(error) {
-        let c: VectorCollection = try borrow(collection, "collection")
-        guard let buffer else { throw CAPIError.invalid("result buffer is null") }
-        guard capacity >= 48 else { throw CAPIError.invalid("result buffer capacity must be at least 48 bytes, got \(capacity)") }
-        guard let query else { throw CAPIError.invalid("query is null") }
-        let m = try MatrixArgument(query, index: 0)
-        var args = try searchArguments(options, field: m.field, allowing: searchTimeEngine)
-        let timed = options.map { $0.load(fromByteOffset: 56, as: UInt32.self) & searchTimeEngine != 0 } ?? false
-        if let filter {
-            guard args.options.filter == nil else { throw CAPIError.invalid("give a filter handle or options->filter_json, not both") }
-            args.options.filter = Unmanaged<FilterBox>.fromOpaque(UnsafeRawPointer(filter)).takeUnretainedValue().filter
-        }
-        // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
-        // messages); no thread fan-out, no result array: one query is searched on this thread.
-        guard m.present?[0] != 0 else {
-            buffer.initializeMemory(as: Int64.self, repeating: 0, count: 6)
-            return
-        }
-        let q = try m.row(0, of: 1, label: { "query \($0)" })
-        let start = timed ? threadCPUNanoseconds() : 0
-        let hits = try c.search(q, options: args.options).hits
-        let engine = timed ? threadCPUNanoseconds() - start : 0
-        let layout = HitsLayout(hits)
-        if layout.size <= capacity {
-            layout.write(hits, engineNanoseconds: engine, to: buffer)
-        } else {
-            // Too large for the caller's buffer: hand over a result object instead (rare: many or
-            // large payloads), so that the search is never run twice.
-            buffer.storeBytes(of: Int64(-1), toByteOffset: 0, as: Int64.self)
-            buffer.storeBytes(of: Int64(layout.size), toByteOffset: 8, as: Int64.self)
-            buffer.storeBytes(of: retain(ResultsBox([SearchResult(hits: hits)])), toByteOffset: 16, as: OpaquePointer.self)
-        }
+    guarded(error) { try searchInto(collection, query, options, filter, buffer, capacity) }
+}
+
+/// `sdb_search_call`'s layout (sparsedb.h): seven 8-byte fields, then a reserved one.
+enum SearchCallLayout {
+    static let collection = 0, query = 8, options = 16, filter = 24, buffer = 32, capacity = 40, error = 48
+}
+
+@_cdecl("sdb_collection_search_call")
+public func sdb_collection_search_call(_ call: UnsafeMutableRawPointer?) -> Int32 {
+    guard let call else { return Status.invalidInput }
+    let error = (call + SearchCallLayout.error).assumingMemoryBound(to: OpaquePointer?.self)
+    return guarded(error) {
+        try searchInto(
+            call.load(fromByteOffset: SearchCallLayout.collection, as: OpaquePointer?.self),
+            call.load(fromByteOffset: SearchCallLayout.query, as: UnsafeRawPointer?.self),
+            call.load(fromByteOffset: SearchCallLayout.options, as: UnsafeRawPointer?.self),
+            call.load(fromByteOffset: SearchCallLayout.filter, as: OpaquePointer?.self),
+            call.load(fromByteOffset: SearchCallLayout.buffer, as: UnsafeMutableRawPointer?.self),
+            call.load(fromByteOffset: SearchCallLayout.capacity, as: Int64.self))
+    }
+}
+
+/// The body of `sdb_collection_search_into` and `sdb_collection_search_call`.
+@inline(__always)
+func searchInto(
+    _ collection: OpaquePointer?, _ query: UnsafeRawPointer?, _ options: UnsafeRawPointer?, _ filter: OpaquePointer?,
+    _ buffer: UnsafeMutableRawPointer?, _ capacity: Int64
+) throws {
+    let c: VectorCollection = try borrow(collection, "collection")
+    guard let buffer else { throw CAPIError.invalid("result buffer is null") }
+    guard capacity >= 48 else { throw CAPIError.invalid("result buffer capacity must be at least 48 bytes, got \(capacity)") }
+    guard let query else { throw CAPIError.invalid("query is null") }
+    let m = try MatrixArgument(query, index: 0)
+    var args = try searchArguments(options, field: m.field, allowing: searchTimeEngine)
+    let timed = options.map { $0.load(fromByteOffset: 56, as: UInt32.self) & searchTimeEngine != 0 } ?? false
+    if let filter {
+        guard args.options.filter == nil else { throw CAPIError.invalid("give a filter handle or options->filter_json, not both") }
+        args.options.filter = Unmanaged<FilterBox>.fromOpaque(UnsafeRawPointer(filter)).takeUnretainedValue().filter
+    }
+    // One row, read as sdb_collection_search_matrix reads its rows (the same checks and
+    // messages); no thread fan-out, no result array: one query is searched on this thread.
+    guard m.present?[0] != 0 else {
+        buffer.initializeMemory(as: Int64.self, repeating: 0, count: 6)
+        return
+    }
+    let q = try m.row(0, of: 1, label: { "query \($0)" })
+    let start = timed ? threadCPUNanoseconds() : 0
+    let hits = try c.search(q, options: args.options).hits
+    let engine = timed ? threadCPUNanoseconds() - start : 0
+    let layout = HitsLayout(hits)
+    if layout.size <= capacity {
+        layout.write(hits, engineNanoseconds: engine, to: buffer)
+    } else {
+        // Too large for the caller's buffer: hand over a result object instead (rare: many or
+        // large payloads), so that the search is never run twice.
+        buffer.storeBytes(of: Int64(-1), toByteOffset: 0, as: Int64.self)
+        buffer.storeBytes(of: Int64(layout.size), toByteOffset: 8, as: Int64.self)
+        buffer.storeBytes(of: retain(ResultsBox([SearchResult(hits: hits)])), toByteOffset: 16, as: OpaquePointer.self)
     }
 }

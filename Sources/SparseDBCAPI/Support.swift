@@ -133,9 +133,10 @@ enum Input {
         return s
     }
 
-    static func optionalString(_ pointer: UnsafePointer<CChar>?, _ what: String) throws -> String? {
+    /// `what` is only built when the string is there (a search passes "field name \(i)").
+    static func optionalString(_ pointer: UnsafePointer<CChar>?, _ what: @autoclosure () -> String) throws -> String? {
         guard pointer != nil else { return nil }
-        return try string(pointer, what)
+        return try string(pointer, what())
     }
 
     /// A count the caller passed: not negative.

@@ -31,7 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE = re.compile(r"\$s8SparseDB16VectorCollectionC6search_7optionsAA12SearchResultVAA05FieldC0O_AA0G7OptionsVtKF \[")
-CALL = re.compile(r"sdb_collection_search_intoys5Int32Vs13OpaquePointerVSg_SVSgAhGSvSgs5Int64VSpyAGGSgtF \[")
+# The C entry the one-query path calls: sdb_collection_search_call (ABI 4), or, in a package of ABI 3,
+# sdb_collection_search_into (the function itself, not its closure).
+CALL = re.compile(r"SparseDBCAPI\d+sdb_collection_search_(?:call|into)y\S*F \[")
 
 # The measured process: opens the database, warms up, then `passes` passes of `mode`.
 CHILD = r'''
@@ -62,7 +64,7 @@ loop(c.search if mode == "python" else operator.is_, passes)
 
 
 def callgrind(command, env, tmp: Path):
-    """(total instructions, the engine's inclusive instructions, sdb_collection_search_into's)."""
+    """(total instructions, the engine's inclusive instructions, the C entry's (CALL))."""
     out = tmp / "callgrind.out"
     r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
                        capture_output=True, text=True, env=env)
@@ -101,7 +103,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sparsedb-instructions-") as name:
         tmp = Path(name)
         lib = tmp / "libSparseDBC.so"
-        shutil.copy(Path(sparsedb.__file__).with_name("libSparseDBC.so"), lib)
+        shutil.copy(os.environ.get("SPARSEDB_LIBRARY") or Path(sparsedb.__file__).with_name("libSparseDBC.so"), lib)
         cli = tmp / "sparsedb"
         shutil.copy(args.cli, cli)
         subprocess.run(["strip", "-g", str(lib), str(cli)], check=True)
@@ -117,7 +119,7 @@ def main():
         print(f"{args.collection}: {n_queries} queries, k=10, maxscore; instructions per query over {args.passes} warm passes")
         print()
         print("| collection | `sparsedb bench`: all | of which the engine | Python `search(dict)`: all | of which the engine "
-              "| of which `sdb_collection_search_into` outside the engine | Python layer (all − engine − loop) |")
+              "| of which the C entry (`sdb_collection_search_call`) outside the engine | Python layer (all − engine − loop) |")
         print("|---|---|---|---|---|---|---|")
         for coll in args.collections.split(","):
             bench = [str(cli), "bench", "--db", str(db_path), "--collection", coll, "--query-vectors", str(query_file),

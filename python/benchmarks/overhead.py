@@ -16,8 +16,9 @@ query timed alone):
           pays, timed the same way (the list is released after the clock reads, as bench's);
           "python fresh": the same with each query dict built right before its call (as from
           an encoder), so that its objects are in the caches;
-- bare:   the C call Python makes for one dict query (sdb_collection_search_into), from Python,
-          on a request packed beforehand: engine + C layer + one ctypes call;
+- bare:   the C call the package makes for one dict query (sdb_collection_search_call), from
+          Python through ctypes (as its pure-Python path does; the C fast path calls it without
+          ctypes), on a request packed beforehand: engine + C layer + one ctypes call;
 - filtered: the same three with filter={"year": {"gte": 2000}} (about half the documents);
 - paired: Collection.search's one-query path with SDB_SEARCH_TIME_ENGINE, which reports the
           engine's own thread CPU time inside the same call: the layer's cost per query measured
@@ -57,15 +58,15 @@ import scipy.sparse
 import sparsedb
 import sparsedb.database
 from sparsedb._convert import filter_json
-from sparsedb._lib import QUERY_AT, SEARCH_TIME_ENGINE, _HEAD, buffers, search_into_raw
-from sparsedb._results import parse_hits
+from sparsedb._lib import QUERY_AT, SEARCH_TIME_ENGINE, _HEAD, buffers, search_call_address, search_call_raw
+from sparsedb._results import Hit, parse_hits
 from sparsedb.database import _ParsedFilter, _algorithm
 
 from _data import TINY, build_database, load  # this folder (the script's) is on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 FILTER = {"year": {"gte": 2000}}
-ENGINE_NS = struct.Struct("=q")  # header[4] of sdb_collection_search_into's buffer
+ENGINE_NS = struct.Struct("=q")  # header[4] of sdb_collection_search_call's buffer
 STATS = ("wall mean", "wall p50", "CPU mean", "CPU p50")
 
 
@@ -86,10 +87,11 @@ def bench_cli(cli: Path, db: Path, queries: Path, algorithm: str, repeat: int, c
 
 
 class Request:
-    """A packed sdb_collection_search_into request for one query (the layout Collection.search
-    uses), in its own buffer, made once: the bare call then times the C call alone."""
+    """A packed sdb_collection_search_call request for one query (the layout Collection.search
+    uses: the call block, the matrix, the options, the query), in its own buffer, made once: the
+    bare call then times the C call alone. Its hits go to the thread's output buffer ``s``."""
 
-    def __init__(self, query: dict, algorithm: int, filter=None, present: bool = True):
+    def __init__(self, collection, s, query: dict, algorithm: int, filter=None, present: bool = True):
         n = len(query)
         size = QUERY_AT + 8 + 8 * n + 8
         self.buffer = bytearray(size)
@@ -97,16 +99,18 @@ class Request:
         base = ctypes.addressof(self.pin)
         # The filter parsed once, as Collection.search keeps the last ones (sdb_filter).
         self.filter = None if filter is None else _ParsedFilter(filter_json(filter))
-        self.filter_pointer = None if filter is None else self.filter.pointer
         flags_address = base + size - 8  # one present flag, for the "crossing" component (no search)
         self.buffer[size - 8] = 1 if present else 0
-        _HEAD.pack_into(self.buffer, 0, 0, base + QUERY_AT - 8, base + QUERY_AT + 8, base + QUERY_AT + 8 + 4 * n,
-                        0 if present else flags_address, 0, 10, 0, 0, 0, 1.0, 0, algorithm, 1, 0, 0, 0)
+        _HEAD.pack_into(self.buffer, 0, collection._address, base + 64, base + 112, 0 if filter is None else self.filter.address,
+                        s.output_address, s.output_size, 0, 0,
+                        0, base + QUERY_AT - 8, base + QUERY_AT + 8, base + QUERY_AT + 8 + 4 * n, 0 if present else flags_address, 0,
+                        10, 0, 0, 0, 1.0, 0, algorithm, 1, 0, 0, 0)
         struct.pack_into(f"=q{n}I{n}f", self.buffer, QUERY_AT, n, *query, *query.values())
-        self.matrix = base
-        self.options = base + 48
-        self.matrix_ref = ctypes.byref(self.pin)
-        self.options_ref = ctypes.byref(self.pin, 48)
+        self.ref = ctypes.byref(self.pin)
+        self.address = base
+        self.dimensions_address = base + QUERY_AT + 8
+        self.weights_address = base + QUERY_AT + 8 + 4 * n
+        self.entries = n
 
 
 def python_latencies(c, queries, algorithm: str, repeat: int, ready=lambda: None):
@@ -117,7 +121,6 @@ def python_latencies(c, queries, algorithm: str, repeat: int, ready=lambda: None
         c.search(q, k=10, algorithm=algorithm)
         c.search(q, k=10, algorithm=algorithm, filter=FILTER)
     s = buffers()
-    handle = c._handle
     clock = time.perf_counter_ns
     cpu = time.thread_time_ns
     paths = {name: ([], []) for name in ("bare", "python", "python fresh", "bare filtered", "python filtered", "paired", "paired engine")}
@@ -127,13 +130,12 @@ def python_latencies(c, queries, algorithm: str, repeat: int, ready=lambda: None
     # cycled through like bench's queries, are not (a dict of 53 entries spans ~70 cache lines,
     # bench's query 7).
     compact = [(array("I", q), array("f", q.values())) for q in queries]
-    plain = [Request(q, algo) for q in queries]
-    filtered = [Request(q, algo, FILTER) for q in queries]
+    plain = [Request(c, s, q, algo) for q in queries]
+    filtered = [Request(c, s, q, algo, FILTER) for q in queries]
     search = c.search
 
-    def bare(request):  # the call as Collection.search makes it (same function object, same argument kinds)
-        return search_into_raw(handle, request.matrix_ref, request.options_ref, request.filter_pointer, s.output_pointer,
-                               s.output_capacity, s.err_ref)
+    def bare(request):  # sdb_collection_search_call through ctypes, as the package's pure-Python path makes it
+        return search_call_raw(request.ref)
 
     field_address = c._sparse_names[None][1]
 
@@ -301,7 +303,7 @@ def latency_rounds(args, cli: Path, db_path: Path, query_file: Path, collection:
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     for name, label in (("bench", "`sparsedb bench` (Swift, in-process `VectorCollection.search`)"),
-                        ("bare", "bare `sdb_collection_search_into` call from Python (request packed beforehand)"),
+                        ("bare", "bare `sdb_collection_search_call` ctypes call from Python (request packed beforehand)"),
                         ("python", "Python `collection.search(dict, k=10)` → list of Hit")):
         row(label, median(name), best(name))
     row("**overhead: Python − `sparsedb bench`** (per round)", diff("python", "bench"))
@@ -310,7 +312,7 @@ def latency_rounds(args, cli: Path, db_path: Path, query_file: Path, collection:
     row("Python, each query dict built just before its call (as from an encoder)", median("python fresh"), best("python fresh"))
     row("**overhead with such fresh dicts: Python − `sparsedb bench`** (per round)", diff("python fresh", "bench"))
     row("filtered (`year >= 2000`): `sparsedb bench --filter`", median("bench filtered"), best("bench filtered"))
-    row("filtered: bare `sdb_collection_search_into`", median("bare filtered"), best("bare filtered"))
+    row("filtered: bare `sdb_collection_search_call`", median("bare filtered"), best("bare filtered"))
     row("filtered: Python `collection.search(dict, k=10, filter=...)`", median("python filtered"), best("python filtered"))
     row("**filtered overhead: Python − `sparsedb bench --filter`** (per round)", diff("python filtered", "bench filtered"))
     row("paired: Python's one-query path (`SDB_SEARCH_TIME_ENGINE`), whole call", median("paired"), best("paired"))
@@ -332,7 +334,8 @@ def components(args, db_path: Path, query_file: Path):
         for q in queries:
             c.search(q, k=10, algorithm=args.algorithm)
             outputs.append(bytes(s.output[:4096]))
-        empty = [Request(q, algo, present=False) for q in queries]  # rows flagged absent: no search
+        empty = [Request(c, s, q, algo, present=False) for q in queries]  # rows flagged absent: no search
+        field_address = c._sparse_names[None][1]
 
         class Output:  # parse_hits reads `output` (and grows it through grow_output when needed)
             output = bytearray(4096)
@@ -343,7 +346,7 @@ def components(args, db_path: Path, query_file: Path):
             s.output[:4096] = current[0]
             return 0
 
-        def python_side():  # Collection.search(dict) with the C call replaced by fake_call
+        def python_side():  # the pure-Python path of Collection.search(dict), the C call replaced by fake_call
             for q, raw in zip(queries, outputs):
                 current[0] = raw
                 hits = c.search(q, 10)
@@ -354,18 +357,23 @@ def components(args, db_path: Path, query_file: Path):
                 current[0] = raw
                 fake_call()
 
-        def pack():  # the options' head compared, the query packed (as Collection._search_one)
+        def pack():  # the options' head compared, the query packed (as Collection._search_one's Python path)
             for q in queries:
                 n = len(q)
-                head = (0, 10, 0, 1.0, algo, 0)
+                head = (c._address, field_address, 10, 0, 1.0, algo, 0, 0)
                 if head != s.head:
                     s.write_head(head)
-                (s.query_structs.get(n) or s.query_struct(n)).pack_into(s.request, QUERY_AT, n, *q, *q.values())
+                pack_dimensions, pack_weights = s.packers.get(n) or s.packer(n)
+                pack_dimensions(s.request, QUERY_AT, n, *q)
+                pack_weights(s.request, s.weights_at, *q.values())
 
-        def crossing():  # the C call on a query flagged absent: the fixed cost of the call and C entry
-            handle = c._handle
+        def crossing():  # the ctypes call on a query flagged absent: the fixed cost of the call and C entry
             for r in empty:
-                search_into_raw(handle, r.matrix_ref, r.options_ref, None, s.output_pointer, s.output_capacity, s.err_ref)
+                search_call_raw(r.ref)
+
+        def fast_crossing():  # the C fast path on a query flagged absent: its packing, the call and C entry
+            for q, r in zip(queries, empty):
+                fast(q, search_call_address, r.address, r.dimensions_address, r.weights_address, r.entries, s.output_address, Hit)
 
         def parse():
             o = Output()
@@ -382,21 +390,26 @@ def components(args, db_path: Path, query_file: Path):
             best_s = min(_timed(fn) for _ in range(5)) - (0.0 if minus is None else min(_timed(minus) for _ in range(5)))
             return best_s / len(queries) * 1e6
 
-        real_call = sparsedb.database.search_into_raw
-        sparsedb.database.search_into_raw = fake_call
+        fast = sparsedb.database.fast_search
+        real_call = sparsedb.database.search_call_raw
+        sparsedb.database.search_call_raw = fake_call
+        sparsedb.database.fast_search = None
         try:
             whole = per_query(python_side, fake_only)
         finally:
-            sparsedb.database.search_into_raw = real_call
+            sparsedb.database.search_call_raw = real_call
+            sparsedb.database.fast_search = fast
         cross = per_query(crossing)
         print()
         print("| Python layer in tight loops (µs per query, min of 5 passes; no engine work inside) | µs |")
         print("|---|---|")
-        print(f"| Python side of `collection.search(dict, k=10)` (the C call replaced by a copy of its output) | {whole:.1f} |")
+        print(f"| pure-Python path: Python side of `collection.search(dict, k=10)` (the C call replaced by a copy of its output) | {whole:.1f} |")
         print(f"| of which: options compared, dict → packed request (`struct.pack_into`) | {per_query(pack):.1f} |")
         print(f"| of which: 10 hits → list of Hit (`parse_hits`) | {per_query(parse, copy_only):.1f} |")
         print(f"| crossing: ctypes call + C entry (a query flagged absent) | {cross:.1f} |")
-        print(f"| **Python side + crossing** | **{whole + cross:.1f}** |")
+        print(f"| **pure-Python path: Python side + crossing** | **{whole + cross:.1f}** |")
+        if fast is not None:
+            print(f"| C fast path (`sparsedb._fastpath`): dict packed, call + C entry (a query flagged absent) | {per_query(fast_crossing):.1f} |")
 
     # Batch throughput.
     batch = scipy.sparse.vstack([

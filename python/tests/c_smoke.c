@@ -115,6 +115,16 @@ int main(int argc, char **argv) {
     int64_t hits = buffer[0];
     const char *first_id = (const char *)buffer + 64 + 24 * hits + ((hits + 7) & ~7);
     printf("into %lld hit: %s %.3f\n", (long long)hits, first_id, ((const double *)buffer)[6]);
+    /* ABI 4: the same call with its arguments in one block; a failure leaves its error there. */
+    if (sizeof(sdb_search_call) != 64) return 4;
+    memset(buffer, 0, sizeof buffer);
+    sdb_search_call call = {emb, &q, &plain, filter, buffer, sizeof buffer, NULL, 0};
+    if (sdb_collection_search_call(&call) != SDB_OK || call.error != NULL) return 5;
+    printf("call %lld hit: %s %.3f\n", (long long)buffer[0], first_id, ((const double *)buffer)[6]);
+    call.capacity = 8;
+    status = sdb_collection_search_call(&call);
+    printf("status %d: %s\n", status, sdb_error_message(call.error));
+    sdb_error_free(call.error);
     sdb_filter_free(filter);
     sdb_documents *found = NULL;
     CHECK(sdb_collection_get_documents(emb, 1, ids, id_offsets, &found, &error));

@@ -50,4 +50,6 @@ def test_c_host_round_trip(tmp_path):
     assert lines[5] == 'collections ["docs"]'
     assert lines[6] == "filtered 1 hit: banana 1.400"
     assert lines[7] == "into 1 hit: banana 1.400"
-    assert lines[8] == 'get e[2] 1.0 0.0 [{"lang":"en"}]'
+    assert lines[8] == "call 1 hit: banana 1.400"
+    assert lines[9] == "status 1: result buffer capacity must be at least 48 bytes, got 8"
+    assert lines[10] == 'get e[2] 1.0 0.0 [{"lang":"en"}]'

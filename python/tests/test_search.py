@@ -149,8 +149,18 @@ def test_cranfield_matches_the_reference_run(cranfield):
         assert np.allclose(got, [s for _, s in ref], atol=2e-5), qid
 
 
-def test_one_dict_query_equals_the_batch_path(tmp_path):
-    """A single {dim: weight} query takes sdb_collection_search_into (hits written into a buffer);
+@pytest.fixture(params=["c", "python"])
+def one_query_path(request, monkeypatch):
+    """The one-query path in C (sparsedb._fastpath, when it was built) and in Python."""
+    if request.param == "c" and sparsedb.database.fast_search is None:
+        pytest.skip("sparsedb._fastpath is not built (or SPARSEDB_PURE_PYTHON=1)")
+    if request.param == "python":
+        monkeypatch.setattr(sparsedb.database, "fast_search", None)
+    return request.param
+
+
+def test_one_dict_query_equals_the_batch_path(tmp_path, one_query_path):
+    """A single {dim: weight} query takes sdb_collection_search_call (hits written into a buffer);
     its hits equal the batch path's for every id and payload form, filters and options, and hits
     too large for the buffer come back through a result object."""
     rng = np.random.default_rng(3)
@@ -177,13 +187,14 @@ def test_one_dict_query_equals_the_batch_path(tmp_path):
         # Keys and values that do not pack as uint32 / float take the general path and its checks.
         assert c.search({str(k): v for k, v in dicts[0].items()}) == c.search(dicts[0])
         assert c.search({np.int64(k): np.float32(v) for k, v in dicts[0].items()}) == c.search(dicts[0])
+        assert c.search({True: 1.0, 2: 1}) == c.search({1: 1.0, 2: 1.0})  # as struct packs them: bool and int are ints, an int weight a float
         for bad, message in (({-1: 1.0}, "negative|out of range"), ({1.5: 1.0}, "not an integer"), ({1: "x"}, "real numbers"),
                              ({1: float("nan")}, "NaN"), ({1: 1e39}, "inf|too large"), ({2**32: 1.0}, "out of range|2\\^32")):
             with pytest.raises(sparsedb.InvalidInputError, match=message):
                 c.search(bad)
 
 
-def test_one_dict_query_with_options_changing_on_every_call(tmp_path):
+def test_one_dict_query_with_options_changing_on_every_call(tmp_path, one_query_path):
     """The one-query path keeps the options it last packed per thread and rewrites them when they
     change: calls that alternate k, algorithm, payloads, approximate options, fields and
     collections, with queries long enough to grow the request buffer, from the importing thread
@@ -246,3 +257,30 @@ def test_one_dict_query_with_options_changing_on_every_call(tmp_path):
         for hits, expected, options, with_payloads, i in here + there + growing:
             assert_top_k(hits, expected, options["k"], f"query {i} ({len(queries[i])} entries) {options}")
             assert [h.payload for h in hits] == [{"i": int(h.id[1:])} if with_payloads else None for h in hits]
+
+
+def test_one_dict_query_whose_keys_change_the_dict(tmp_path, one_query_path):
+    """Keys whose __index__ deletes entries of the very dict being searched: no crash, and the
+    search answers the dict as it is after the conversion (the general path's answer)."""
+
+    class Shrinking:
+        def __init__(self, value):
+            self.value = value
+
+        def __index__(self):
+            victim.pop(7, None)
+            return self.value
+
+        def __hash__(self):
+            return hash(self.value)
+
+        def __eq__(self, other):
+            return self.value == other
+
+    with sparsedb.Database(tmp_path / "db") as db:
+        c = db.create_collection("c", dimensions=10)
+        c.upsert(["a", "b"], [{1: 1.0, 7: 2.0}, {2: 1.0}])
+        victim = {Shrinking(1): 1.0, 7: 1.0, Shrinking(2): 0.5}
+        hits = c.search(victim)
+        assert 7 not in victim
+        assert hits == c.search({1: 1.0, 2: 0.5})

@@ -63,11 +63,11 @@ extern "C" {
 
 /* ---- Versions ---------------------------------------------------------------------------- */
 
-/** The ABI version of this header (3). A binding checks it before any other call. Version 2 added
+/** The ABI version of this header (4). A binding checks it before any other call. Version 2 added
  *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below);
- *  version 3 added sdb_collection_search_into, sdb_filter and SDB_SEARCH_TIME_ENGINE. The
- *  functions of earlier versions are unchanged. */
-#define SDB_ABI_VERSION 3
+ *  version 3 added sdb_collection_search_into, sdb_filter and SDB_SEARCH_TIME_ENGINE; version 4
+ *  added sdb_collection_search_call. The functions of earlier versions are unchanged. */
+#define SDB_ABI_VERSION 4
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
 const char *sdb_version(void);
@@ -395,6 +395,27 @@ void sdb_filter_free(sdb_filter *filter);
 int32_t sdb_collection_search_into(sdb_collection *collection, const sdb_matrix *query,
                                    const sdb_search_options *options, const sdb_filter *filter,
                                    void *buffer, int64_t capacity, sdb_error **error);
+
+/** The arguments of sdb_collection_search_into in one block (ABI 4). 64 bytes, no padding. */
+typedef struct sdb_search_call {
+    sdb_collection *collection;
+    const sdb_matrix *query;
+    const sdb_search_options *options;
+    const sdb_filter *filter;   /* NULL or a parsed filter */
+    void *buffer;
+    int64_t capacity;
+    sdb_error *error;           /* out: NULL on SDB_OK, else the error object (the caller frees it) */
+    int64_t reserved;           /* 0 */
+} sdb_search_call;
+
+/**
+ * sdb_collection_search_into with its arguments in one block (ABI 4): the same checks, the same
+ * layout in call->buffer, the error object in call->error. For bindings whose foreign calls cost
+ * per argument (Python's ctypes converts and classifies every argument on every call): a
+ * binding that searches one query at a time can keep the block, the query and the options in
+ * one buffer, rewrite only what changed, and pass one pointer.
+ */
+int32_t sdb_collection_search_call(sdb_search_call *call);
 
 #define SDB_FUSION_RRF 0       /* reciprocal rank fusion: sum of 1 / (rrf_constant + rank) */
 #define SDB_FUSION_WEIGHTED 1  /* weighted sum of min-max normalised exact scores */

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import Error, error_for
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 LIBRARY_NAME = "libSparseDBC.so"
 
 
@@ -156,6 +156,7 @@ _SIGNATURES = {
     "sdb_collection_upsert_matrix": ([P, c_int64, P, P, c_int64, P, P, P, P, c_char_p, ERR], c_int32),
     "sdb_collection_search_matrix": ([P, P, c_int64, P, PP, ERR], c_int32),
     "sdb_collection_search_into": ([P, P, P, P, P, c_int64, ERR], c_int32),
+    "sdb_collection_search_call": ([P], c_int32),
     "sdb_filter_parse": ([c_char_p, PP, ERR], c_int32),
     "sdb_filter_free": ([P], None),
     "sdb_collection_search_hybrid": ([P, c_int64, P, c_int64, P, P, PP, ERR], c_int32),
@@ -264,28 +265,33 @@ class _Slots(threading.local):
 
 slots = _Slots()
 
-# The request of sdb_collection_search_into as the one-query path lays it out in its buffer:
-# sdb_matrix (48 bytes: field, indptr, indices, values, present, width), sdb_search_options
-# (64 bytes: k, max_query_terms, max_active_dims, truncate_dim, heap_factor, filter_json,
-# algorithm, threads, flags, reserved), the query's indptr {0, n} (16 bytes), then room for
-# `entries` uint32 dimensions and, after it, `entries` float weights. The arrays have fixed
-# places, so the 120 bytes before indptr[1] (the "head") depend on the options alone and are
-# written only when they change; a query packs n, its dimensions and its weights.
-_HEAD = struct.Struct("=5Qq4qdQiiIIq")
+# The request of sdb_collection_search_call as the one-query path lays it out in its buffer:
+# sdb_search_call (64 bytes: collection, query, options, filter, buffer, capacity, error,
+# reserved), sdb_matrix (48 bytes: field, indptr, indices, values, present, width),
+# sdb_search_options (64 bytes: k, max_query_terms, max_active_dims, truncate_dim, heap_factor,
+# filter_json, algorithm, threads, flags, reserved), the query's indptr {0, n} (16 bytes), then
+# room for `entries` uint32 dimensions and, after it, `entries` float weights. The arrays have
+# fixed places, so the 184 bytes before indptr[1] (the "head") depend on the collection, the
+# options, the filter and the output buffer alone and are written only when one of them
+# changes; a query writes n, its dimensions and its weights.
+_HEAD = struct.Struct("=5QqQQ" "5Qq" "4qdQiiII" "q")
 QUERY_AT = _HEAD.size  # indptr[1]
+CALL_ERROR_AT = 48  # sdb_search_call.error
+_MATRIX_AT = 64
+_OPTIONS_AT = 112
 
 
 class Buffers:
-    """One thread's buffers for the one-query path (sdb_collection_search_into): the request and
+    """One thread's buffers for the one-query path (sdb_collection_search_call): the request and
     the output the hits are written into, each a bytearray pinned by a ctypes array made over it
-    (it cannot be resized while that exists, so its address stays valid), and the ctypes objects
-    the call takes, made once (building them per call costs as much as the rest of the crossing).
-    Used by one thread only."""
+    (it cannot be resized while that exists, so its address stays valid), and the one ctypes
+    object the call takes, made once. Used by one thread only."""
 
     def __init__(self):
-        self.err = c_void_p()
-        self.err_ref = byref(self.err)
         self.request = self.output = None
+        self.head = None
+        self.output_address = 0
+        self.output_size = 0
         self.grow_request(256)
         self.grow_output(1 << 16)
 
@@ -297,34 +303,40 @@ class Buffers:
         self.request_address = ctypes.addressof(self._request_pin)
         _check_alignment(self.request_address)
         self.entries = entries
-        # The call's pointer arguments as byref objects over the pinned arrays: ctypes passes
-        # those as they are, where a c_void_p costs it a conversion object per call.
-        self.request_matrix = byref(self._request_pin)
-        self.request_options = byref(self._request_pin, 48)
+        #: The call's only argument, a byref object over the pinned request (ctypes passes it as
+        #: it is: no conversion object per call).
+        self.request_ref = byref(self._request_pin)
         #: The options the head was last written for (None: not written in this buffer).
         self.head = None
-        #: Per query length n: the Struct packing n, n uint32 dimensions, the padding up to the
-        #: weights' place, n floats (at QUERY_AT).
-        self.query_structs = {}
+        #: Per query length n: the pack_into of n (indptr[1]) and n uint32 dimensions (at
+        #: QUERY_AT), and that of n float weights (at weights_at); see packer().
+        self.packers = {}
+        self.weights_at = QUERY_AT + 8 + 4 * entries
+        #: The dimensions' and the weights' addresses (for _fastpath.search).
+        self.dimensions_address = self.request_address + QUERY_AT + 8
+        self.weights_address = self.request_address + self.weights_at
 
     def write_head(self, head: tuple) -> None:
-        """Writes the request's head for ``head`` = (field name address or 0, k, max_query_terms
-        (0 = all), heap_factor, algorithm code, flags)."""
-        field, k, max_terms, heap_factor, algorithm, flags = head
+        """Writes the request's head for ``head`` = (collection address, field name address or
+        0, k, max_query_terms (0 = all), heap_factor, algorithm code, flags, filter address or 0)."""
+        collection, field, k, max_terms, heap_factor, algorithm, flags, filter = head
         base = self.request_address
         self.head = None  # until written: a value that does not pack (struct.error) leaves it so
         _HEAD.pack_into(
-            self.request, 0, field, base + QUERY_AT - 8, base + QUERY_AT + 8, base + QUERY_AT + 8 + 4 * self.entries, 0, 0,
-            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0, 0,
+            self.request, 0,
+            collection, base + _MATRIX_AT, base + _OPTIONS_AT, filter, self.output_address, self.output_size, 0, 0,
+            field, base + QUERY_AT - 8, base + QUERY_AT + 8, base + self.weights_at, 0, 0,
+            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
+            0,
         )
         self.head = head
 
-    def query_struct(self, n: int) -> struct.Struct:
-        st = self.query_structs.get(n)
-        if st is None:
-            st = struct.Struct(f"=q{n}I{4 * (self.entries - n)}x{n}f")
-            self.query_structs[n] = st
-        return st
+    def packer(self, n: int) -> tuple:
+        """(pack_into of n and n dimensions, pack_into of n weights) for a query of n entries."""
+        p = self.packers.get(n)
+        if p is None:
+            p = self.packers[n] = (struct.Struct(f"=q{n}I").pack_into, struct.Struct(f"={n}f").pack_into)
+        return p
 
     def grow_output(self, size: int) -> None:
         """A result buffer of at least ``size`` bytes (a multiple of 8)."""
@@ -334,14 +346,17 @@ class Buffers:
         self.output_address = ctypes.addressof(self._output_pin)
         _check_alignment(self.output_address)
         self.output_size = size
-        self.output_pointer = byref(self._output_pin)
-        self.output_capacity = c_int64(size)
+        self.head = None  # the head holds the output's address and size
+
+    def error(self) -> c_void_p:
+        """The error object a failed call left in the request (for raise_error, which frees it)."""
+        return c_void_p(struct.unpack_from("=Q", self.request, CALL_ERROR_AT)[0] or None)
 
 
 # The buffers of the thread that imported this module, as a plain object: reading an attribute of
 # a threading.local costs more than the rest of the one-query path's bookkeeping, so that path
-# (`buffers()`) takes these on that thread (the common single-threaded case), and other threads
-# their own through one thread-local lookup. A thread id is reused only after its thread has
+# takes these on that thread (the common single-threaded case), and other threads their own
+# through one thread-local lookup (`buffers()`). A thread id is reused only after its thread has
 # ended, so no two live threads share them.
 _owner_thread = get_ident()
 owner_buffers = Buffers()
@@ -358,14 +373,25 @@ def buffers() -> Buffers:
         b = _local.buffers = Buffers()
         return b
 
-# sdb_collection_search_into for the one-query hot path, declared without argtypes: ctypes then
-# passes ctypes objects (c_void_p, c_int64, byref) and None as they are, instead of calling each
-# argtype's from_param in Python, which costs as much as the rest of the crossing. Every caller
-# passes exactly: the collection's c_void_p, the request_matrix and request_options (byref
-# objects) of a Buffers, a filter's c_void_p or None, that Buffers' output_pointer (byref),
-# output_capacity (c_int64) and err_ref; a plain int would be passed as a C int, so none is.
-search_into_raw = lib["sdb_collection_search_into"]
-search_into_raw.restype = c_int32
+
+# sdb_collection_search_call for the one-query hot path: its one argument is a Buffers'
+# request_ref (a byref object, which ctypes passes as it is). Declared without argtypes: ctypes
+# would otherwise call the argtype's from_param in Python. One argument instead of
+# sdb_collection_search_into's seven: ctypes converts each argument and classifies its type for
+# libffi on every call, about 450 instructions an argument.
+search_call_raw = lib["sdb_collection_search_call"]
+search_call_raw.restype = c_int32
+#: Its address, for the C fast path, which calls it directly.
+search_call_address = ctypes.cast(search_call_raw, c_void_p).value
+
+# The one-query path in C (_fastpath.c), when it was built and SPARSEDB_PURE_PYTHON is not 1; else
+# None, and Collection._search_one does the same in Python.
+fast_search = None
+if os.environ.get("SPARSEDB_PURE_PYTHON") != "1":
+    try:
+        from ._fastpath import search as fast_search
+    except ImportError:  # not built (no C compiler or Python headers when installed)
+        pass
 
 
 def take_string(pointer: c_void_p) -> str:

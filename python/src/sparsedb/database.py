@@ -34,7 +34,9 @@ from ._lib import (
     buffers,
     owner_buffers,
     raise_error,
-    search_into_raw,
+    search_call_address,
+    search_call_raw,
+    fast_search,
     slots,
     take_string,
 )
@@ -234,6 +236,17 @@ _ALGORITHM_CODES = dict(ALGORITHMS)
 _unpack_header = _HEADER.unpack_from
 
 
+def _fast_search_rest(s, result) -> Optional[List[Hit]]:
+    """What _fastpath.search's answer other than a list of hits means (see _fastpath.c): None,
+    the query does not pack (None: the general path); False, the hits need parse_hits; a
+    status, the call failed (its error is raised)."""
+    if result is None:
+        return None
+    if result is False:
+        return parse_hits(s)
+    raise_error(result, s.error())
+
+
 def _algorithm(algorithm: str) -> int:
     try:
         return ALGORITHMS[algorithm]
@@ -333,13 +346,14 @@ def _matrix(field: Optional[str], rows, present):
 class _ParsedFilter:
     """A filter's JSON (bytes) and its parsed form (an sdb_filter, freed with this object)."""
 
-    __slots__ = ("json", "pointer", "__weakref__")
+    __slots__ = ("json", "pointer", "address", "__weakref__")
 
     def __init__(self, encoded: bytes):
         self.json = encoded
-        #: The sdb_filter handle (a c_void_p, as search_into_raw takes it).
+        #: The sdb_filter handle (a c_void_p), and its address.
         self.pointer = c_void_p()
         call(lib.sdb_filter_parse, encoded, self.pointer)
+        self.address = self.pointer.value
         weakref.finalize(self, lib.sdb_filter_free, self.pointer.value)
 
 
@@ -355,6 +369,7 @@ class Collection:
     def __init__(self, database: Database, handle: c_void_p):
         self.database = database
         self._handle = handle
+        self._address = handle.value  # for the one-query path's request
         self._finalizer = weakref.finalize(self, lib.sdb_collection_free, handle)
         out = c_void_p()
         call(lib.sdb_collection_info_json, handle, out)
@@ -633,9 +648,24 @@ class Collection:
             names = self._sparse_names.get(field) if field is None or type(field) is str else None
             code = _ALGORITHM_CODES.get(algorithm) if type(algorithm) is str else None
             if names is not None and code is not None:
-                hits = self._search_one(queries, k, code, 0, heap_factor, 0 if with_payload else SEARCH_NO_PAYLOADS, names[1], filter)
-                if hits is not None:
-                    return hits
+                flags = 0 if with_payload else SEARCH_NO_PAYLOADS
+                s = owner_buffers if get_ident() == _owner_thread else buffers()
+                if (
+                    filter is None and fast_search is not None and len(queries) <= s.entries
+                    and (self._address, names[1], k, 0, heap_factor, code, flags, 0) == s.head
+                ):
+                    # _search_one's C path without its call: this thread's request already holds
+                    # these options and has room for the query (else _search_one writes them).
+                    hits = fast_search(queries, search_call_address, s.request_address, s.dimensions_address, s.weights_address,
+                                       s.entries, s.output_address, Hit)
+                    if type(hits) is list:
+                        return hits
+                    if hits is not None:  # None: the query does not pack; the general path below says why
+                        return _fast_search_rest(s, hits)
+                else:
+                    hits = self._search_one(queries, k, code, 0, heap_factor, flags, names[1], filter)
+                    if hits is not None:
+                        return hits
         k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
@@ -671,31 +701,42 @@ class Collection:
 
     def _search_one(self, query: dict, k: int, algorithm: int, max_terms: int, heap_factor: float, flags: int, field_address: int,
                     filter: Any) -> Optional[List[Hit]]:
-        """One dict query on a sparse or CSR field through sdb_collection_search_into; None when
+        """One dict query on a sparse or CSR field through sdb_collection_search_call; None when
         the dict's keys or values do not pack as uint32 and float (the general path then says
         what is wrong, as it always did)."""
         s = owner_buffers if get_ident() == _owner_thread else buffers()  # buffers(), without its call on the common thread
         n = len(query)
-        if n > s.entries:
-            s.grow_request(n)
         if filter is None:
-            parsed = pointer = None
+            parsed = None
+            head = (self._address, field_address, k, max_terms, heap_factor, algorithm, flags, 0)
         else:
             parsed = self._filter_entry(filter)  # held until the call returned
-            pointer = parsed.pointer
+            head = (self._address, field_address, k, max_terms, heap_factor, algorithm, flags, parsed.address)
+        if n > s.entries:
+            s.grow_request(n)
         try:
-            head = (field_address, k, max_terms, heap_factor, algorithm, flags)
-            if head != s.head:  # the options changed since this thread's last call
+            if head != s.head:  # the collection, options, filter or output buffer changed since this thread's last call
                 s.write_head(head)
-            # n, the dimensions and the weights in one C call, which checks them as uint32 and
-            # float (struct.error or OverflowError otherwise) without a Python loop.
-            (s.query_structs.get(n) or s.query_struct(n)).pack_into(s.request, QUERY_AT, n, *query, *query.values())
         except (struct.error, OverflowError, TypeError):
             return None
-        status = search_into_raw(self._handle, s.request_matrix, s.request_options, pointer, s.output_pointer, s.output_capacity, s.err_ref)
+        if fast_search is not None:
+            # The rest in C (_fastpath.c): the same packing, call and hits as below.
+            hits = fast_search(query, search_call_address, s.request_address, s.dimensions_address, s.weights_address, s.entries,
+                               s.output_address, Hit)
+            del parsed
+            return hits if type(hits) is list else _fast_search_rest(s, hits)
+        try:
+            # n and the dimensions, then the weights: one C call each, which checks them as
+            # uint32 and float (struct.error or OverflowError otherwise) without a Python loop.
+            pack_dimensions, pack_weights = s.packers.get(n) or s.packer(n)
+            pack_dimensions(s.request, QUERY_AT, n, *query)
+            pack_weights(s.request, s.weights_at, *query.values())
+        except (struct.error, OverflowError, TypeError):
+            return None
+        status = search_call_raw(s.request_ref)
         del parsed
         if status:
-            raise_error(status, s.err)
+            raise_error(status, s.error())
         # parse_hits' common case (hits without payloads), inline: a call costs as much as a step.
         out = s.output
         h, id_bytes, _, payload_count = _unpack_header(out)
