@@ -87,4 +87,41 @@ import Testing
             #expect(refused.status != 0)
         }
     }
+
+    /// An approximate setting reports the recall it costs: recall@10 of its hits against brute
+    /// force, computed here from the run file (a hit counts when its document's true score reaches
+    /// the exact 10th score); an exact setting reports none.
+    @Test func benchReportsTheRecallOfApproximateSettings() throws {
+        try withTemporaryDirectory { dir in
+            let db = dir + "/db"
+            let docsPath = referencePath("cranfield", "doc_vectors.jsonl")
+            let queriesPath = referencePath("cranfield", "query_vectors.jsonl")
+            #expect(try run(sparsedb, ["ingest", "--db", db, "--collection", "c", "--vectors", docsPath, "--quiet"]).status == 0)
+            let oracle = BruteForce(try readVectors(docsPath))
+            let queries = Dictionary(uniqueKeysWithValues: try readVectors(queriesPath).map { ($0.id, $0.vector) })
+            let scores = Dictionary(uniqueKeysWithValues: oracle.docs.map { ($0.id, $0.vector) })
+            let exact = try run(sparsedb, ["bench", "--db", db, "--collection", "c", "--query-vectors", queriesPath])
+            #expect(exact.status == 0, "\(exact.err)")
+            #expect((try JSONSerialization.jsonObject(with: Data(exact.out.utf8)) as! [String: Any])["recall_at_k"] == nil)
+            for setting in [["--max-query-terms", "2"], ["--max-query-terms", "2", "--candidates", "30"], ["--heap-factor", "3"]] {
+                let r = try run(sparsedb, ["bench", "--db", db, "--collection", "c", "--query-vectors", queriesPath, "--run", dir + "/run.jsonl"] + setting)
+                #expect(r.status == 0, "\(setting): \(r.err)")
+                let reported = (try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any])["recall_at_k"] as? Double
+                var found = 0
+                var wanted = 0
+                for line in try String(contentsOfFile: dir + "/run.jsonl", encoding: .utf8).split(separator: "\n") {
+                    let h = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                    let q = queries[h["query_id"] as! String]!
+                    let top = oracle.ranking(q).prefix(10)
+                    guard let kth = top.last?.score else { continue }
+                    wanted += top.count
+                    let ids = (h["hits"] as! [[Any]]).map { $0[0] as! String }
+                    found += min(top.count, ids.filter { scores[$0]!.dot(q) >= kth - abs(kth) * 1e-9 }.count)
+                }
+                let expected = Double(found) / Double(wanted)
+                #expect(reported.map { abs($0 - expected) < 1e-12 } == true, "\(setting): reported \(String(describing: reported)), brute force \(expected)")
+                #expect(expected < 1, "\(setting) is lossless on cranfield: the check would not see a wrong recall")
+            }
+        }
+    }
 }
