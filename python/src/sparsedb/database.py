@@ -609,7 +609,8 @@ class Collection:
             k: hits per query.
             algorithm: ``"maxscore"`` (default), ``"wand"``, ``"bmw"`` (Block-Max WAND) or
                 ``"exhaustive"``: all return the same hits with the same scores.
-            max_query_terms: approximate: keep only this many largest query weights.
+            max_query_terms: approximate: walk only the posting lists of this many largest
+                query weights; the hits are still scored exactly with the whole query.
             heap_factor: approximate: > 1 prunes documents whose bound is below heap_factor x
                 the current k-th score (1 = exact).
             field: the field to search (default: the only field, or ``vector``).
