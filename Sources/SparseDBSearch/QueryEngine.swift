@@ -182,25 +182,13 @@ package final class QueryEngine: Sendable {
         _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32],
         skippingAbsentRows: Bool = false
     ) throws -> [ScoredDocument] {
-        var scored: [ScoredDocument] = []
-        scored.reserveCapacity(documents.count)
-        let rows = txn.table(.forwardRow)
-        try q.dimensions.withUnsafeBufferPointer { qd in
+        var scored = try q.dimensions.withUnsafeBufferPointer { qd in
             try q.weights.withUnsafeBufferPointer { qw in
-                for doc in documents {
-                    let s = try Keys.withForwardRow(c, f, doc) { k in
-                        try txn.withValue(rawKey: k, in: rows) { b throws -> Double? in
-                            guard let b else {
-                                if skippingAbsentRows { return nil }
-                                throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")
-                            }
-                            return try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b))
-                        }
-                    }
-                    if let s { scored.append(ScoredDocument(document: doc, score: s)) }
+                try scoreRows(txn, collection: c, field: f, documents: documents, skippingAbsentRows: skippingAbsentRows) { row in
+                    try Records.dot(queryDimensions: qd, queryWeights: qw, row: row)
                 }
             }
-        }
+        }.map { ScoredDocument(document: $0.document, score: $0.value) }
         scored.sort(by: ScoredDocument.ranksBefore)
         return scored
     }
@@ -210,31 +198,42 @@ package final class QueryEngine: Sendable {
     func rescore(
         _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, query q: SparseVector, documents: [UInt32], alsoScoring second: SparseVector
     ) throws -> [(document: UInt32, score: Double, second: Double)] {
-        var scored: [(document: UInt32, score: Double, second: Double)] = []
-        scored.reserveCapacity(documents.count)
-        let rows = txn.table(.forwardRow)
-        try q.dimensions.withUnsafeBufferPointer { qd in
+        let scored = try q.dimensions.withUnsafeBufferPointer { qd in
             try q.weights.withUnsafeBufferPointer { qw in
                 try second.dimensions.withUnsafeBufferPointer { sd in
                     try second.weights.withUnsafeBufferPointer { sw in
-                        for doc in documents {
-                            let s = try Keys.withForwardRow(c, f, doc) { k in
-                                try txn.withValue(rawKey: k, in: rows) { b throws -> (Double, Double) in
-                                    guard let b else { throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)") }
-                                    let row = try Records.checkedForwardRow(key: k, b)
-                                    return (
-                                        try Records.dot(queryDimensions: qd, queryWeights: qw, row: row),
-                                        try Records.dot(queryDimensions: sd, queryWeights: sw, row: row)
-                                    )
-                                }
-                            }
-                            scored.append((doc, s.0, s.1))
+                        try scoreRows(txn, collection: c, field: f, documents: documents, skippingAbsentRows: false) { row in
+                            (try Records.dot(queryDimensions: qd, queryWeights: qw, row: row), try Records.dot(queryDimensions: sd, queryWeights: sw, row: row))
                         }
                     }
                 }
             }
         }
-        scored.sort { ScoredDocument.ranksBefore(ScoredDocument(document: $0.document, score: $0.score), ScoredDocument(document: $1.document, score: $1.score)) }
+        return scored.map { (document: $0.document, score: $0.value.0, second: $0.value.1) }
+            .sorted { ScoredDocument.ranksBefore(ScoredDocument(document: $0.document, score: $0.score), ScoredDocument(document: $1.document, score: $1.score)) }
+    }
+
+    /// `score` of each document's checked forward row, in the order of `documents` (absent rows:
+    /// left out with `skippingAbsentRows`, else damage). One B-tree lookup per document.
+    private func scoreRows<T>(
+        _ txn: borrowing Transaction, collection c: UInt32, field f: UInt32, documents: [UInt32], skippingAbsentRows: Bool,
+        _ score: (Records.ForwardRow) throws -> T
+    ) throws -> [(document: UInt32, value: T)] {
+        var scored: [(document: UInt32, value: T)] = []
+        scored.reserveCapacity(documents.count)
+        let rows = txn.table(.forwardRow)
+        for doc in documents {
+            let value = try Keys.withForwardRow(c, f, doc) { k in
+                try txn.withValue(rawKey: k, in: rows) { b throws -> T? in
+                    guard let b else {
+                        if skippingAbsentRows { return nil }
+                        throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")
+                    }
+                    return try score(try Records.checkedForwardRow(key: k, b))
+                }
+            }
+            if let value { scored.append((doc, value)) }
+        }
         return scored
     }
 
