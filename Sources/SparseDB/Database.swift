@@ -185,7 +185,7 @@ public final class Database: Sendable {
     /// `sparsedb verify`. The check reads every page in use once (format-spec.md §14).
     public func statistics() throws -> DatabaseStatistics {
         try checkPagesBeforeScanning()
-        var stats = DatabaseStatistics(path: path, formatVersion: Int(Catalog.formatVersion))
+        var stats = DatabaseStatistics(path: path, formatVersion: Int(try env.read { txn in try Catalog.formatVersion(txn) }))
         for name in try collectionNames() { stats.collections.append(try collection(name).scanStatistics()) }
         stats.bytesOnDisk = LMDBEnvironment.fileSize(path + "/data.mdb") ?? 0
         stats.bytesUsed = env.usedBytes()
@@ -268,9 +268,10 @@ public final class Database: Sendable {
         return try db.verify()
     }
 
-    /// Writes a compacted copy of the database into `target` (a new or empty directory): the
-    /// pages that deletes and compactions freed are left out, so the copy's file holds only live
-    /// data. The database stays open and usable meanwhile (the copy reads one snapshot).
+    /// Writes a compacted copy of the database into `target` (a new or empty directory): every
+    /// table is written again in key order from one snapshot, so the copy holds no free pages and
+    /// every page is full — the smallest file for the data. The database stays open and usable
+    /// meanwhile. On an error, the files the copy made in `target` are removed.
     ///
     /// - Throws: `.corrupt`, before anything is written, when the data file's page structure is
     ///   damaged (the copy follows every page through LMDB, which trusts them).
@@ -287,7 +288,12 @@ public final class Database: Sendable {
                 throw SparseDBError(.io, "cannot create \(target): \(error.localizedDescription)")
             }
         }
-        try env.copyCompacted(to: target)
+        do {
+            try env.copyPacked(to: target, beforeCommit: env.beforeCommit)
+        } catch {
+            for file in ["data.mdb", "lock.mdb"] { try? fm.removeItem(atPath: target + "/" + file) }
+            throw error
+        }
     }
 
     /// Upgrades the database in directory `path` to the format this SparseDB writes, in place and

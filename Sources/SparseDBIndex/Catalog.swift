@@ -6,9 +6,13 @@ import SparseDBStorage
 /// (format-spec.md §3–§4).
 package enum Catalog {
     package static let magic: [UInt8] = Array("SPARSEDB".utf8)
-    /// The format this code writes. A database of an older format is upgraded by
-    /// ``FormatUpgrade``; a newer one is refused.
-    package static let formatVersion: UInt32 = 2
+    /// The format this code creates. Format 2 differs only in writing forward rows plain
+    /// (format-spec.md §8): it is read and written as it is, its rows kept plain, so that the
+    /// releases of format 2 can still open it; ``FormatUpgrade`` takes it (or format 1) to 3.
+    /// A newer format is refused.
+    package static let formatVersion: UInt32 = 3
+    /// The oldest format opened without an upgrade.
+    package static let oldestOpenedFormat: UInt32 = 2
     package static let formatKey: [UInt8] = Array("format".utf8)
     package static let nextCollectionKey: [UInt8] = Array("next-collection-id".utf8)
     package static let collectionKeyPrefix = "collection:"
@@ -74,7 +78,7 @@ package enum Catalog {
             }
             return (version, registry)
         }
-        if version < formatVersion {
+        if version < oldestOpenedFormat {
             throw SparseDBError(
                 .olderFormat,
                 "\(path) was written by SparseDB format \(version); this SparseDB reads format \(formatVersion). Upgrade it in place with `sparsedb upgrade --db \(path)` (Database.upgrade(path:)); back it up first if you may need the old version")
@@ -111,6 +115,16 @@ package enum Catalog {
         if let problem = try env.read({ txn in try commitStampProblem(txn) }) {
             throw SparseDBError(.corrupt, "\(path): \(problem)")
         }
+    }
+
+    /// The format version of the open database `txn` reads (its `format` record).
+    package static func formatVersion(_ txn: borrowing Transaction) throws -> UInt32 {
+        try version(ofFormatRecord: try txn.value(formatKey, in: txn.table(.meta)), path: "database")
+    }
+
+    /// How new forward rows are written in the database `txn` writes: packed from format 3 on.
+    package static func forwardRowEncoding(_ txn: borrowing Transaction) throws -> Records.ForwardRowEncoding {
+        try formatVersion(txn) >= 3 ? .packed : .plain
     }
 
     // MARK: the commit stamp (format-spec.md §3a)

@@ -32,11 +32,51 @@ package enum FormatUpgrade {
     package static func upgrade(_ env: LMDBEnvironment, compressionLevel: Int32 = 3) throws -> UInt32 {
         let version = try formatVersion(env)
         if version == Catalog.formatVersion { return version }
-        guard version == 1 else {
+        switch version {
+        case 1: try env.write { txn in try upgradeFormat1(txn, path: env.path) }
+        case 2: try env.write { txn in try upgradeFormat2(txn, path: env.path) }
+        default:
             throw SparseDBError(.newerFormat, "\(env.path): format \(version) cannot be upgraded by this SparseDB (it reads format \(Catalog.formatVersion))")
         }
-        try env.write { txn in try upgradeFormat1(txn, path: env.path) }
         return version
+    }
+
+    /// Format 2 → 3: every forward row of every inverted field is rewritten packed (§8), its
+    /// checksum and entries checked on the way; then the format record says 3. Nothing else
+    /// differs between the two formats.
+    private static func upgradeFormat2(_ txn: borrowing Transaction, path: String) throws {
+        let names = try txn.tableNames()
+        var refs: [TableRef] = []
+        for table in Table.allCases {
+            // `commit` may be missing (a database of an early format-2 release); the next
+            // writable open creates it.
+            refs.append(TableRef(name: table.name, dbi: names.contains(table.name) ? try txn.openTable(table.name, create: false) : nil))
+        }
+        let v3 = Transaction(handle: txn.handle, tables: refs, bounds: txn.bounds)
+        let rows = v3.table(.forwardRow)
+        for name in try Catalog.collectionNames(v3) {
+            guard let record = try Catalog.loadCollection(v3, name: name) else { continue }
+            for field in record.fields where field.isInverted {
+                let prefix = Keys.field(record.id, field.id)
+                // A cursor must not walk a table that is being written: rows are read in runs,
+                // each run rewritten before the next is read.
+                var start: [UInt8]? = nil
+                while true {
+                    var run: [(key: [UInt8], value: [UInt8])] = []
+                    try v3.scan(prefix: prefix, from: start, in: rows) { k, v in
+                        let vector = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions)
+                        let key = [UInt8](k)
+                        run.append((key, Records.forwardRow(key: key, vector, encoding: .packed)))
+                        return run.count < 4096
+                    }
+                    guard let last = run.last else { break }
+                    for (key, value) in run { try v3.put(value, forKey: key, in: rows) }
+                    start = last.key + [0]
+                }
+            }
+        }
+        try v3.put(Catalog.formatRecord(), forKey: Catalog.formatKey, in: v3.table(.meta))
+        try Catalog.stampCommit(v3)
     }
 
     /// Format-1 collection metadata (format 1's `CollectionInfo`).
@@ -157,7 +197,7 @@ package enum FormatUpgrade {
                 weights.append(w)
             }
             let key = Keys.forwardRow(c, 1, doc)
-            try v2.putAppending(Records.forwardRow(key: key, SparseVector(unchecked: dims, weights: weights)), forKey: key, in: v2.table(.forwardRow))
+            try v2.putAppending(Records.forwardRow(key: key, SparseVector(unchecked: dims, weights: weights), encoding: .packed), forKey: key, in: v2.table(.forwardRow))
             return true
         }
 

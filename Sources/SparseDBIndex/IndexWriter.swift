@@ -198,6 +198,7 @@ package enum IndexWriter {
                 throw SparseDBError(.invalidInput, "document id '\(doc.id)' appears more than once in one batch")
             }
         }
+        let rowEncoding = try Catalog.forwardRowEncoding(txn)
         var pending: [UInt32: PendingPostings] = [:]  // field → postings in arrival order
         var flat: [UInt32: FlatStore.PendingRows] = [:]  // field → rows
         var attributes: [UInt32: [(doc: UInt32, value: AttributeValue)]] = [:]  // attribute → values
@@ -232,7 +233,7 @@ package enum IndexWriter {
                 if field.kind == FieldKind.csr.rawValue, let k = field.activeDimensions, vector.count > k { vector = vector.keepingLargest(k) }
                 let v = vector.droppingZeros()
                 let rowKey = Keys.forwardRow(c, fid, docId)
-                try txn.putAppending(Records.forwardRow(key: rowKey, v), forKey: rowKey, in: txn.table(.forwardRow))
+                try txn.putAppending(Records.forwardRow(key: rowKey, v, encoding: rowEncoding), forKey: rowKey, in: txn.table(.forwardRow))
                 // Mutated in place: copying the field's postings out and back would copy them
                 // all once per document (quadratic in the batch size).
                 pending[fid, default: PendingPostings()].append(document: docId, v)

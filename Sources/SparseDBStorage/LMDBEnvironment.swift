@@ -374,12 +374,41 @@ package final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// Writes a compacted copy of the environment (free pages dropped) into the empty directory
-    /// `target` (LMDB's `mdb_env_copy2` with `MDB_CP_COMPACT`).
-    package func copyCompacted(to target: String) throws {
-        try mapLock.shared {
-            guard !closed else { throw SparseDBError(.closed, "\(path): the database is closed") }
-            try lmdbCheck(mdb_env_copy2(handle, target, UInt32(MDB_CP_COMPACT)), "writing a compacted copy to \(target)")
+    /// Writes a copy of every table, read from one snapshot, into a new environment in the empty
+    /// directory `target`: each table's entries are inserted again in key order (`MDB_APPEND`),
+    /// so every B-tree page of the copy is full. LMDB's own compacting copy (`mdb_env_copy2`)
+    /// keeps each page as it is, so a table whose pages were left half full — entries inserted
+    /// out of key order, values rewritten smaller — stays that size; this copy does not.
+    ///
+    /// The copy is written in transactions of about 32 MiB; `beforeCommit` is installed on the
+    /// new environment (the catalog's commit stamp, so the copy's last transaction is stamped).
+    /// On an error the directory may hold a partial copy: the caller removes it.
+    package func copyPacked(to target: String, beforeCommit: ((borrowing Transaction) throws -> Void)?) throws {
+        let used = usedBytes()
+        let copy = try LMDBEnvironment(path: target, mapSize: used + used / 4 + (16 << 20), readOnly: false, maxReaders: 8)
+        defer { copy.close() }
+        copy.beforeCommit = beforeCommit
+        try read { txn in
+            for name in try txn.tableNames() {
+                guard let dbi = try txn.openTable(name, create: false) else { continue }
+                var chunk: [(key: [UInt8], value: [UInt8])] = []
+                var bytes = 0
+                func flush() throws {
+                    try copy.write { out in
+                        let table = TableRef(name: name, dbi: try out.openTable(name, create: true))
+                        for entry in chunk { try out.put(entry.value, forKey: entry.key, in: table, flags: UInt32(MDB_APPEND)) }
+                    }
+                    chunk.removeAll(keepingCapacity: true)
+                    bytes = 0
+                }
+                try txn.scan(prefix: [], in: TableRef(name: name, dbi: dbi)) { k, v in
+                    chunk.append(([UInt8](k), [UInt8](v)))
+                    bytes += k.count + v.count + 16
+                    if bytes >= 32 << 20 { try flush() }
+                    return true
+                }
+                try flush()  // also creates an empty table
+            }
         }
     }
 

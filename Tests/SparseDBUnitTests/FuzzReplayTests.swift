@@ -170,11 +170,13 @@ struct FuzzSeeds {
         add("FuzzRecords", "external-id", [1 << 2] + Records.externalId(key: Keys.externalId(1, "doc-42"), document: 42))
         add("FuzzRecords", "term", [2 << 2] + Records.term(key: Keys.term(1, 2, 2054), .init(maxWeight: 2.5, postings: 300, blocks: 3)))
         let vector = try Self.vectors("scifact", limit: 300).min { $0.vector.count < $1.vector.count }!.vector
-        add("FuzzRecords", "forward-row", [3 << 2] + Records.forwardRow(key: Keys.forwardRow(1, 2, 42), vector))
+        add("FuzzRecords", "forward-row", [3 << 2] + Records.forwardRow(key: Keys.forwardRow(1, 2, 42), vector, encoding: .plain))
+        add("FuzzRecords", "forward-row-packed", [3 << 2] + Records.forwardRow(key: Keys.forwardRow(1, 2, 42), vector, encoding: .packed))
         let wide = try SparseVector([(0, 1), (2054, 0.5), (1 << 20, 2), (UInt32.max - 1, 3)] as [(UInt32, Float)])
-        add("FuzzRecords", "forward-row-wide-sealed", [4 << 2 | 1] + Array(Records.forwardRow(key: [], wide).dropFirst(4)))
+        add("FuzzRecords", "forward-row-wide-sealed", [4 << 2 | 1] + Array(Records.forwardRow(key: [], wide, encoding: .plain).dropFirst(4)))
+        add("FuzzRecords", "forward-row-wide-packed-sealed", [4 << 2 | 1] + Array(Records.forwardRow(key: [], wide, encoding: .packed).dropFirst(4)))
         let key = Keys.forwardRow(9, 1, 7)
-        add("FuzzRecords", "forward-row-own-key", [3 << 2 | 2, UInt8(key.count)] + key + Records.forwardRow(key: key, try SparseVector([(5, 1), (6, 2)] as [(UInt32, Float)])))
+        add("FuzzRecords", "forward-row-own-key", [3 << 2 | 2, UInt8(key.count)] + key + Records.forwardRow(key: key, try SparseVector([(5, 1), (6, 2)] as [(UInt32, Float)]), encoding: .plain))
     }
 
     /// Tensors of the splade fixture recipe in each float dtype, an I64 tensor, metadata: as a

@@ -132,20 +132,118 @@ import Testing
         expectEveryFlipDetected(value, { v in _ = try key.withUnsafeBytes { k in try v.withUnsafeBytes { try Records.parseTerm(key: k, $0) } } }, "term")
     }
 
-    @Test func forwardRows() throws {
+    @Test(arguments: [Records.ForwardRowEncoding.plain, .packed])
+    func forwardRows(encoding: Records.ForwardRowEncoding) throws {
         let key = Keys.forwardRow(3, 1, 9)
         let v = try SparseVector([(0, 0.5), (7, 1.25), (30_000, 3), (1 << 20, 0.001)])
-        let value = Records.forwardRow(key: key, v)
+        let value = Records.forwardRow(key: key, v, encoding: encoding)
+        #expect(value[4] == encoding.rawValue)
         #expect(try key.withUnsafeBytes { k in try value.withUnsafeBytes { try Records.parseForwardRow(key: k, $0, dimensions: 1 << 24) } } == v)
         expectEveryFlipDetected(value, { b in _ = try key.withUnsafeBytes { k in try b.withUnsafeBytes { try Records.parseForwardRow(key: k, $0, dimensions: 1 << 24) } } }, "forward row")
         let q = try SparseVector([(7, 2), (1 << 20, 1000)])
-        let dot = try key.withUnsafeBytes { k in
+        #expect(try rowDot(key: key, value, q) == v.dot(q))
+        // A dimension past the field's size is refused.
+        #expect(throws: SparseDBError.self) { try key.withUnsafeBytes { k in try value.withUnsafeBytes { try Records.parseForwardRow(key: k, $0, dimensions: 1 << 20) } } }
+    }
+
+    func rowDot(key: [UInt8], _ value: [UInt8], _ q: SparseVector) throws -> Double {
+        try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { b in
                 try q.dimensions.withUnsafeBufferPointer { qd in
                     try q.weights.withUnsafeBufferPointer { qw in try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b)) }
                 }
             }
         }
-        #expect(dot == v.dot(q))
+    }
+
+    func parseRow(key: [UInt8], _ value: [UInt8], dimensions: UInt32 = .max) throws -> SparseVector {
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { try Records.parseForwardRow(key: k, $0, dimensions: dimensions) } }
+    }
+
+    /// The packed encoding gives back every weight bit for bit and every score bit for bit (the
+    /// oracle: the same row plain, and `SparseVector.dot` over the original vector), on the real
+    /// SPLADE rows of a shared collection and on rows built to hit its edges.
+    @Test func packedRowsRoundTripBitForBit() throws {
+        var vectors = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 300).map(\.vector)
+        let queries = try readVectors(referencePath("scifact", "query_vectors.jsonl"), limit: 20).map(\.vector)
+        var rng = SplitMix64(seed: 21)
+        func randomWeight() -> Float {
+            // Any finite non-zero float: random sign, exponent and mantissa, subnormals included.
+            while true {
+                let f = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
+                if f.isFinite && f != 0 { return f }
+            }
+        }
+        // The codec stores any bits: rows beyond what a field accepts (negative, huge) too.
+        vectors.append(SparseVector(unchecked: [0], weights: [1]))
+        vectors.append(SparseVector(unchecked: [UInt32.max - 1], weights: [2.5]))
+        vectors.append(SparseVector(unchecked: [0, 1, UInt32.max - 1], weights: [1e-30, 3e38, -7]))
+        vectors.append(SparseVector(unchecked: [5, 6, 4_000_000_000], weights: [.leastNonzeroMagnitude, -.greatestFiniteMagnitude, 1]))
+        for _ in 0..<300 {
+            let n = Int(rng.next() % 400) + 1
+            let spread = UInt64(1) << (rng.next() % 33)  // gaps from dense runs to the whole 32-bit range
+            var dims = Set<UInt32>()
+            while dims.count < n { dims.insert(UInt32(truncatingIfNeeded: rng.next() % min(spread * UInt64(n), UInt64(UInt32.max - 1)))) }
+            let sorted = dims.sorted()
+            vectors.append(SparseVector(unchecked: sorted, weights: sorted.map { _ in randomWeight() }))
+        }
+        var packedBytes = 0, plainBytes = 0
+        for (i, v) in vectors.enumerated() {
+            let key = Keys.forwardRow(1, 1, UInt32(i))
+            let plain = Records.forwardRow(key: key, v, encoding: .plain)
+            let packed = Records.forwardRow(key: key, v, encoding: .packed)
+            #expect(packed[4] == Records.ForwardRowEncoding.packed.rawValue, "row \(i) fell back to plain")
+            let back = try parseRow(key: key, packed)
+            #expect(back.dimensions == v.dimensions, "row \(i)")
+            #expect(back.weights.map(\.bitPattern) == v.weights.map(\.bitPattern), "row \(i)")
+            for q in queries + [v] {
+                let a = try rowDot(key: key, packed, q), b = try rowDot(key: key, plain, q)
+                #expect(a.bitPattern == b.bitPattern && a.bitPattern == v.dot(q).bitPattern, "row \(i)")
+            }
+            if i < 300 {
+                packedBytes += packed.count
+                plainBytes += plain.count
+            }
+        }
+        // SPLADE rows get smaller (about 15 %; the bound leaves room, the point is the direction).
+        #expect(packedBytes * 10 < plainBytes * 9, "packed \(packedBytes) vs plain \(plainBytes)")
+    }
+
+    /// Damaged packed rows are errors, never crashes or other vectors, even with a valid checksum.
+    @Test func malformedPackedRowsAreRefused() throws {
+        let key = Keys.forwardRow(1, 1, 1)
+        let v = try SparseVector([(3, 0.5), (40, 1.5), (41, 2), (9_000, 0.25)])
+        let good = Records.forwardRow(key: key, v, encoding: .packed)
+        let body = Array(good[4...])  // encoding, count (1 byte), then the payload
+        #expect(body[0] == 1 && body[1] == 4)
+        func refused(_ b: [UInt8], _ what: String) {
+            let value = Records.sealed(key: key, body: b)
+            #expect(throws: SparseDBError.self, "\(what)") { _ = try parseRow(key: key, value) }
+        }
+        var b = body; b[2] = 32; refused(b, "gap parameter 32")
+        b = body; b[3] = 10; refused(b, "exponent parameter 10")
+        b = body; b[4] = 0; b[5] = 2; refused(b, "top exponent 512")
+        refused(Array(body.dropLast()), "truncated stream")
+        refused(body + [0], "a trailing byte")
+        b = body; b[1] = 5; refused(b, "one entry more than the stream holds")
+        b = body; b[1] = 200; refused(b, "a count no stream of this size can hold")
+        refused([1, 0, 0], "count 0 with a payload")
+        // Non-zero padding after the last entry: the stream's length in bits, from §8's rules.
+        let gapK = UInt32(body[2]), expK = UInt32(body[3]), top = UInt32(body[4]) | UInt32(body[5]) << 8
+        func rice(_ x: UInt32, _ k: UInt32) -> Int { Int(x >> k) + 1 + Int(k) }
+        var bits = 0
+        for i in 0..<v.count {
+            if i > 0 { bits += rice(v.dimensions[i] - v.dimensions[i - 1] - 1, gapK) }
+            bits += rice(top - (v.weights[i].bitPattern >> 23), expK) + 23
+        }
+        let streamStart = 7  // encoding, count, 4 header bytes, first dimension (3: one byte)
+        #expect(body.count == streamStart + (bits + 7) / 8)
+        #expect(bits % 8 != 0, "this row's stream should end inside a byte")
+        b = body
+        b[b.count - 1] |= UInt8(1 << (bits % 8))
+        refused(b, "a padding bit set")
+        // An empty row round-trips in both encodings.
+        let empty = try SparseVector([])
+        #expect(try parseRow(key: key, Records.forwardRow(key: key, empty, encoding: .packed)) == empty)
     }
 }

@@ -112,6 +112,115 @@ import Testing
         }
     }
 
+    /// `writeCompactedCopy` (`sparsedb compact --into`): a copy that answers every query as the
+    /// original does, verifies clean (its commit stamp included), takes writes, and whose tables
+    /// are packed — the id map, filled out of key order, on fewer pages than in the original.
+    @Test func compactedCopyIsPackedAndAnswersAsTheOriginal() throws {
+        let docs = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 1200)
+        let queries = try readVectors(referencePath("scifact", "query_vectors.jsonl"), limit: 25).map(\.vector)
+        func pages(_ db: Database, _ table: Table) throws -> Int { try db.env.read { txn in try txn.tableStats(txn.table(table)).bytes } }
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 30_522)
+            // Ids inserted in reverse key order, in small batches: the id map's pages split half full.
+            for batch in stride(from: 0, to: docs.count, by: 50) {
+                try c.upsert(docs[batch..<min(batch + 50, docs.count)].map { Document(id: "id-" + String(String($0.id).reversed()), vector: $0.vector) })
+            }
+            #expect(try c.delete(ids: docs.prefix(100).map { "id-" + String(String($0.id).reversed()) }).isEmpty)
+            try c.compact()
+            #expect(throws: SparseDBError.self) { try db.writeCompactedCopy(to: dir + "/db") }  // not empty
+            try db.writeCompactedCopy(to: dir + "/copy")
+            let copy = try Database(path: dir + "/copy")
+            defer { copy.close() }
+            #expect(try copy.verify().isEmpty)
+            #expect(try pages(copy, .externalId) < pages(db, .externalId))
+            for table in Table.allCases { #expect(try pages(copy, table) <= pages(db, table), "\(table)") }
+            #expect(LMDBEnvironment.fileSize(dir + "/copy/data.mdb")! < LMDBEnvironment.fileSize(dir + "/db/data.mdb")!)
+            let copied = try copy.collection("c")
+            #expect(try copied.statistics().documents == docs.count - 100)
+            for q in queries {
+                let a = try c.search(q, options: SearchOptions(k: 10)).hits, b = try copied.search(q, options: SearchOptions(k: 10)).hits
+                #expect(a == b)
+            }
+            // The copy takes writes, and reopens clean after them.
+            try copied.upsert([Document(id: "new", vector: docs[0].vector)])
+            copy.close()
+            let again = try Database(path: dir + "/copy")
+            defer { again.close() }
+            #expect(try again.verify().isEmpty)
+            #expect(try again.collection("c").document(id: "new") != nil)
+        }
+    }
+
+    /// Format 2 (plain forward rows) is opened, searched and written as it is — its new rows stay
+    /// plain, so the releases that made it can still read it — and `upgrade` takes it to format
+    /// 3: every row rewritten packed, every answer the same as brute force before and after.
+    @Test func formatTwoIsKeptThenUpgradedToPackedRows() throws {
+        let docs = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 400)
+        let queries = try readVectors(referencePath("scifact", "query_vectors.jsonl"), limit: 25).map(\.vector)
+        func encodings(_ db: Database) throws -> [UInt8: Int] {
+            var seen: [UInt8: Int] = [:]
+            try db.env.read { txn in
+                try txn.scan(prefix: [], in: txn.table(.forwardRow)) { _, v in
+                    seen[v[4], default: 0] += 1
+                    return true
+                }
+            }
+            return seen
+        }
+        func checkAnswers(_ db: Database, live: [(id: String, vector: SparseVector)]) throws {
+            let c = try db.collection("c")
+            for q in queries {
+                let got = try c.search(q, options: SearchOptions(k: 10)).hits.map { ($0.id, $0.score) }
+                #expect(topKMismatch(got, docs: live, query: q, k: 10) == nil)
+            }
+        }
+        try withTemporaryDirectory { dir in
+            let path = dir + "/db"
+            // A format-2 database, as a format-2 release wrote it: plain rows, version 2.
+            do {
+                let db = try Database(path: path)
+                try db.collection("c", creatingWithDimensions: 30_522).upsert(docs.prefix(300).map { Document(id: $0.id, vector: $0.vector) })
+                #expect(try encodings(db) == [1: 300])
+                try db.env.write { txn in
+                    var rows: [([UInt8], SparseVector)] = []
+                    try txn.scan(prefix: [], in: txn.table(.forwardRow)) { k, v in
+                        rows.append(([UInt8](k), try Records.parseForwardRow(key: k, v, dimensions: 30_522)))
+                        return true
+                    }
+                    for (k, v) in rows { try txn.put(Records.forwardRow(key: k, v, encoding: .plain), forKey: k, in: txn.table(.forwardRow)) }
+                    try txn.put(Catalog.formatRecord(version: 2), forKey: Catalog.formatKey, in: txn.table(.meta))
+                }
+                db.close()
+            }
+            do {
+                let db = try Database(path: path)
+                #expect(try db.statistics().formatVersion == 2)
+                try checkAnswers(db, live: Array(docs.prefix(300)))
+                try db.collection("c").upsert(docs.dropFirst(300).map { Document(id: $0.id, vector: $0.vector) })
+                #expect(try encodings(db) == [0: 400])
+                #expect(try db.statistics().formatVersion == 2)
+                try checkAnswers(db, live: docs)
+                db.close()
+            }
+            #expect(try Database.upgrade(path: path) == 2)
+            #expect(try Database.formatVersion(path: path) == 3)
+            #expect(try Database.upgrade(path: path) == 3)
+            let db = try Database(path: path)
+            defer { db.close() }
+            #expect(try encodings(db) == [1: 400])
+            #expect(try db.verify().isEmpty)
+            try checkAnswers(db, live: docs)
+            // Every stored vector comes back bit for bit.
+            let c = try db.collection("c")
+            for d in docs.prefix(50) {
+                let stored = try c.document(id: d.id)?.vector
+                #expect(stored?.dimensions == d.vector.dimensions && stored?.weights.map(\.bitPattern) == d.vector.weights.map(\.bitPattern))
+            }
+        }
+    }
+
     /// Tables come from a registry: a table added by a later SparseDB does not make an older
     /// database unopenable, and a table this SparseDB does not know is handled by its flags.
     @Test func tableRegistry() throws {
