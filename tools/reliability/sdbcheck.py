@@ -127,16 +127,59 @@ def varint(b, i):
 
 
 def decode_forward_row(body):
-    """§8: encoding u8 (0) ‖ count varint ‖ count dimension gaps ‖ count f32le weights."""
-    assert body[0] == 0, "forward row encoding"
+    """§8: encoding u8 ‖ count varint ‖ the entries: encoding 0 (plain) = count dimension gaps
+    (varints) ‖ count f32le weights; encoding 1 (packed) = gap parameter u8 ‖ exponent parameter
+    u8 ‖ top u16le ‖ first dimension varint ‖ bit stream (LSB first) of, per entry, the Rice code
+    of the gap − 1 (not for the first), the Rice code of top − (bits >> 23), 23 mantissa bits."""
+    encoding = body[0]
     count, i = varint(body, 1)
-    dims, d = [], 0
+    if encoding == 0:
+        dims, d = [], 0
+        for j in range(count):
+            g, i = varint(body, i)
+            d = g if j == 0 else d + g
+            dims.append(d)
+        weights = struct.unpack_from(f"<{count}f", body, i)
+        return dict(zip(dims, weights))
+    assert encoding == 1, "forward row encoding"
+    if count == 0:
+        assert i == len(body)
+        return {}
+    gap_k, exp_k = body[i], body[i + 1]
+    top = body[i + 2] | body[i + 3] << 8
+    assert gap_k <= 31 and exp_k <= 9 and top <= 511
+    first, i = varint(body, i + 4)
+    stream = int.from_bytes(body[i:], "little")
+    nbits = 8 * (len(body) - i)
+    pos = 0
+
+    def bits(n):
+        nonlocal pos
+        v = (stream >> pos) & ((1 << n) - 1)
+        pos += n
+        assert pos <= nbits, "packed row runs past its end"
+        return v
+
+    def rice(k):
+        nonlocal pos
+        q = 0
+        while not (stream >> pos) & 1:
+            q += 1
+            pos += 1
+            assert pos < nbits, "packed row runs past its end"
+        pos += 1
+        return q << k | bits(k)
+
+    out, d = {}, first
     for j in range(count):
-        g, i = varint(body, i)
-        d = g if j == 0 else d + g
-        dims.append(d)
-    weights = struct.unpack_from(f"<{count}f", body, i)
-    return dict(zip(dims, weights))
+        if j > 0:
+            d += rice(gap_k) + 1
+        below = rice(exp_k)
+        assert below <= top
+        pattern = (top - below) << 23 | bits(23)
+        out[d] = struct.unpack("<f", struct.pack("<I", pattern))[0]
+    assert (pos + 7) // 8 == len(body) - i and stream >> pos == 0, "packed row has bytes or bits after its end"
+    return out
 
 
 def collections(view):
