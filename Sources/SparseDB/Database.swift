@@ -270,7 +270,7 @@ public final class Database: Sendable {
 
     /// Writes a compacted copy of the database into `target` (a new or empty directory): every
     /// table is written again in key order from one snapshot, so the copy holds no free pages and
-    /// every page is full — the smallest file for the data. The database stays open and usable
+    /// its pages are full — the smallest file for the data. The database stays open and usable
     /// meanwhile. On an error, the files the copy made in `target` are removed.
     ///
     /// - Throws: `.corrupt`, before anything is written, when the data file's page structure is
@@ -279,22 +279,27 @@ public final class Database: Sendable {
         try checkPagesBeforeScanning()
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
+        let created: Bool
         if fm.fileExists(atPath: target, isDirectory: &isDirectory) {
             guard isDirectory.boolValue, (try? fm.contentsOfDirectory(atPath: target))?.isEmpty == true else {
                 throw SparseDBError(.invalidInput, "\(target) must be a new or empty directory")
             }
+            created = false
         } else {
             do { try fm.createDirectory(atPath: target, withIntermediateDirectories: true) } catch {
                 throw SparseDBError(.io, "cannot create \(target): \(error.localizedDescription)")
             }
+            created = true
         }
         do {
-            try env.copyPacked(to: target, beforeCommit: env.beforeCommit)
+            try env.copyPacked(to: target, last: Table.meta.name, beforeCommit: env.beforeCommit)
         } catch {
             for file in ["data.mdb", "lock.mdb"] { try? fm.removeItem(atPath: target + "/" + file) }
+            if created { try? fm.removeItem(atPath: target) }
             throw error
         }
     }
+
 
     /// Upgrades the database in directory `path` to the format this SparseDB writes, in place and
     /// in one transaction (all or nothing); a database already in the current format is left

@@ -81,7 +81,7 @@ package enum Catalog {
         if version < oldestOpenedFormat {
             throw SparseDBError(
                 .olderFormat,
-                "\(path) was written by SparseDB format \(version); this SparseDB reads format \(formatVersion). Upgrade it in place with `sparsedb upgrade --db \(path)` (Database.upgrade(path:)); back it up first if you may need the old version")
+                "\(path) was written by SparseDB format \(version); this SparseDB reads formats \(oldestOpenedFormat) and \(formatVersion). Upgrade it in place with `sparsedb upgrade --db \(path)` (Database.upgrade(path:)); back it up first if you may need the old version")
         }
         if version > formatVersion {
             throw SparseDBError(

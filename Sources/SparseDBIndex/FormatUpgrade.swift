@@ -34,9 +34,15 @@ package enum FormatUpgrade {
         if version == Catalog.formatVersion { return version }
         switch version {
         case 1: try env.write { txn in try upgradeFormat1(txn, path: env.path) }
-        case 2: try env.write { txn in try upgradeFormat2(txn, path: env.path) }
+        case 2:
+            // Opened as for use first: the registry's rules and the commit stamp (§3a) are
+            // checked — a database that LMDB opened at an older snapshot must be refused, not
+            // rewritten and stamped, which would make the lost commits permanent — and every
+            // write from here on is stamped.
+            try Catalog.open(env, create: false)
+            try env.write { txn in try upgradeFormat2(txn, path: env.path) }
         default:
-            throw SparseDBError(.newerFormat, "\(env.path): format \(version) cannot be upgraded by this SparseDB (it reads format \(Catalog.formatVersion))")
+            throw SparseDBError(.newerFormat, "\(env.path): format \(version) cannot be upgraded by this SparseDB (it reads formats 2 and \(Catalog.formatVersion))")
         }
         return version
     }
@@ -44,15 +50,7 @@ package enum FormatUpgrade {
     /// Format 2 → 3: every forward row of every inverted field is rewritten packed (§8), its
     /// checksum and entries checked on the way; then the format record says 3. Nothing else
     /// differs between the two formats.
-    private static func upgradeFormat2(_ txn: borrowing Transaction, path: String) throws {
-        let names = try txn.tableNames()
-        var refs: [TableRef] = []
-        for table in Table.allCases {
-            // `commit` may be missing (a database of an early format-2 release); the next
-            // writable open creates it.
-            refs.append(TableRef(name: table.name, dbi: names.contains(table.name) ? try txn.openTable(table.name, create: false) : nil))
-        }
-        let v3 = Transaction(handle: txn.handle, tables: refs, bounds: txn.bounds)
+    private static func upgradeFormat2(_ v3: borrowing Transaction, path: String) throws {
         let rows = v3.table(.forwardRow)
         for name in try Catalog.collectionNames(v3) {
             guard let record = try Catalog.loadCollection(v3, name: name) else { continue }
@@ -76,7 +74,6 @@ package enum FormatUpgrade {
             }
         }
         try v3.put(Catalog.formatRecord(), forKey: Catalog.formatKey, in: v3.table(.meta))
-        try Catalog.stampCommit(v3)
     }
 
     /// Format-1 collection metadata (format 1's `CollectionInfo`).
@@ -187,9 +184,16 @@ package enum FormatUpgrade {
             var dims: [UInt32] = []
             var weights: [Float] = []
             var previous: UInt32 = 0
+            // The row is checked as a format-2 reader checked it (increasing, in the collection's
+            // range), so that a bad row stops the upgrade instead of being carried over.
+            let limit = collections.first { $0.id == c }?.dimensions ?? 0
             for i in 0..<count {
                 guard let gap = r.varint() else { throw SparseDBError(.corrupt, "\(path): format-1 forward row of document \(doc) is truncated") }
-                previous = i == 0 ? gap : previous &+ gap
+                let (next, overflow) = previous.addingReportingOverflow(gap)
+                guard i == 0 || (gap > 0 && !overflow), next < limit else {
+                    throw SparseDBError(.corrupt, "\(path): format-1 forward row of document \(doc) has a dimension out of order or out of range; nothing was changed")
+                }
+                previous = i == 0 ? gap : next
                 dims.append(previous)
             }
             for _ in 0..<count {

@@ -1,7 +1,7 @@
 import SparseDBCore
 import SparseDBStorage
 
-/// The LMDB tables of a format-2 database (format-spec.md §2), in a registry: each table a
+/// The LMDB tables of a database (formats 2 and 3) (format-spec.md §2), in a registry: each table a
 /// database holds is recorded in `meta` under `table:NAME` with flags that say whether a
 /// SparseDB that does not know it may read or write the database. Adding a table therefore
 /// never makes an older database unopenable: a writable open creates and registers the new
@@ -33,7 +33,7 @@ package enum Table: Int, CaseIterable, Sendable {
         }
     }
 
-    /// Registry flags written for this table (format-spec.md §3): every format-2 table must be
+    /// Registry flags written for this table (format-spec.md §3): every table of §2 must be
     /// known by readers and writers alike, except `commit`, which only writers must know (a
     /// reader that ignores it reads correctly; a writer that did not update it would make the
     /// next open report damage).

@@ -119,6 +119,8 @@ package enum Verifier {
         let fieldPrefix = Keys.field(c, field.id)
         let label = "field '\(field.name)'"
         var rowCounts: [UInt32: Int] = [:]
+        // A format-2 database holds plain rows only: the release that made it cannot read packed ones.
+        let packedAllowed = try Catalog.formatVersion(txn) >= 3
         try txn.scan(prefix: fieldPrefix, in: txn.table(.forwardRow)) { k, v in
             guard k.count == 12, let d = Keys.part(k, 2) else {
                 problem("\(label): malformed forward row key")
@@ -127,6 +129,9 @@ package enum Verifier {
             if !documents.contains(d) { problem("\(label): forward row for unknown document \(d)") }
             do { rowCounts[d] = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions).count } catch {
                 problem("\(label): forward row of document \(d): \(message(error))")
+            }
+            if !packedAllowed, v.count > 4, v[4] == Records.ForwardRowEncoding.packed.rawValue {
+                problem("\(label): forward row of document \(d) is packed, which a format-2 database must not hold")
             }
             return true
         }

@@ -376,20 +376,24 @@ package final class LMDBEnvironment: @unchecked Sendable {
 
     /// Writes a copy of every table, read from one snapshot, into a new environment in the empty
     /// directory `target`: each table's entries are inserted again in key order (`MDB_APPEND`),
-    /// so every B-tree page of the copy is full. LMDB's own compacting copy (`mdb_env_copy2`)
+    /// so the B-tree pages of the copy are full. LMDB's own compacting copy (`mdb_env_copy2`)
     /// keeps each page as it is, so a table whose pages were left half full — entries inserted
     /// out of key order, values rewritten smaller — stays that size; this copy does not.
     ///
     /// The copy is written in transactions of about 32 MiB; `beforeCommit` is installed on the
     /// new environment (the catalog's commit stamp, so the copy's last transaction is stamped).
-    /// On an error the directory may hold a partial copy: the caller removes it.
-    package func copyPacked(to target: String, beforeCommit: ((borrowing Transaction) throws -> Void)?) throws {
+    /// The table named `last` is copied after all others, in one transaction: a copy cut short
+    /// (a kill, a crash, a full disk) lacks it — for SparseDB, the `meta` table, without which the
+    /// copy is refused as not a database rather than opened with tables missing. On an error the
+    /// directory may hold a partial copy: the caller removes it.
+    package func copyPacked(to target: String, last: String, beforeCommit: ((borrowing Transaction) throws -> Void)?) throws {
         let used = usedBytes()
         let copy = try LMDBEnvironment(path: target, mapSize: used + used / 4 + (16 << 20), readOnly: false, maxReaders: 8)
         defer { copy.close() }
         copy.beforeCommit = beforeCommit
         try read { txn in
-            for name in try txn.tableNames() {
+            let names = try txn.tableNames()
+            for name in names.filter({ $0 != last }) + names.filter({ $0 == last }) {
                 guard let dbi = try txn.openTable(name, create: false) else { continue }
                 var chunk: [(key: [UInt8], value: [UInt8])] = []
                 var bytes = 0
@@ -404,7 +408,7 @@ package final class LMDBEnvironment: @unchecked Sendable {
                 try txn.scan(prefix: [], in: TableRef(name: name, dbi: dbi)) { k, v in
                     chunk.append(([UInt8](k), [UInt8](v)))
                     bytes += k.count + v.count + 16
-                    if bytes >= 32 << 20 { try flush() }
+                    if bytes >= 32 << 20 && name != last { try flush() }
                     return true
                 }
                 try flush()  // also creates an empty table

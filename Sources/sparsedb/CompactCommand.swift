@@ -10,7 +10,7 @@ struct CompactCommand: ParsableCommand {
             Compaction rewrites the lists inside the database file; the pages it frees stay in the file \
             (LMDB reuses them for later writes). --into DIR then writes a copy of the whole database \
             into a new or empty directory, every table written again in key order so that every page is \
-            full and none is free — the smallest file — leaving the original as it is.
+            full — the smallest file — leaving the original as it is.
             """)
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Collection name (all collections when omitted).") var collection: String?

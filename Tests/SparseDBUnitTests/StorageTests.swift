@@ -155,10 +155,14 @@ import Testing
 
     /// Format 2 (plain forward rows) is opened, searched and written as it is — its new rows stay
     /// plain, so the releases that made it can still read it — and `upgrade` takes it to format
-    /// 3: every row rewritten packed, every answer the same as brute force before and after.
+    /// 3: every row rewritten packed (more than one run of 4,096 rows, tombstoned documents'
+    /// included), every answer the same as brute force before and after. An upgrade refuses a
+    /// database whose commit stamp says LMDB opened an older snapshot, and verify reports a
+    /// packed row in a format-2 database.
     @Test func formatTwoIsKeptThenUpgradedToPackedRows() throws {
-        let docs = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 400)
+        let docs = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 5000)
         let queries = try readVectors(referencePath("scifact", "query_vectors.jsonl"), limit: 25).map(\.vector)
+        let first = 4500, deleted = Set(docs.prefix(40).map(\.id))
         func encodings(_ db: Database) throws -> [UInt8: Int] {
             var seen: [UInt8: Int] = [:]
             try db.env.read { txn in
@@ -168,6 +172,16 @@ import Testing
                 }
             }
             return seen
+        }
+        func rewriteRows(_ db: Database, _ encoding: Records.ForwardRowEncoding, only: Int? = nil) throws {
+            try db.env.write { txn in
+                var rows: [([UInt8], SparseVector)] = []
+                try txn.scan(prefix: [], in: txn.table(.forwardRow)) { k, v in
+                    rows.append(([UInt8](k), try Records.parseForwardRow(key: k, v, dimensions: 30_522)))
+                    return only == nil || rows.count < only!
+                }
+                for (k, v) in rows { try txn.put(Records.forwardRow(key: k, v, encoding: encoding), forKey: k, in: txn.table(.forwardRow)) }
+            }
         }
         func checkAnswers(_ db: Database, live: [(id: String, vector: SparseVector)]) throws {
             let c = try db.collection("c")
@@ -181,40 +195,59 @@ import Testing
             // A format-2 database, as a format-2 release wrote it: plain rows, version 2.
             do {
                 let db = try Database(path: path)
-                try db.collection("c", creatingWithDimensions: 30_522).upsert(docs.prefix(300).map { Document(id: $0.id, vector: $0.vector) })
-                #expect(try encodings(db) == [1: 300])
-                try db.env.write { txn in
-                    var rows: [([UInt8], SparseVector)] = []
-                    try txn.scan(prefix: [], in: txn.table(.forwardRow)) { k, v in
-                        rows.append(([UInt8](k), try Records.parseForwardRow(key: k, v, dimensions: 30_522)))
-                        return true
-                    }
-                    for (k, v) in rows { try txn.put(Records.forwardRow(key: k, v, encoding: .plain), forKey: k, in: txn.table(.forwardRow)) }
-                    try txn.put(Catalog.formatRecord(version: 2), forKey: Catalog.formatKey, in: txn.table(.meta))
-                }
+                let c = try db.collection("c", creatingWithDimensions: 30_522)
+                try c.upsert(docs.prefix(first).map { Document(id: $0.id, vector: $0.vector) })
+                #expect(try c.delete(ids: Array(deleted)).isEmpty)
+                #expect(try encodings(db) == [1: first])
+                try rewriteRows(db, .plain)
+                try db.env.write { txn in try txn.put(Catalog.formatRecord(version: 2), forKey: Catalog.formatKey, in: txn.table(.meta)) }
+                // One packed row is a finding in a format-2 database.
+                try rewriteRows(db, .packed, only: 1)
+                #expect(try db.verify().contains { $0.contains("packed") })
+                try rewriteRows(db, .plain)
+                #expect(try db.verify().isEmpty)
                 db.close()
             }
+            let liveFirst = docs.prefix(first).filter { !deleted.contains($0.id) }
+            let live = liveFirst + docs.dropFirst(first)
             do {
                 let db = try Database(path: path)
                 #expect(try db.statistics().formatVersion == 2)
-                try checkAnswers(db, live: Array(docs.prefix(300)))
-                try db.collection("c").upsert(docs.dropFirst(300).map { Document(id: $0.id, vector: $0.vector) })
-                #expect(try encodings(db) == [0: 400])
+                try checkAnswers(db, live: Array(liveFirst))
+                try db.collection("c").upsert(docs.dropFirst(first).map { Document(id: $0.id, vector: $0.vector) })
+                #expect(try encodings(db) == [0: docs.count])
                 #expect(try db.statistics().formatVersion == 2)
-                try checkAnswers(db, live: docs)
+                try checkAnswers(db, live: live)
                 db.close()
             }
+            // A stamp older than the snapshot (what a damaged newest meta page leaves): refused,
+            // nothing changed.
+            let damaged = dir + "/damaged"
+            try FileManager.default.createDirectory(atPath: damaged, withIntermediateDirectories: false)
+            try FileManager.default.copyItem(atPath: path + "/data.mdb", toPath: damaged + "/data.mdb")
+            do {
+                let raw = try LMDBEnvironment(path: damaged, mapSize: 1 << 30, readOnly: false, maxReaders: 8)
+                try raw.write { txn in
+                    let commit = TableRef(name: Table.commit.name, dbi: try txn.openTable(Table.commit.name, create: false))
+                    try txn.put([1, 0, 0, 0, 0, 0, 0, 0], forKey: Catalog.lastCommitKey, in: commit)
+                }
+                raw.close()
+            }
+            let refused = #expect(throws: SparseDBError.self) { try Database.upgrade(path: damaged) }
+            #expect(refused?.code == .corrupt)
+            #expect(try Database.formatVersion(path: damaged) == 2)
+
             #expect(try Database.upgrade(path: path) == 2)
             #expect(try Database.formatVersion(path: path) == 3)
             #expect(try Database.upgrade(path: path) == 3)
             let db = try Database(path: path)
             defer { db.close() }
-            #expect(try encodings(db) == [1: 400])
+            #expect(try encodings(db) == [1: docs.count])
             #expect(try db.verify().isEmpty)
-            try checkAnswers(db, live: docs)
+            try checkAnswers(db, live: live)
             // Every stored vector comes back bit for bit.
             let c = try db.collection("c")
-            for d in docs.prefix(50) {
+            for d in docs.suffix(100) + liveFirst.prefix(100) {
                 let stored = try c.document(id: d.id)?.vector
                 #expect(stored?.dimensions == d.vector.dimensions && stored?.weights.map(\.bitPattern) == d.vector.weights.map(\.bitPattern))
             }
