@@ -318,15 +318,16 @@ class Buffers:
 
     def write_head(self, head: tuple) -> None:
         """Writes the request's head for ``head`` = (collection address, field name address or
-        0, k, max_query_terms (0 = all), heap_factor, algorithm code, flags, filter address or 0)."""
-        collection, field, k, max_terms, heap_factor, algorithm, flags, filter = head
+        0, k, max_query_terms (0 = all), candidates (0 = k), heap_factor, algorithm code, flags,
+        filter address or 0)."""
+        collection, field, k, max_terms, candidates, heap_factor, algorithm, flags, filter = head
         base = self.request_address
         self.head = None  # until written: a value that does not pack (struct.error) leaves it so
         _HEAD.pack_into(
             self.request, 0,
             collection, base + _MATRIX_AT, base + _OPTIONS_AT, filter, self.output_address, self.output_size, 0, 0,
             field, base + QUERY_AT - 8, base + QUERY_AT + 8, base + self.weights_at, 0, 0,
-            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
+            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, candidates,
             0,
         )
         self.head = head
