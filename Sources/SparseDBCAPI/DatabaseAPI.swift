@@ -7,7 +7,7 @@ public typealias HandleOut = UnsafeMutablePointer<OpaquePointer?>?
 public typealias StringOut = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 
 /// Bumped whenever a signature or a documented layout of sparsedb.h changes.
-let abiVersion: Int32 = 4
+let abiVersion: Int32 = 5
 let versionString: StaticString = "0.1.0"
 
 @_cdecl("sdb_abi_version")

@@ -96,6 +96,7 @@ func searchArguments(_ pointer: UnsafeRawPointer?, field: String?, allowing: UIn
     let algorithm = p.load(fromByteOffset: 48, as: Int32.self)
     let threads = p.load(fromByteOffset: 52, as: Int32.self)
     let flags = p.load(fromByteOffset: 56, as: UInt32.self)
+    let candidates = p.load(fromByteOffset: 60, as: UInt32.self)  // ABI 5 (a reserved 0 before: 0 means k)
     var args = try SearchArguments(
         field: nil, k: k, algorithm: algorithm, maxQueryTerms: maxQueryTerms, heapFactor: Float(heapFactor), flags: flags & ~allowing,
         threads: threads)
@@ -105,6 +106,9 @@ func searchArguments(_ pointer: UnsafeRawPointer?, field: String?, allowing: UIn
     }
     args.options.maxActiveDims = m == 0 ? nil : m
     args.options.dimensions = d == 0 ? nil : d
+    // Checked by SearchOptions.validate() with every search, as for a Swift caller: the same
+    // code (SDB_INVALID_INPUT) and message, k ≤ candidates ≤ 2^20.
+    args.options.candidates = candidates == 0 ? nil : Int(candidates)
     if let filterJSON { args.options.filter = try Filter(json: filterJSON) }
     return args
 }

@@ -178,7 +178,7 @@ def python_latencies(c, queries, algorithm: str, repeat: int, ready=lambda: None
             engine = paths["paired engine"]
             for q in queries:
                 c0, t0 = cpu(), clock()
-                hits = c._search_one(q, 10, algo, 0, 1.0, SEARCH_TIME_ENGINE, field_address, None)
+                hits = c._search_one(q, 10, algo, 0, 0, 1.0, SEARCH_TIME_ENGINE, field_address, None)
                 t1, c1 = clock(), cpu()
                 e = ENGINE_NS.unpack_from(s.output, 32)[0] / 1000
                 wall.append((t1 - t0) / 1000)
@@ -360,7 +360,7 @@ def components(args, db_path: Path, query_file: Path):
         def pack():  # the options' head compared, the query packed (as Collection._search_one's Python path)
             for q in queries:
                 n = len(q)
-                head = (c._address, field_address, 10, 0, 1.0, algo, 0, 0)
+                head = (c._address, field_address, 10, 0, 0, 1.0, algo, 0, 0)
                 if head != s.head:
                     s.write_head(head)
                 pack_dimensions, pack_weights = s.packers.get(n) or s.packer(n)

@@ -137,6 +137,51 @@ int main(int argc, char **argv) {
     sdb_documents_free(found);
     sdb_collection_free(emb);
 
+    /* ABI 5: sdb_search_options.candidates. With max_query_terms 1 the traversal walks dimension
+     * 1 alone: "a" (0.5) ranks before "b" (0.4) there, "b" first on the whole query (1.3). One
+     * candidate (0 = k = 1) rescores "a" only; two rescore both. */
+    sdb_collection *pruned = NULL;
+    CHECK(sdb_database_create_collection(db, "pruned", 1, NULL, &dims, 0, &pruned, &error));
+    const char ab[] = "ab";
+    const int64_t ab_offsets[] = {0, 1, 2};
+    const int64_t ab_indptr[] = {0, 1, 3};
+    const uint32_t ab_indices[] = {1, 1, 2};
+    const float ab_values[] = {0.5f, 0.4f, 1.0f};
+    sdb_matrix ab_rows = {NULL, ab_indptr, ab_indices, ab_values, NULL, 0};
+    CHECK(sdb_collection_upsert_matrix(pruned, 2, ab, ab_offsets, 1, &ab_rows, NULL, NULL, NULL, NULL, &error));
+    const uint32_t two_indices[] = {1, 2};
+    const float two_values[] = {1.0f, 0.9f};
+    const int64_t two_indptr[] = {0, 2};
+    sdb_matrix two = {NULL, two_indptr, two_indices, two_values, NULL, 0};
+    sdb_search_options approximate = {1, 1, 0, 0, 1.0, NULL, SDB_MAXSCORE, 1, 0, 0};
+    call = (sdb_search_call){pruned, &two, &approximate, NULL, buffer, sizeof buffer, NULL, 0};
+    for (uint32_t candidates = 0; candidates <= 2; candidates += 2) {
+        approximate.candidates = candidates;
+        memset(buffer, 0, sizeof buffer);
+        if (sdb_collection_search_call(&call) != SDB_OK || buffer[0] != 1) return 6;
+        printf("candidates %u: %s %.3f\n", candidates, (const char *)buffer + 64 + 24 + 8, ((const double *)buffer)[6]);
+    }
+    approximate.candidates = (1u << 20) + 1;
+    status = sdb_collection_search_call(&call);
+    printf("status %d code %d: %s\n", status, sdb_error_code(call.error), sdb_error_message(call.error));
+    sdb_error_free(call.error);
+    call.error = NULL;
+    approximate.k = 2;
+    approximate.candidates = 1;
+    status = sdb_collection_search_matrix(pruned, &two, 1, &approximate, &results, &error);
+    printf("status %d code %d: %s\n", status, sdb_error_code(error), sdb_error_message(error));
+    sdb_error_free(error);
+    error = NULL;
+    /* Hybrid: the field's ranking (depth 1) rescores max(depth, candidates) documents. */
+    approximate.k = 1;
+    approximate.candidates = 2;
+    sdb_fusion_options fusion = {SDB_FUSION_RRF, 0, 1, -1.0, NULL};
+    CHECK(sdb_collection_search_hybrid(pruned, 1, &two, 1, &approximate, &fusion, &results, &error));
+    sdb_results_view(results, &n, &offsets, &scores, NULL, &id_data, &hit_id_offsets, NULL, NULL, NULL, NULL);
+    printf("hybrid candidates 2: %.*s\n", (int)(hit_id_offsets[1] - hit_id_offsets[0]), id_data);
+    sdb_results_free(results);
+    sdb_collection_free(pruned);
+
     sdb_collection_free(docs);
     sdb_database_close(db);
     sdb_database_free(db);

@@ -20,6 +20,17 @@ MODELS = Path(os.environ.get("SPARSEDB_HOME", Path.home() / ".local" / "share" /
 ALGORITHMS = ["exhaustive", "maxscore", "wand", "bmw"]
 
 
+@pytest.fixture(params=["c", "python"])
+def one_query_path(request, monkeypatch):
+    """The one-query path in C (sparsedb._fastpath, when it was built) and in Python (what
+    SPARSEDB_PURE_PYTHON=1 leaves: no fast_search)."""
+    if request.param == "c" and sparsedb.database.fast_search is None:
+        pytest.skip("sparsedb._fastpath is not built (or SPARSEDB_PURE_PYTHON=1)")
+    if request.param == "python":
+        monkeypatch.setattr(sparsedb.database, "fast_search", None)
+    return request.param
+
+
 @pytest.fixture
 def db(tmp_path):
     database = sparsedb.Database(tmp_path / "db")

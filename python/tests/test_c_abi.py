@@ -53,3 +53,10 @@ def test_c_host_round_trip(tmp_path):
     assert lines[8] == "call 1 hit: banana 1.400"
     assert lines[9] == "status 1: result buffer capacity must be at least 48 bytes, got 8"
     assert lines[10] == 'get e[2] 1.0 0.0 [{"lang":"en"}]'
+    # ABI 5: sdb_search_options.candidates through sdb_collection_search_call, its checks, hybrid.
+    assert lines[11] == "candidates 0: a 0.500"
+    assert lines[12] == "candidates 2: b 1.300"
+    assert lines[13] == "status 1 code 1: candidates must be between k (1) and 2^20, got 1048577"
+    assert lines[14] == "status 1 code 1: candidates must be between k (2) and 2^20, got 1"
+    assert lines[15] == "hybrid candidates 2: b"
+    assert len(lines) == 16

@@ -149,16 +149,6 @@ def test_cranfield_matches_the_reference_run(cranfield):
         assert np.allclose(got, [s for _, s in ref], atol=2e-5), qid
 
 
-@pytest.fixture(params=["c", "python"])
-def one_query_path(request, monkeypatch):
-    """The one-query path in C (sparsedb._fastpath, when it was built) and in Python."""
-    if request.param == "c" and sparsedb.database.fast_search is None:
-        pytest.skip("sparsedb._fastpath is not built (or SPARSEDB_PURE_PYTHON=1)")
-    if request.param == "python":
-        monkeypatch.setattr(sparsedb.database, "fast_search", None)
-    return request.param
-
-
 def test_one_dict_query_equals_the_batch_path(tmp_path, one_query_path):
     """A single {dim: weight} query takes sdb_collection_search_call (hits written into a buffer);
     its hits equal the batch path's for every id and payload form, filters and options, and hits

@@ -63,11 +63,13 @@ extern "C" {
 
 /* ---- Versions ---------------------------------------------------------------------------- */
 
-/** The ABI version of this header (4). A binding checks it before any other call. Version 2 added
+/** The ABI version of this header (5). A binding checks it before any other call. Version 2 added
  *  every field kind, attributes, filters and hybrid search ("Fields of every kind" below);
  *  version 3 added sdb_collection_search_into, sdb_filter and SDB_SEARCH_TIME_ENGINE; version 4
- *  added sdb_collection_search_call. The functions of earlier versions are unchanged. */
-#define SDB_ABI_VERSION 4
+ *  added sdb_collection_search_call; version 5 turned sdb_search_options' last member (reserved,
+ *  0) into `candidates` (0 = k: a caller that passes 0 keeps its behaviour). The functions of
+ *  earlier versions are unchanged. */
+#define SDB_ABI_VERSION 5
 int32_t sdb_abi_version(void);
 /** The library version, e.g. "0.1.0"; a static string (do not free). */
 const char *sdb_version(void);
@@ -327,10 +329,12 @@ int32_t sdb_collection_upsert_matrix(sdb_collection *collection, int64_t count, 
                                      const uint8_t *payload_present, const char *attributes_json,
                                      sdb_error **error);
 
-/** Options of sdb_collection_search_matrix and sdb_collection_search_hybrid. 64 bytes, no padding. */
+/** Options of sdb_collection_search_matrix, sdb_collection_search_hybrid,
+ *  sdb_collection_search_into and sdb_collection_search_call. 64 bytes, no padding. */
 typedef struct sdb_search_options {
     int64_t k;                    /* hits per query (>= 1) */
-    int64_t max_query_terms;      /* > 0: keep that many largest query weights (approximate); 0: all */
+    int64_t max_query_terms;      /* > 0: walk only that many largest query weights (approximate;
+                                     the hits are scored with the whole query); 0: all */
     int64_t max_active_dims;      /* csr fields, > 0: keep the query's K largest entries; 0: all */
     int64_t truncate_dim;         /* dense fields, > 0: score on the first D dimensions; 0: all */
     double heap_factor;           /* 1 = exact; > 1 prunes more (approximate) */
@@ -338,7 +342,14 @@ typedef struct sdb_search_options {
     int32_t algorithm;            /* SDB_EXHAUSTIVE, SDB_MAXSCORE, SDB_WAND, SDB_BMW (sparse walks) */
     int32_t threads;              /* 0 = one per core, 1 = the calling thread only */
     uint32_t flags;               /* SDB_SEARCH_NO_PAYLOADS */
-    uint32_t reserved;            /* 0 */
+    uint32_t candidates;          /* ABI 5 (before: reserved, 0). With max_query_terms: the best
+                                     `candidates` documents of the pruned search are rescored with
+                                     the whole query and the best k of them returned; more
+                                     candidates, better recall. k <= candidates <= 2^20, 0 = k;
+                                     another value is SDB_INVALID_INPUT ("candidates must be
+                                     between k (K) and 2^20, got C"), with or without
+                                     max_query_terms (as the Swift API: SearchOptions.candidates).
+                                     Hybrid search: each field's candidates are at least its depth. */
 } sdb_search_options;
 
 /**

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import Error, error_for
 
-ABI_VERSION = 4
+ABI_VERSION = 5  # 5: sdb_search_options.candidates
 LIBRARY_NAME = "libSparseDBC.so"
 
 
@@ -95,7 +95,7 @@ class SearchOptions(Structure):
         ("algorithm", c_int32),
         ("threads", c_int32),
         ("flags", c_uint32),
-        ("reserved", c_uint32),
+        ("candidates", c_uint32),  # ABI 5 (reserved before); 0 = k
     ]
 
 
@@ -269,7 +269,7 @@ slots = _Slots()
 # sdb_search_call (64 bytes: collection, query, options, filter, buffer, capacity, error,
 # reserved), sdb_matrix (48 bytes: field, indptr, indices, values, present, width),
 # sdb_search_options (64 bytes: k, max_query_terms, max_active_dims, truncate_dim, heap_factor,
-# filter_json, algorithm, threads, flags, reserved), the query's indptr {0, n} (16 bytes), then
+# filter_json, algorithm, threads, flags, candidates), the query's indptr {0, n} (16 bytes), then
 # room for `entries` uint32 dimensions and, after it, `entries` float weights. The arrays have
 # fixed places, so the 184 bytes before indptr[1] (the "head") depend on the collection, the
 # options, the filter and the output buffer alone and are written only when one of them
@@ -318,15 +318,16 @@ class Buffers:
 
     def write_head(self, head: tuple) -> None:
         """Writes the request's head for ``head`` = (collection address, field name address or
-        0, k, max_query_terms (0 = all), heap_factor, algorithm code, flags, filter address or 0)."""
-        collection, field, k, max_terms, heap_factor, algorithm, flags, filter = head
+        0, k, max_query_terms (0 = all), candidates (0 = k), heap_factor, algorithm code, flags,
+        filter address or 0)."""
+        collection, field, k, max_terms, candidates, heap_factor, algorithm, flags, filter = head
         base = self.request_address
         self.head = None  # until written: a value that does not pack (struct.error) leaves it so
         _HEAD.pack_into(
             self.request, 0,
             collection, base + _MATRIX_AT, base + _OPTIONS_AT, filter, self.output_address, self.output_size, 0, 0,
             field, base + QUERY_AT - 8, base + QUERY_AT + 8, base + self.weights_at, 0, 0,
-            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, 0,
+            k, max_terms, 0, 0, heap_factor, 0, algorithm, 1, flags, candidates,
             0,
         )
         self.head = head

@@ -254,24 +254,33 @@ def _algorithm(algorithm: str) -> int:
         raise InvalidInputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}") from None
 
 
-def _search_numbers(k: int, max_query_terms: Optional[int], heap_factor: float, threads: int):
+def _search_numbers(k: int, max_query_terms: Optional[int], heap_factor: float, threads: int, candidates: Optional[int] = None):
+    """The numeric search options checked: (k, max_query_terms (0 = all), heap_factor, threads,
+    candidates (0 = k)), as sdb_search_options takes them."""
     if isinstance(k, bool) or not isinstance(k, int):
         raise InvalidInputError(f"k must be an integer, got {k!r}")
     if max_query_terms is not None and (isinstance(max_query_terms, bool) or not isinstance(max_query_terms, int) or max_query_terms < 1):
         raise InvalidInputError(f"max_query_terms must be a positive integer or None, got {max_query_terms!r}")
+    if candidates is not None:
+        # The engine's rule (SearchOptions.validate) and message, checked here too: the options
+        # block holds a uint32 in which 0 means k, so 0 and values beyond it must not reach it.
+        if isinstance(candidates, bool) or not isinstance(candidates, int):
+            raise InvalidInputError(f"candidates must be an integer from k to 2^20, or None, got {candidates!r}")
+        if not (k if 1 <= k <= 1 << 20 else 1) <= candidates <= 1 << 20:  # an invalid k: the engine names k
+            raise InvalidInputError(f"candidates must be between k ({k}) and 2^20, got {candidates}")
     try:
         heap_factor = float(heap_factor)
     except (TypeError, ValueError):
         raise InvalidInputError(f"heap_factor must be a number >= 1, got {heap_factor!r}") from None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InvalidInputError(f"threads must be 0 (all cores) or a positive integer, got {threads!r}")
-    return k, max_query_terms or 0, heap_factor, threads
+    return k, max_query_terms or 0, heap_factor, threads, candidates or 0
 
 
-def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> SearchOptions:
+def _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim, candidates) -> SearchOptions:
     """A new sdb_search_options (see _fill_options)."""
     options = SearchOptions()
-    _fill_options(options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+    _fill_options(options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim, candidates)
     return options
 
 
@@ -298,9 +307,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim) -> None:
+def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim,
+                  candidates) -> None:
     """Sets the fields of an sdb_search_options (a per-thread one on the hot path). ``filter`` is
-    a dict, a JSON string, or its JSON bytes."""
+    a dict, a JSON string, or its JSON bytes; the numbers as _search_numbers returns them."""
     if max_active_dims is not None or truncate_dim is not None:
         for name, value in (("max_active_dims", max_active_dims), ("truncate_dim", truncate_dim)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -314,6 +324,7 @@ def _fill_options(o: SearchOptions, k, algorithm, max_terms, heap_factor, thread
     o.heap_factor = heap_factor
     o.threads = threads
     o.flags = flags
+    o.candidates = candidates
 
 
 def _fill_matrix(matrix: Matrix, field: Optional[str], rows, present) -> None:
@@ -587,6 +598,7 @@ class Collection:
         max_query_terms: Optional[int] = None,
         heap_factor: float = 1.0,
         *,
+        candidates: Optional[int] = None,
         field: Optional[str] = None,
         filter: Union[None, str, Mapping[str, Any]] = None,
         with_payload: bool = True,
@@ -613,6 +625,11 @@ class Collection:
                 query weights; the hits are still scored exactly with the whole query.
             heap_factor: approximate: > 1 prunes documents whose bound is below heap_factor x
                 the current k-th score (1 = exact).
+            candidates: with ``max_query_terms``: how many of the best documents of the pruned
+                search are rescored with the whole query, the best ``k`` of them returned
+                (k <= candidates <= 2**20; None = k). More candidates find documents that rank
+                lower on the walked terms than on the whole query (better recall, a little
+                slower). Checked also without ``max_query_terms`` (where the search is exact).
             field: the field to search (default: the only field, or ``vector``).
             filter: only documents whose attributes match: a dict in the form of the CLI's
                 ``--filter`` (``{"lang": "en"}`` equality, for a keyword list membership;
@@ -636,11 +653,12 @@ class Collection:
 
         Raises:
             InvalidInputError: a query has a NaN, negative or too large weight, a dimension
-                outside the field, or ``k`` < 1, ``heap_factor`` < 1; the filter is malformed,
+                outside the field, or ``k`` < 1, ``heap_factor`` < 1, ``candidates`` not an
+                integer from ``k`` to 2**20; the filter is malformed,
                 names an undeclared attribute or compares it with a value of another type.
         """
         if (
-            type(queries) is dict and type(k) is int and max_query_terms is None and type(heap_factor) is float
+            type(queries) is dict and type(k) is int and max_query_terms is None and candidates is None and type(heap_factor) is float
             and type(threads) is int and threads >= 0 and not return_arrays and max_active_dims is None and truncate_dim is None
         ):
             # One {dimension: weight} query with exact options, the common case, checked above as
@@ -653,7 +671,7 @@ class Collection:
                 s = owner_buffers if get_ident() == _owner_thread else buffers()
                 if (
                     filter is None and fast_search is not None and len(queries) <= s.entries
-                    and (self._address, names[1], k, 0, heap_factor, code, flags, 0) == s.head
+                    and (self._address, names[1], k, 0, 0, heap_factor, code, flags, 0) == s.head
                 ):
                     # _search_one's C path without its call: this thread's request already holds
                     # these options and has room for the query (else _search_one writes them).
@@ -664,25 +682,27 @@ class Collection:
                     if hits is not None:  # None: the query does not pack; the general path below says why
                         return _fast_search_rest(s, hits)
                 else:
-                    hits = self._search_one(queries, k, code, 0, heap_factor, flags, names[1], filter)
+                    hits = self._search_one(queries, k, code, 0, 0, heap_factor, flags, names[1], filter)
                     if hits is not None:
                         return hits
-        k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
+        k, max_terms, heap_factor, threads, candidates = _search_numbers(k, max_query_terms, heap_factor, threads, candidates)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
         if type(queries) is dict and not return_arrays and max_active_dims is None and truncate_dim is None:
             # One dict query with approximate options, or numbers of other types (numpy
             # scalars, an int heap_factor...): the same one-query path, after the checks.
             names = self._sparse_names.get(field) if field is None or type(field) is str else None
             if names is not None:
-                hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, heap_factor, flags, names[1], filter)
+                hits = self._search_one(queries, k, _algorithm(algorithm), max_terms, candidates, heap_factor, flags, names[1], filter)
                 if hits is not None:
                     return hits
-        if filter is not None or max_active_dims is not None or truncate_dim is not None or self._kind(field) == "dense":
+        # sdb_collection_search takes no options block: filters, truncations, candidates and dense
+        # fields go through sdb_collection_search_matrix.
+        if filter is not None or max_active_dims is not None or truncate_dim is not None or candidates or self._kind(field) == "dense":
             m, present = self._rows(field, queries, "queries")
             s = slots
             if filter is not None:
                 filter = self._filter_bytes(filter)
-            _fill_options(s.options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+            _fill_options(s.options, k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim, candidates)
             _fill_matrix(s.matrix, field, m, present)
             status = lib.sdb_collection_search_matrix(self._handle, s.matrix_ref, m.rows, s.options_ref, s.out_ref, s.err_ref)
             s.matrix.field = s.options.filter_json = None  # drop the references to this call's bytes
@@ -700,8 +720,8 @@ class Collection:
             raise_error(status, s.err)
         return read_results(s.out.value, q.single, return_arrays)
 
-    def _search_one(self, query: dict, k: int, algorithm: int, max_terms: int, heap_factor: float, flags: int, field_address: int,
-                    filter: Any) -> Optional[List[Hit]]:
+    def _search_one(self, query: dict, k: int, algorithm: int, max_terms: int, candidates: int, heap_factor: float, flags: int,
+                    field_address: int, filter: Any) -> Optional[List[Hit]]:
         """One dict query on a sparse or CSR field through sdb_collection_search_call; None when
         the dict's keys or values do not pack as uint32 and float (the general path then says
         what is wrong, as it always did)."""
@@ -709,10 +729,10 @@ class Collection:
         n = len(query)
         if filter is None:
             parsed = None
-            head = (self._address, field_address, k, max_terms, heap_factor, algorithm, flags, 0)
+            head = (self._address, field_address, k, max_terms, candidates, heap_factor, algorithm, flags, 0)
         else:
             parsed = self._filter_entry(filter)  # held until the call returned
-            head = (self._address, field_address, k, max_terms, heap_factor, algorithm, flags, parsed.address)
+            head = (self._address, field_address, k, max_terms, candidates, heap_factor, algorithm, flags, parsed.address)
         if n > s.entries:
             s.grow_request(n)
         try:
@@ -762,6 +782,7 @@ class Collection:
         algorithm: str = "maxscore",
         max_query_terms: Optional[int] = None,
         heap_factor: float = 1.0,
+        candidates: Optional[int] = None,
         with_payload: bool = True,
         return_arrays: bool = False,
         threads: int = 0,
@@ -787,6 +808,9 @@ class Collection:
             filter: only documents the filter admits, in every field (see :meth:`search`).
             algorithm, max_query_terms, heap_factor, max_active_dims, truncate_dim: as for
                 :meth:`search`, applied to every field they concern.
+            candidates: with ``max_query_terms``, as for :meth:`search` (k <= candidates <=
+                2**20, None = k; k is the fused hits): each sparse field rescores at least
+                ``depth`` candidates with its whole query.
 
         Returns:
             For one query, a list of :class:`HybridHit` (``id``, fused ``score``, ``payload``,
@@ -795,9 +819,9 @@ class Collection:
         """
         if not isinstance(queries, Mapping) or not queries:
             raise InvalidInputError("search_hybrid takes a non-empty dict {field name: queries}")
-        k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
+        k, max_terms, heap_factor, threads, candidates = _search_numbers(k, max_query_terms, heap_factor, threads, candidates)
         flags = 0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS
-        options = _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim)
+        options = _options(k, algorithm, max_terms, heap_factor, threads, flags, filter, max_active_dims, truncate_dim, candidates)
         if fusion not in FUSION_METHODS:
             raise InvalidInputError(f"fusion must be one of {', '.join(FUSION_METHODS)}, got {fusion!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -965,6 +989,7 @@ class Collection:
         max_query_terms: Optional[int] = None,
         heap_factor: float = 1.0,
         *,
+        candidates: Optional[int] = None,
         encoder: Optional[Encoder] = None,
         field: Optional[str] = None,
         with_payload: bool = True,
@@ -979,7 +1004,8 @@ class Collection:
         Uses the encoder the collection was built with (:meth:`query_encoder`) unless
         ``encoder`` is given (which must be the same model unless ``allow_model_mismatch``).
         One str gives a list of hits; a list of str gives one list per text. A dense model's
-        embeddings search a dense field; ``filter`` as for :meth:`search`.
+        embeddings search a dense field; ``filter`` and ``candidates`` (with ``max_query_terms``:
+        k <= candidates <= 2**20, None = k) as for :meth:`search`.
 
         Raises:
             InvalidInputError: an empty text, or the collection was not built from text and no
@@ -987,15 +1013,16 @@ class Collection:
             ModelMismatchError: ``encoder`` is another model than the recorded one.
         """
         single = isinstance(texts, str)
-        k, max_terms, heap_factor, threads = _search_numbers(k, max_query_terms, heap_factor, threads)
+        k, max_terms, heap_factor, threads, candidates_value = _search_numbers(k, max_query_terms, heap_factor, threads, candidates)
         if max_active_dims is not None and (not isinstance(max_active_dims, int) or max_active_dims < 1):
             raise InvalidInputError(f"max_active_dims must be a positive integer, got {max_active_dims!r}")
         if encoder is None:
             encoder = self.query_encoder(field)
         elif not isinstance(encoder, Encoder):
             raise InvalidInputError(f"encoder must be a sparsedb.Encoder, got {type(encoder).__name__}")
-        if filter is not None:
-            # Encode here, then a filtered search: the same checks as the engine's text search.
+        if filter is not None or candidates_value:
+            # Encode here, then a search with an options block (sdb_collection_search_text takes
+            # none: no filter, no candidates): the same checks as the engine's text search.
             text_list = string_list(texts, "texts")
             for i, t in enumerate(text_list):
                 if not isinstance(t, str) or not t.strip():
@@ -1007,8 +1034,8 @@ class Collection:
                     "(allow_model_mismatch=True to search anyway)")
             vectors = encoder.encode(text_list, "query", max_active_dims)
             result = self.search(
-                vectors, k, algorithm, max_query_terms, heap_factor, field=field, filter=filter, with_payload=with_payload,
-                return_arrays=return_arrays, threads=threads)
+                vectors, k, algorithm, max_query_terms, heap_factor, candidates=candidates, field=field, filter=filter,
+                with_payload=with_payload, return_arrays=return_arrays, threads=threads)
             return result[0] if single and not return_arrays else result
         packed = Strings(string_list(texts, "texts"), "texts")
         flags = (0 if with_payload and not return_arrays else SEARCH_NO_PAYLOADS)
