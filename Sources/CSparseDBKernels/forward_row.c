@@ -10,15 +10,19 @@
 // a contracted (fused) multiply–add would change the last bit of some scores.
 #pragma clang fp contract(off)
 
+static inline float from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 static inline float load_f32le(const uint8_t *p) {
     uint32_t bits;
     memcpy(&bits, p, 4);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     bits = __builtin_bswap32(bits);
 #endif
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return from_bits(bits);
 }
 
 int sparsedb_forward_row_dot(
@@ -192,12 +196,6 @@ static inline int next_entry(packed_row *row, size_t i, uint32_t *dim, uint32_t 
     if (read_bits(&row->stream, 23, &mantissa) != 0) return -1;
     *bits = (row->top - (uint32_t)below) << 23 | mantissa;
     return 0;
-}
-
-static inline float from_bits(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
 }
 
 int sparsedb_forward_row_unpack(const uint8_t *payload, size_t length, size_t count, uint32_t *dims, float *weights) {

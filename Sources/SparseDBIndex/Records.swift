@@ -185,13 +185,7 @@ package enum Records {
 
     /// `crc ‖ encoding u8 ‖ count varint ‖` the entries in `encoding` (§8).
     package static func forwardRow(key: [UInt8], _ v: SparseVector, encoding: ForwardRowEncoding) -> [UInt8] {
-        if encoding == .packed, v.count > 0, let packed = packedEntries(v) {
-            var w = ByteWriter(capacity: packed.count + 8)
-            w.u8(ForwardRowEncoding.packed.rawValue)
-            w.varint(UInt32(v.count))
-            w.bytes.append(contentsOf: packed)
-            return sealed(key: key, body: w.bytes)
-        }
+        if encoding == .packed, v.count > 0, let body = packedBody(v) { return sealed(key: key, body: body) }
         var w = ByteWriter(capacity: v.count * 6 + 8)
         w.u8(ForwardRowEncoding.plain.rawValue)
         w.varint(UInt32(v.count))
@@ -204,25 +198,30 @@ package enum Records {
         return sealed(key: key, body: w.bytes)
     }
 
-    /// The packed payload of `v` (C: `sparsedb_forward_row_pack`), nil if it did not fit the
-    /// bound the C code states (then the row is written plain: never the case by that bound).
-    private static func packedEntries(_ v: SparseVector) -> [UInt8]? {
+    /// The packed row's body — encoding, count, then the entries that `sparsedb_forward_row_pack`
+    /// writes straight into the same buffer — or nil if they did not fit the bound the C code
+    /// states (then the row is written plain: never the case by that bound).
+    private static func packedBody(_ v: SparseVector) -> [UInt8]? {
         let n = v.count
         let capacity = 16 + 11 * n
+        var w = ByteWriter(capacity: capacity + 6)
+        w.u8(ForwardRowEncoding.packed.rawValue)
+        w.varint(UInt32(n))
+        let header = w.bytes.count
+        w.bytes.append(contentsOf: repeatElement(0, count: capacity))
         var scratch = [UInt32](repeating: 0, count: 2 * n)
-        var out = [UInt8](repeating: 0, count: capacity)
         let written = v.dimensions.withUnsafeBufferPointer { d in
-            v.weights.withUnsafeBufferPointer { w in
+            v.weights.withUnsafeBufferPointer { weights in
                 scratch.withUnsafeMutableBufferPointer { s in
-                    out.withUnsafeMutableBufferPointer { o in
-                        sparsedb_forward_row_pack(d.baseAddress!, w.baseAddress!, n, s.baseAddress!, o.baseAddress!, capacity)
+                    w.bytes.withUnsafeMutableBufferPointer { o in
+                        sparsedb_forward_row_pack(d.baseAddress!, weights.baseAddress!, n, s.baseAddress!, o.baseAddress! + header, capacity)
                     }
                 }
             }
         }
         guard written > 0 else { return nil }
-        out.removeLast(capacity - written)
-        return out
+        w.bytes.removeLast(capacity - written)
+        return w.bytes
     }
 
     /// A checked forward row, ready to be walked without copying.
