@@ -9,7 +9,8 @@ int sparsedb_cpu_features(void) {
         __builtin_cpu_init();
         features = (__builtin_cpu_supports("sse4.2") ? SPARSEDB_CPU_SSE42 : 0) |
                    (__builtin_cpu_supports("avx2") ? SPARSEDB_CPU_AVX2 : 0) |
-                   (__builtin_cpu_supports("fma") ? SPARSEDB_CPU_FMA : 0);
+                   (__builtin_cpu_supports("fma") ? SPARSEDB_CPU_FMA : 0) |
+                   (__builtin_cpu_supports("f16c") ? SPARSEDB_CPU_F16C : 0);
         __atomic_store_n(&cached, features, __ATOMIC_RELAXED);
     }
     return features;

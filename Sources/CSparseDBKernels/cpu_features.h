@@ -6,6 +6,7 @@ enum {
     SPARSEDB_CPU_SSE42 = 1 << 0,
     SPARSEDB_CPU_AVX2 = 1 << 1,
     SPARSEDB_CPU_FMA = 1 << 2,
+    SPARSEDB_CPU_F16C = 1 << 3,
 };
 
 /// A bit set of SPARSEDB_CPU_*: what this CPU has (0 off x86-64). Computed once per process.

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 
@@ -137,34 +138,58 @@ static float dense_scores_portable(const float *rows, size_t count, size_t strid
 // dimensions on this project's machine: eight streams a row apart defeat the prefetcher. Four
 // adjacent rows with two sums each, measured again for stop 19: 1.5x slower at 256 dimensions,
 // within noise at 64. Software prefetching 256 bytes ahead changed nothing; 1–4 KiB ahead was
-// 10–30% slower.)
+// 10–30% slower. Eight consecutive rows reduced together by one transpose, as the CSR kernel
+// does, measured for stop 22: 5–13% faster at 64 dimensions in a C harness, within noise in
+// `sparsedb bench` at 64, 256 and 1,024, so not kept.)
+
+// The 8 lanes of partial sums of one row's first `wide` (a multiple of 8) products; `LOAD(p)`
+// gives 8 row values as f32.
+#define ROW_LANES(LOAD, x, query, wide)                                                               \
+    ({                                                                                                \
+        __m256 a_ = _mm256_setzero_ps(), b_ = _mm256_setzero_ps(), c_ = _mm256_setzero_ps(),        \
+               d_ = _mm256_setzero_ps();                                                             \
+        size_t j_ = 0;                                                                                \
+        for (; j_ + 32 <= (wide); j_ += 32) {                                                         \
+            a_ = _mm256_fmadd_ps(LOAD((x) + j_), _mm256_loadu_ps((query) + j_), a_);                  \
+            b_ = _mm256_fmadd_ps(LOAD((x) + j_ + 8), _mm256_loadu_ps((query) + j_ + 8), b_);          \
+            c_ = _mm256_fmadd_ps(LOAD((x) + j_ + 16), _mm256_loadu_ps((query) + j_ + 16), c_);        \
+            d_ = _mm256_fmadd_ps(LOAD((x) + j_ + 24), _mm256_loadu_ps((query) + j_ + 24), d_);        \
+        }                                                                                             \
+        for (; j_ < (wide); j_ += 8) a_ = _mm256_fmadd_ps(LOAD((x) + j_), _mm256_loadu_ps((query) + j_), a_); \
+        _mm256_add_ps(_mm256_add_ps(a_, b_), _mm256_add_ps(c_, d_));                                  \
+    })
+
+#define LOAD_F32(p) _mm256_loadu_ps(p)
+#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+
+__attribute__((target("avx2"), always_inline)) static inline float sum_lanes(__m256 s) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+// The body of the f32 and f16 kernels (`T` the row element type, `WIDEN` one value to f32).
+#define DENSE_SCORES_BODY(T, LOAD, WIDEN)                                                            \
+    const size_t wide = dimensions & ~(size_t)7;                                                     \
+    float top = -INFINITY;                                                                            \
+    int unordered = 0;                                                                                \
+    for (size_t r = 0; r < count; r++) {                                                              \
+        const T *x = rows + r * stride;                                                               \
+        float sum = sum_lanes(ROW_LANES(LOAD, x, query, wide));                                       \
+        for (size_t j = wide; j < dimensions; j++) sum += WIDEN(x[j]) * query[j];                     \
+        scores[r] = sum;                                                                              \
+        unordered |= sum != sum;                                                                      \
+        if (sum > top) top = sum;                                                                     \
+    }                                                                                                 \
+    return unordered ? NAN : top;
+
+#define WIDEN_F32(x) (x)
+#define WIDEN_F16(x) _cvtsh_ss(x)
+
 __attribute__((target("avx2,fma"))) static float dense_scores_avx2(const float *rows, size_t count, size_t stride, const float *query,
                                                                    size_t dimensions, float *scores) {
-    const size_t wide = dimensions & ~(size_t)7;
-    __m128 top = _mm_set1_ps(-INFINITY), unordered = _mm_setzero_ps();
-    for (size_t r = 0; r < count; r++) {
-        const float *x = rows + r * stride;
-        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
-        size_t j = 0;
-        for (; j + 32 <= wide; j += 32) {
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-            b = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(query + j + 8), b);
-            c = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 16), _mm256_loadu_ps(query + j + 16), c);
-            d = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 24), _mm256_loadu_ps(query + j + 24), d);
-        }
-        for (; j < wide; j += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(query + j), a);
-        __m256 s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float sum = _mm_cvtss_f32(h);
-        for (; j < dimensions; j++) sum += x[j] * query[j];
-        scores[r] = sum;
-        __m128 v = _mm_set_ss(sum);
-        top = _mm_max_ss(top, v);
-        unordered = _mm_or_ps(unordered, _mm_cmpunord_ss(v, v));
-    }
-    return (_mm_movemask_ps(unordered) & 1) ? NAN : _mm_cvtss_f32(top);
+    DENSE_SCORES_BODY(float, LOAD_F32, WIDEN_F32)
 }
 
 static int has_avx2_fma(void) {
@@ -178,6 +203,118 @@ float sparsedb_dense_scores(const float *rows, size_t count, size_t stride, cons
     if (has_avx2_fma()) return dense_scores_avx2(rows, count, stride, query, dimensions, scores);
 #endif
     return dense_scores_portable(rows, count, stride, query, dimensions, scores);
+}
+
+// ---- Half-precision rows ---------------------------------------------------------------------
+// A field stored in f16 is kept in f16 in memory too, so a scan streams half the bytes of an f32
+// field: a dense scan runs at the memory's speed, so that halves its time. Each value is widened
+// to f32 exactly (vcvtph2ps) and the products are summed as in the f32 kernel, so the same
+// rounding bound holds and the exact rescoring sees the same values.
+
+float sparsedb_half_to_float_portable(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);  // infinity or NaN
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {
+        // Subnormal: normalize. The value is mantissa · 2⁻²⁴.
+        int shift = 0;
+        while (!(mantissa & 0x400u)) { mantissa <<= 1; shift++; }
+        bits = sign | ((uint32_t)(113 - shift) << 23) | ((mantissa & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t sparsedb_float_to_half_portable(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0);  // inf, NaN
+    if (abs >= 0x477ff000u) return sign | 0x7c00u;                                       // rounds past 65504
+    if (abs < 0x33000001u) return sign;                                                  // below half the smallest subnormal
+    int e = (int)(abs >> 23) - 127;
+    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+    int shift = e >= -14 ? 13 : 13 + (-14 - e);  // bits dropped from the 24-bit significand
+    uint32_t kept = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (kept & 1))) kept++;  // round to nearest, ties to even
+    // A normal value's 11-bit significand carries its implicit bit into the exponent field; a
+    // carry out of it (kept == 0x800) moves the value one binade up, which the sum handles.
+    uint32_t bits = e >= -14 ? ((uint32_t)(e + 14) << 10) + kept : kept;
+    return sign | (uint16_t)bits;
+}
+
+float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
+                                       float *scores) {
+    float top = -INFINITY;
+    int unordered = 0;
+    for (size_t r = 0; r < count; r++) {
+        const uint16_t *x = rows + r * stride;
+        float s = 0;
+        for (size_t j = 0; j < dimensions; j++) s += sparsedb_half_to_float_portable(x[j]) * query[j];
+        scores[r] = s;
+        unordered |= s != s;
+        if (s > top) top = s;
+    }
+    return unordered ? NAN : top;
+}
+
+#if defined(__x86_64__)
+// As dense_scores_avx2, each value widened exactly (vcvtph2ps) as it is loaded.
+__attribute__((target("avx2,fma,f16c"))) static float dense_scores_f16_avx2(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
+                                                 float *scores) {
+    DENSE_SCORES_BODY(uint16_t, LOAD_F16, WIDEN_F16)
+}
+
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *source, float *target, size_t count) {
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(target + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(source + i))));
+    for (; i < count; i++) target[i] = _cvtsh_ss(source[i]);
+}
+
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *source, uint16_t *target, size_t count) {
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        _mm_storeu_si128((__m128i *)(target + i), _mm256_cvtps_ph(_mm256_loadu_ps(source + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < count; i++) target[i] = _cvtss_sh(source[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+static int has_f16c(void) {
+    const int needed = SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_F16C;
+    return (sparsedb_cpu_features() & needed) == needed;
+}
+#endif
+
+float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
+#if defined(__x86_64__)
+    if (has_avx2_fma() && has_f16c()) return dense_scores_f16_avx2(rows, count, stride, query, dimensions, scores);
+#endif
+    return sparsedb_dense_scores_f16_portable(rows, count, stride, query, dimensions, scores);
+}
+
+void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count) {
+#if defined(__x86_64__)
+    if (has_f16c()) {
+        f16_to_f32_f16c(source, target, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) target[i] = sparsedb_half_to_float_portable(source[i]);
+}
+
+void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count) {
+#if defined(__x86_64__)
+    if (has_f16c()) {
+        f32_to_f16_f16c(source, target, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) target[i] = sparsedb_float_to_half_portable(source[i]);
 }
 
 // ---- Memory for decoded rows ---------------------------------------------------------------

@@ -5,8 +5,9 @@ import SparseDBCore
 import SparseDBIndex
 import SparseDBStorage
 
-/// A flat chunk decoded for scanning: rows widened to f32, contiguous and aligned, with each
-/// row's Euclidean norm (dense) for the rounding bound of the BLAS scores. Immutable; shared by
+/// A flat chunk decoded for scanning: dense rows contiguous and aligned, in the field's own
+/// precision (an f16 field's rows stay f16, so a scan streams half the bytes), with each row's
+/// Euclidean norm (dense) for the rounding bound of the f32 scores. Immutable; shared by
 /// concurrent queries.
 package final class ScanChunk: Sendable {
     /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see `withRows`).
@@ -15,7 +16,9 @@ package final class ScanChunk: Sendable {
     let norms: [Float]
     /// Dense: the largest of `norms` (0 for CSR), for the test that passes over a whole chunk.
     let maxNorm: Float
-    /// Dense: where the rows are, `chunk.count × chunk.width` f32 at byte `rowOffset`.
+    /// Dense: the rows are binary16 bit patterns (an f16 field), else f32.
+    let isHalf: Bool
+    /// Dense: where the rows are, `chunk.count × chunk.width` values at byte `rowOffset`.
     private let rowSlab: RowSlab?
     private let rowOffset: Int
     let bytes: Int
@@ -25,17 +28,24 @@ package final class ScanChunk: Sendable {
     init(_ chunk: FlatStore.Chunk, space: (slab: RowSlab, offset: Int)?) {
         var chunk = chunk
         bytes = Self.bytes(of: chunk)
+        isHalf = !chunk.layout.isCSR && chunk.layout.isHalf
         if chunk.layout.isCSR {
             norms = []
             maxNorm = 0
             rowSlab = nil
             rowOffset = 0
         } else {
-            let space = space ?? (RowSlab(heapBytes: chunk.values.count * 4), 0)
+            let space = space ?? (RowSlab(heapBytes: Self.rowBytes(of: chunk)), 0)
             let width = chunk.width
+            let half = isHalf
             let norms = chunk.values.withUnsafeBufferPointer { v in
-                let rows = (space.slab.base + space.offset).bindMemory(to: Float.self, capacity: v.count)
-                rows.update(from: v.baseAddress!, count: v.count)
+                let at = space.slab.base + space.offset
+                if half {
+                    // Exact: the values were widened from the stored f16 (FlatStore.decode).
+                    sparsedb_f32_to_f16(v.baseAddress!, at.bindMemory(to: UInt16.self, capacity: v.count), v.count)
+                } else {
+                    at.bindMemory(to: Float.self, capacity: v.count).update(from: v.baseAddress!, count: v.count)
+                }
                 return (0..<chunk.count).map { r in
                     var s: Float = 0
                     for j in 0..<width { s += v[r * width + j] * v[r * width + j] }
@@ -51,18 +61,46 @@ package final class ScanChunk: Sendable {
         self.chunk = chunk
     }
 
+    /// Dense: the bytes of a chunk's rows in memory (2 or 4 a value).
+    static func rowBytes(of chunk: FlatStore.Chunk) -> Int { chunk.values.count * (chunk.layout.isHalf ? 2 : 4) }
+
     /// What a chunk decoded from `chunk` counts against the flat cache's budget.
     static func bytes(of chunk: FlatStore.Chunk) -> Int {
-        chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + (chunk.layout.isCSR ? 0 : chunk.count * 4) + 128
+        chunk.layout.isCSR
+            ? chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
+            : rowBytes(of: chunk) + chunk.documents.count * 8 + 128
     }
 
-    /// Dense: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
+    /// Dense f32: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
     func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        guard let rowSlab else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        guard let rowSlab, !isHalf else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
         return try withExtendedLifetime(rowSlab) {
             let start = (rowSlab.base + rowOffset).assumingMemoryBound(to: Float.self)
             return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
         }
+    }
+
+    /// Dense f16: calls `body` with the rows (`chunk.count × chunk.width` binary16, row after row).
+    func withHalfRows<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
+        guard let rowSlab, isHalf else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return try withExtendedLifetime(rowSlab) {
+            let start = (rowSlab.base + rowOffset).assumingMemoryBound(to: UInt16.self)
+            return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
+        }
+    }
+
+    /// Dense: the first `count` values of row `r`, widened to f32 (exactly).
+    func row(_ r: Int, count: Int) -> [Float] {
+        let base = r * chunk.width
+        if isHalf {
+            return withHalfRows { rows in
+                [Float](unsafeUninitializedCapacity: count) { out, n in
+                    sparsedb_f16_to_f32(rows.baseAddress! + base, out.baseAddress!, count)
+                    n = count
+                }
+            }
+        }
+        return withRows { Array($0[base..<base + count]) }
     }
 }
 
@@ -164,7 +202,7 @@ package final class FlatCache: Sendable {
     /// budget.)
     func rowSpace(for chunk: FlatStore.Chunk) -> (slab: RowSlab, offset: Int)? {
         guard keeps(bytes: ScanChunk.bytes(of: chunk)) else { return nil }
-        let size = (chunk.values.count * 4 + 63) & ~63  // each chunk's rows start on a cache line
+        let size = (ScanChunk.rowBytes(of: chunk) + 63) & ~63  // each chunk's rows start on a cache line
         return state.withLock { s in
             if let slab = s.slab, s.slabUsed + size <= slab.capacity {
                 defer { s.slabUsed += size }
@@ -514,12 +552,14 @@ extension QueryEngine {
             let collectors = (0..<batch).map { _ in Self.collector(k: k, excluded: excluded) }
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk * batch)
             var rowNorms = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
+            var widened: [Float] = []  // f16 rows widened for sgemm (allocated on first use)
             // Each worker takes one run of consecutive chunks, which the flat cache keeps one
             // after another in memory: a single stream for the prefetcher (not every other chunk).
             for c in (chunks.count * worker / workers)..<(chunks.count * (worker + 1) / workers) {
                 let scan = chunks[c]
                 let top = Self.scoreDenseChunk(
-                    scan, queries: packed, batch: batch, dimensions: d, truncatedCosine: truncatedCosine, scores: &scores, rowNorms: &rowNorms)
+                    scan, queries: packed, batch: batch, dimensions: d, truncatedCosine: truncatedCosine, scores: &scores, rowNorms: &rowNorms,
+                    widened: &widened)
                 // One test for the whole chunk: its best score with the largest rounding margin of
                 // its rows, the same float expression as the per-row test below, which rounds
                 // monotonically, so it passes over exactly the chunks whose every row it would pass over.
@@ -537,15 +577,13 @@ extension QueryEngine {
             // Exact rescoring from the rows, in double precision, increasing dimension order.
             var scored: [ScoredDocument] = []
             for (doc, scan, r) in Self.locate(candidates, in: chunks) {
-                let base = r * width
                 var s = 0.0
                 var p = 0.0
-                scan.withRows { rows in
-                    for j in 0..<d {
-                        let x = Double(rows[base + j])
-                        s += Double(q[j]) * x
-                        p += x * x
-                    }
+                let row = scan.row(r, count: d)
+                for j in 0..<d {
+                    let x = Double(row[j])
+                    s += Double(q[j]) * x
+                    p += x * x
                 }
                 if truncatedCosine {
                     guard p > 0 else { continue }
@@ -592,36 +630,67 @@ extension QueryEngine {
     /// and `rowNorms` the rounding bound's factor per row (1 + 1e-6; 0 marks a row with no
     /// direction there). Otherwise the bound uses the stored row norms (`ScanChunk.norms`).
     /// Returns the largest score of a single query's chunk, else NaN (no whole-chunk test).
+    /// An f16 chunk is scored from its f16 rows by the f16 kernel, or, for sgemm and a truncated
+    /// cosine, first widened into `widened` (exactly, so every path sees the same values).
     private static func scoreDenseChunk(
-        _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float]
+        _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float],
+        widened: inout [Float]
     ) -> Float {
         // Through `scan`, not a copy of its chunk (see scanCSRChunk).
         let n = scan.chunk.documents.count
         let width = scan.chunk.width
-        var top = Float.nan
-        scan.withRows { rows in
-            queries.withUnsafeBufferPointer { qp in
-                scores.withUnsafeMutableBufferPointer { out in
-                    if batch == 1 {
-                        top = sparsedb_dense_scores(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
-                    } else {
-                        cblas_sgemm(
-                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(batch), Int32(d), 1, rows.baseAddress, Int32(width),
-                            qp.baseAddress, Int32(d), 0, out.baseAddress, Int32(batch))
+        if scan.isHalf {
+            if batch == 1 && !truncatedCosine {
+                return scan.withHalfRows { rows in
+                    queries.withUnsafeBufferPointer { qp in
+                        scores.withUnsafeMutableBufferPointer { out in
+                            sparsedb_dense_scores_f16(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
+                        }
                     }
                 }
             }
-            guard truncatedCosine else { return }  // the stored norms serve
-            for r in 0..<n {
-                var p: Float = 0
-                for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
-                let norm = p.squareRoot()
-                rowNorms[r] = norm == 0 ? 0 : 1 + 1e-6
-                if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
+            if widened.count < n * width { widened = [Float](repeating: 0, count: FlatStore.rowsPerChunk * width) }
+            scan.withHalfRows { rows in
+                widened.withUnsafeMutableBufferPointer { sparsedb_f16_to_f32(rows.baseAddress, $0.baseAddress, n * width) }
+            }
+            return widened.withUnsafeBufferPointer { rows in
+                scoreRows(rows, n: n, width: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
+                          scores: &scores, rowNorms: &rowNorms)
             }
         }
+        return scan.withRows { rows in
+            scoreRows(rows, n: n, width: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
+                      scores: &scores, rowNorms: &rowNorms)
+        }
+    }
+
+    /// `scoreDenseChunk` over f32 rows.
+    private static func scoreRows(
+        _ rows: UnsafeBufferPointer<Float>, n: Int, width: Int, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool,
+        scores: inout [Float], rowNorms: inout [Float]
+    ) -> Float {
+        var top = Float.nan
+        queries.withUnsafeBufferPointer { qp in
+            scores.withUnsafeMutableBufferPointer { out in
+                if batch == 1 {
+                    top = sparsedb_dense_scores(rows.baseAddress, n, width, qp.baseAddress, d, out.baseAddress)
+                } else {
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(batch), Int32(d), 1, rows.baseAddress, Int32(width),
+                        qp.baseAddress, Int32(d), 0, out.baseAddress, Int32(batch))
+                }
+            }
+        }
+        guard truncatedCosine else { return top }  // the stored norms serve
+        for r in 0..<n {
+            var p: Float = 0
+            for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
+            let norm = p.squareRoot()
+            rowNorms[r] = norm == 0 ? 0 : 1 + 1e-6
+            if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
+        }
         // The kernel's maximum holds for the scores as stored; divided by row norms they differ.
-        return truncatedCosine ? .nan : top
+        return .nan
     }
 }
 

@@ -98,19 +98,23 @@ import Testing
     /// and in a cache so small that chunks are evicted and decoded again between queries: the
     /// same exact results. Rows repeat across chunks, so whole chunks tie with the k-th score
     /// (the scan passes over a chunk with one test when its best score cannot enter the top-k).
-    @Test(arguments: [0, 256 << 10, 1 << 30])
-    func denseScanMatchesBruteForceAtAnyCacheBudget(flatCacheBytes: Int) throws {
+    /// f16 fields too: their rows stay f16 in memory and are scanned by the f16 kernel. 40
+    /// dimensions: the kernel's 32-wide loop, its 8-wide loop and no scalar tail; 45 adds one.
+    @Test(arguments: [(0, "f32", 40), (256 << 10, "f32", 40), (1 << 30, "f32", 40), (0, "f16", 45), (256 << 10, "f16", 40), (1 << 30, "f16", 45)])
+    func denseScanMatchesBruteForceAtAnyCacheBudget(flatCacheBytes: Int, precision: String, dims: Int) throws {
         try withTemporaryDirectory { dir in
-            let dims = 40
+            let half = precision == "f16"
             var docs = Self.denseDocs(count: 1500, dims: dims, seed: 17)
             for i in stride(from: 700, to: 1500, by: 3) { docs[i].values = docs[i % 300].values }  // duplicates in later chunks
             var configuration = Database.Configuration()
             configuration.flatCacheBytes = flatCacheBytes
             let db = try Database(path: dir + "/db", configuration: configuration)
             defer { db.close() }
-            let c = try db.createCollection("c", schema: CollectionSchema(fields: [.dense("e", dimensions: UInt32(dims), metric: .dot)]))
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [
+                .dense("e", dimensions: UInt32(dims), metric: .dot, precision: half ? .float16 : .float32)
+            ]))
             try c.upsert(docs.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
-            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, $0.values) })
+            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, Self.stored($0.values, cosine: false, half: half)) })
             var rng = SplitMix64(seed: 23)
             for round in 0..<12 {
                 // Some queries are stored rows, whose top scores then come in tied groups.
@@ -119,7 +123,7 @@ import Testing
                 let got = try c.search(.dense(q), options: SearchOptions(k: k)).hits.map { ($0.id, $0.score) }
                 let scores = live.mapValues { Self.denseScore(q, $0, d: dims, cosine: false) }
                 let problem = rankingMismatch(got, scores: scores, k: k)
-                #expect(problem == nil, "budget \(flatCacheBytes) k=\(k): \(problem ?? "")")
+                #expect(problem == nil, "budget \(flatCacheBytes) \(precision) k=\(k): \(problem ?? "")")
             }
         }
     }

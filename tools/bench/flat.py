@@ -8,8 +8,9 @@ faiss-cpu, and against this machine's memory-bandwidth bound.
     tools/bench/flat.py --work /work/scale/flat --table        # the markdown table from WORK/flat.json
 
 Configurations are named `csr-k{K}-{N}` (K active dimensions of 4,096, N = 100k or 1M rows) and
-`dense-d{D}-{N}` (D = 1024, 256, 64; f32, dot product); `--configs all` is every one of them
-(csr k = 16, 64, 256 and dense d = 1024, 256, 64, at 100k and 1M).
+`dense-d{D}-{N}` (D = 1024, 256, 64; f32, dot product); `dense-d{D}h-{N}` is the same rows rounded
+to f16 in a field stored in f16 (`--precision f16`); `--configs all` is every one of them
+(csr k = 16, 64, 256 and dense d = 1024, 256, 64, f32 and f16, at 100k and 1M).
 
 Data (fixed seeds; written once under WORK/data, re-used afterwards):
 - CSR: each row holds K distinct dimensions drawn without replacement with probabilities
@@ -19,6 +20,8 @@ Data (fixed seeds; written once under WORK/data, re-used afterwards):
   Files are big-ann-benchmarks `.csr`, one per configuration.
 - Dense: rows N(0, 1) with dimension j scaled by 1/sqrt(1 + j/64) (a Matryoshka-like decay);
   queries the same (another seed). Files are big-ann-benchmarks `.fbin`, one per configuration.
+  f16 configurations: the same rows rounded to the nearest f16 (numpy), written as f32, so every
+  engine reads the same values; the queries stay f32.
 
 Engines (k = 10, the exact top-10 by inner product):
 - `sparsedb` — `sparsedb bench` on a collection ingested from the file (`ingest --kind csr
@@ -28,6 +31,10 @@ Engines (k = 10, the exact top-10 by inner product):
 - `scipy` (CSR) — `X @ q` with X a float32 `scipy.sparse.csr_matrix` and q the query densified
   (csr_matvec), then `np.argpartition` + sort of the 10; `numpy` (dense) — `X @ q` (OpenBLAS
   sgemv, one thread) + argpartition.
+- `faiss-fp16` (f16 configurations) — `faiss.IndexScalarQuantizer(QT_fp16, inner product)`: faiss's
+  flat scan over rows kept in f16 (exact for these rows), the engine that reads the same bytes as
+  SparseDB's f16 field; numpy has no f16 matrix product in BLAS, so `numpy` is the f32 product
+  over the same (f16-representable) values.
 - `faiss` — `faiss.IndexFlatIP` on the same rows (CSR rows densified to 4,096 floats; skipped
   when that exceeds --faiss-max-gb; on CSR only the first --faiss-queries queries, as each
   reads 16 KiB per row), one query per `search` call, `omp_set_num_threads(1)`.
@@ -80,7 +87,12 @@ def loadavg():
 
 def parse(name):
     kind, p, size = name.split("-")
-    return kind, int(p[1:]), SIZES[size], size
+    return kind, int(p[1:].rstrip("h")), SIZES[size], size
+
+
+def is_half(name):
+    """`dense-d{D}h-{N}`: the rows rounded to f16, in a field stored in f16."""
+    return name.split("-")[1].endswith("h")
 
 
 # ---------------------------------------------------------------- data
@@ -183,11 +195,16 @@ def data_files(work, name, n_queries):
             idx, val = csr_rows(SEED + 1000 + p, n_queries, p, probs)
             write_csr(queries, idx, val)
     else:
-        docs = os.path.join(ddir, "dense-d%d-%s.fbin" % (p, size))
+        half = is_half(name)
+        docs = os.path.join(ddir, "dense-d%d%s-%s.fbin" % (p, "h" if half else "", size))
         queries = os.path.join(ddir, "dense-d%d-queries.fbin" % p)
         if not os.path.exists(docs):
             log("generating %s" % docs)
-            write_fbin(docs, dense_rows(SEED + p, n, p))
+            x = dense_rows(SEED + p, n, p)
+            if half:
+                for b in range(0, n, 65536):  # in place, a block at a time: the same rows, rounded to f16
+                    x[b:b + 65536] = x[b:b + 65536].astype(np.float16).astype(np.float32)
+            write_fbin(docs, x)
         if not os.path.exists(queries):
             write_fbin(queries, dense_rows(SEED + 1000 + p, n_queries, p))
     return docs, queries
@@ -209,7 +226,7 @@ def ingest(work, name, docs, index=None):
     if kind == "csr":
         cmd += ["--kind", "csr", "--dims", str(DIMS), "--max-active-dims", str(p), "--index", index]
     else:
-        cmd += ["--kind", "dense", "--metric", "dot"]
+        cmd += ["--kind", "dense", "--metric", "dot"] + (["--precision", "f16"] if is_half(name) else [])
     log(" ".join(cmd))
     t0 = time.time()
     subprocess.run(cmd, check=True)
@@ -307,7 +324,7 @@ def bandwidth(cpu):
 
 def scan_bytes(name):
     kind, p, n, _ = parse(name)
-    return n * (6 * p + 4) if kind == "csr" else n * (4 * p + 8)
+    return n * (6 * p + 4) if kind == "csr" else n * ((2 if is_half(name) else 4) * p + 8)
 
 
 def oracle(X64_products, n_queries):
@@ -371,6 +388,11 @@ def run_config(args, name):
         else:
             index.add(X)
         py.append(PyEngine("faiss", lambda i: index.search(Q[i:i + 1], K)[1][0], args.faiss_queries if kind == "csr" else None))
+        if is_half(name):
+            index16 = faiss.IndexScalarQuantizer(Q.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+            index16.train(X[:1000])
+            index16.add(X)
+            py.append(PyEngine("faiss-fp16", lambda i: index16.search(Q[i:i + 1], K)[1][0]))
     else:
         result["faiss_skipped"] = "%.1f GB of dense rows > --faiss-max-gb %.1f" % (dense_gb, args.faiss_max_gb)
     nq = len(Q)
@@ -404,6 +426,8 @@ def run_config(args, name):
             batches = [("numpy-batch", numpy_batch)]
             if "faiss" in [e.name for e in py]:
                 batches.append(("faiss-batch", lambda lo, hi: index.search(Q[lo:hi], K)[1]))
+            if "faiss-fp16" in [e.name for e in py]:
+                batches.append(("faiss-fp16-batch", lambda lo, hi: index16.search(Q[lo:hi], K)[1]))
             for eng, fn in batches:
                 one, hits = run_py_batch(fn, nq, B, args.cpu)
                 rec, order = agreement(hits, tops, kth)
@@ -437,16 +461,16 @@ def table(doc, extra_bandwidth=()):
     bw2 = max(r["two"]["gb_per_cpu_s"] for r in runs)
     bw2w = max(r["two"]["gb_per_s"] for r in runs)
     lines = []
-    lines.append("| config | MB scanned | bound 1 core (ms) | SparseDB flat ms: mean / p50 / p99 (cpu) | SparseDB inverted ms | numpy/scipy ms | faiss ms | SparseDB ÷ bound (cpu) |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    lines2 = ["| config | SparseDB flat q/s | inverted q/s | numpy/scipy q/s | faiss q/s | bound q/s (2 cores) | top-10 vs oracle: SparseDB flat / inv / numpy-scipy / faiss |",
-              "|---|---|---|---|---|---|---|"]
-    for name in sorted(doc["configs"], key=lambda c: (c.split("-")[0], -int(c.split("-")[1][1:]) if c.startswith("dense") else int(c.split("-")[1][1:]), SIZES[c.split("-")[2]])):
+    lines.append("| config | MB scanned | bound 1 core (ms) | SparseDB flat ms: mean / p50 / p99 (cpu) | SparseDB inverted ms | numpy/scipy ms | faiss ms | faiss fp16 ms | SparseDB ÷ bound (cpu) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines2 = ["| config | SparseDB flat q/s | inverted q/s | numpy/scipy q/s | faiss q/s | faiss fp16 q/s | bound q/s (2 cores) | top-10 vs oracle: SparseDB flat / inv / numpy-scipy / faiss / faiss fp16 |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name in sorted(doc["configs"], key=lambda c: (c.split("-")[0], -parse(c)[1] if c.startswith("dense") else parse(c)[1], is_half(c), parse(c)[2])):
         r = doc["configs"][name]
         mb = r["scan_bytes"] / 1e6
         bound = r["scan_bytes"] / (bw1 * 1e9) * 1e3
         cells, qps, rec = {}, {}, {}
-        for eng in ("sparsedb", "sparsedb-inv", "scipy", "numpy", "faiss"):
+        for eng in ("sparsedb", "sparsedb-inv", "scipy", "numpy", "faiss", "faiss-fp16"):
             if any(eng in x for x in r["rounds"]):
                 one, two, recall, order = best(r["rounds"], eng)
                 cells[eng] = "%.2f / %.2f / %.2f (%.2f)" % (one["mean_ms"], one["p50_ms"], one["p99_ms"], one["cpu_mean_ms"])
@@ -455,27 +479,28 @@ def table(doc, extra_bandwidth=()):
         s1, _, _, _ = best(r["rounds"], "sparsedb")
         ratio = "%.2f (%.2f)" % (s1["mean_ms"] / bound, s1["cpu_mean_ms"] / bound)
         py = "scipy" if "scipy" in cells else "numpy"
-        lines.append("| %s | %.1f | %.2f | %s | %s | %s | %s | %s |" % (
-            name, mb, bound, cells["sparsedb"], cells.get("sparsedb-inv", "—"), cells[py], cells.get("faiss", "— (%s)" % r.get("faiss_skipped", "")), ratio))
-        lines2.append("| %s | %s | %s | %s | %s | %.0f | %s / %s / %s / %s |" % (
-            name, qps["sparsedb"], qps.get("sparsedb-inv", "—"), qps[py], qps.get("faiss", "—"), bw2 * 1e9 / r["scan_bytes"],
-            rec["sparsedb"], rec.get("sparsedb-inv", "—"), rec[py], rec.get("faiss", "—")))
-    lines3 = ["| config | batch | SparseDB ms/query (cpu) | numpy ms/query (cpu) | faiss ms/query (cpu) | SparseDB q/s | numpy q/s | faiss q/s | top-10 vs oracle: SparseDB / numpy / faiss |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines.append("| %s | %.1f | %.2f | %s | %s | %s | %s | %s | %s |" % (
+            name, mb, bound, cells["sparsedb"], cells.get("sparsedb-inv", "—"), cells[py], cells.get("faiss", "— (%s)" % r.get("faiss_skipped", "")),
+            cells.get("faiss-fp16", "—"), ratio))
+        lines2.append("| %s | %s | %s | %s | %s | %s | %.0f | %s / %s / %s / %s / %s |" % (
+            name, qps["sparsedb"], qps.get("sparsedb-inv", "—"), qps[py], qps.get("faiss", "—"), qps.get("faiss-fp16", "—"), bw2 * 1e9 / r["scan_bytes"],
+            rec["sparsedb"], rec.get("sparsedb-inv", "—"), rec[py], rec.get("faiss", "—"), rec.get("faiss-fp16", "—")))
+    lines3 = ["| config | batch | SparseDB ms/query (cpu) | numpy ms/query (cpu) | faiss ms/query (cpu) | faiss fp16 ms/query (cpu) | SparseDB q/s | numpy q/s | faiss q/s | top-10 vs oracle: SparseDB / numpy / faiss / faiss fp16 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in sorted(doc["configs"]):
         r = doc["configs"][name]
         if not any("sparsedb-batch" in x for x in r["rounds"]):
             continue
         cells = {}
-        for eng in ("sparsedb-batch", "numpy-batch", "faiss-batch"):
+        for eng in ("sparsedb-batch", "numpy-batch", "faiss-batch", "faiss-fp16-batch"):
             if any(eng in x for x in r["rounds"]):
                 one, _, recall, _ = best(r["rounds"], eng)
                 cells[eng] = ("%.3f (%.3f)" % (one["mean_ms"], one["cpu_mean_ms"]), "%.0f" % one["qps"], "%.3f" % recall)
         dash = ("—", "—", "—")
-        lines3.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s / %s |" % (
+        lines3.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s |" % (
             name, r.get("batch", 0), cells["sparsedb-batch"][0], cells.get("numpy-batch", dash)[0], cells.get("faiss-batch", dash)[0],
-            cells["sparsedb-batch"][1], cells.get("numpy-batch", dash)[1], cells.get("faiss-batch", dash)[1],
-            cells["sparsedb-batch"][2], cells.get("numpy-batch", dash)[2], cells.get("faiss-batch", dash)[2]))
+            cells.get("faiss-fp16-batch", dash)[0], cells["sparsedb-batch"][1], cells.get("numpy-batch", dash)[1], cells.get("faiss-batch", dash)[1],
+            cells["sparsedb-batch"][2], cells.get("numpy-batch", dash)[2], cells.get("faiss-batch", dash)[2], cells.get("faiss-fp16-batch", dash)[2]))
     if len(lines3) > 2:
         lines2 += ["", "Batches of queries (one thread; per-query time = the batch's time ÷ its size; q/s of the whole run):", ""] + lines3
     head = ("Bandwidth (best of %d measurements): 1 core %.1f GB/s (thread CPU time; %.1f by wall), 2 cores %.1f GB/s (CPU time; %.1f by wall)." % (
@@ -511,7 +536,8 @@ def main():
         return
     if not args.table:
         names = args.configs.split(",") if args.configs != "all" else [
-            "csr-k%d-%s" % (k, s) for s in SIZES for k in (16, 64, 256)] + ["dense-d%d-%s" % (d, s) for s in SIZES for d in (1024, 256, 64)]
+            "csr-k%d-%s" % (k, s) for s in SIZES for k in (16, 64, 256)] + [
+            "dense-d%d%s-%s" % (d, h, s) for s in SIZES for d in (1024, 256, 64) for h in ("", "h")]
         if not args.skip_bandwidth or "bandwidth" not in doc:
             doc["bandwidth"] = bandwidth(args.cpu)
             log("bandwidth %s" % json.dumps(doc["bandwidth"]))

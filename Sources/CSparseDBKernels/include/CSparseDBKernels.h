@@ -26,6 +26,25 @@ void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *
 /// of the scores exactly as stored (−∞ when `count` is 0), or NaN when any score is NaN.
 float sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
 
+/// `sparsedb_dense_scores` over rows of IEEE half-precision values (binary16 bit patterns, row r
+/// at `rows + r · stride`): each value is widened to f32 exactly and the products summed in f32,
+/// so the same rounding bound holds. Returns as `sparsedb_dense_scores` does.
+float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores);
+
+/// Widens `count` half-precision values (binary16 bit patterns) to f32, exactly.
+void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count);
+
+/// Narrows `count` f32 values to half precision (round to nearest even); exact for values that
+/// are representable in binary16, which is all the caller passes.
+void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count);
+
+/// The code paths the three functions above take on a CPU without F16C (and off x86-64), for
+/// tests on CPUs that have it: the same results.
+float sparsedb_half_to_float_portable(uint16_t half);
+uint16_t sparsedb_float_to_half_portable(float value);
+float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
+                                         float *scores);
+
 /// Maps at least `bytes` of zeroed, private, read–write memory starting on a 2 MiB boundary and
 /// advises the kernel to back it with transparent huge pages (madvise MADV_HUGEPAGE, where the
 /// platform has it); NULL when the mapping fails. Physical pages are taken only where touched.

@@ -1,0 +1,89 @@
+import CSparseDBKernels
+import Foundation
+import SparseDBTestSupport
+import Testing
+
+/// The f16 conversions and the dense kernels (flat_scan.c), both the F16C/AVX2 code this machine
+/// runs and the portable code other CPUs run, against Swift's own `Float16` conversions and a
+/// double-precision dot product.
+@Suite struct HalfPrecisionKernelTests {
+    /// Whether two f32 values are the same bit pattern, or both NaN.
+    static func same(_ a: Float, _ b: Float) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
+
+    @Test func everyHalfWidensExactly() {
+        let all = (0...UInt16.max).map { $0 }
+        var wide = [Float](repeating: 0, count: all.count)
+        all.withUnsafeBufferPointer { h in wide.withUnsafeMutableBufferPointer { sparsedb_f16_to_f32(h.baseAddress, $0.baseAddress, h.count) } }
+        var wrong: [UInt16] = []
+        for h in all {
+            let expected = Float(Float16(bitPattern: h))
+            if !Self.same(sparsedb_half_to_float_portable(h), expected) || !Self.same(wide[Int(h)], expected) { wrong.append(h) }
+        }
+        #expect(wrong.isEmpty, "half patterns widened wrongly: \(wrong.prefix(8))")
+    }
+
+    @Test func floatsNarrowToTheNearestHalf() {
+        var values: [Float] = [
+            0, -0, 1, -1, 65504, -65504, 65519.996, 65520, 65536, 1e9, .infinity, -.infinity, .nan,
+            0x1p-24, 0x1p-25, 0x1.000002p-25, 0x1.8p-25, 0x1.8p-24, 0x1.4p-24, 0x1p-14, 0x1.ff8p-15, 0x1.ffcp-15, 0x1.ffep-15,
+            1.00048828125, 1.000732421875, 2047.5, 2048.5, 4095.5, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 0x1p-30,
+        ]
+        // Every binade of the half range and around it, densely (ties included), and random bit patterns.
+        for e in -27...16 {
+            for m in stride(from: 0, to: 1 << 23, by: 4093) { values.append(Float(sign: .plus, exponent: e, significand: 1 + Float(m) * 0x1p-23)) }
+            for m in stride(from: 0, to: 1 << 10, by: 1) { values.append(Float(sign: .minus, exponent: e, significand: 1 + (Float(m) + 0.5) * 0x1p-10)) }
+        }
+        var rng = SplitMix64(seed: 99)
+        for _ in 0..<200_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        var narrow = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { v in narrow.withUnsafeMutableBufferPointer { sparsedb_f32_to_f16(v.baseAddress, $0.baseAddress, v.count) } }
+        var wrong: [Float] = []
+        for (i, x) in values.enumerated() {
+            let expected = Float16(x)
+            let portable = Float16(bitPattern: sparsedb_float_to_half_portable(x))
+            let simd = Float16(bitPattern: narrow[i])
+            let ok = expected.isNaN ? portable.isNaN && simd.isNaN : portable.bitPattern == expected.bitPattern && simd.bitPattern == expected.bitPattern
+            if !ok { wrong.append(x) }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) floats narrowed wrongly, e.g. \(wrong.prefix(6).map { "\($0) (\(String($0.bitPattern, radix: 16)))" })")
+    }
+
+    /// Scores of f16 rows (stride wider than the row) within the documented bound of the exact
+    /// products, from the f16 kernel's two code paths and from the f32 kernel over the same rows
+    /// widened, and the returned maximum exactly the largest score. The dimensions cover the
+    /// kernels' 32-wide loop (1,024), their 8-wide loop (8, 45, 37) and scalar tails (45, 37, 5).
+    @Test(arguments: [1024, 45, 37, 8, 5, 0])
+    func denseRowsScoreWithinTheBound(dimensions: Int) {
+        let count = 53
+        let stride = dimensions + 3
+        var rng = SplitMix64(seed: UInt64(dimensions) + 1)
+        let rows = (0..<count * stride).map { _ in Float16(Float.random(in: -2...2, using: &rng)).bitPattern }
+        let wide = rows.map { Float(Float16(bitPattern: $0)) }
+        let query = (0..<max(dimensions, 1)).map { _ in Float.random(in: -1...1, using: &rng) }
+        for path in ["f16", "f16 portable", "f32"] {
+            var scores = [Float](repeating: .nan, count: count)
+            let top = query.withUnsafeBufferPointer { q in
+                scores.withUnsafeMutableBufferPointer { out in
+                    switch path {
+                    case "f16": rows.withUnsafeBufferPointer { sparsedb_dense_scores_f16($0.baseAddress, count, stride, q.baseAddress, dimensions, out.baseAddress) }
+                    case "f16 portable":
+                        rows.withUnsafeBufferPointer { sparsedb_dense_scores_f16_portable($0.baseAddress, count, stride, q.baseAddress, dimensions, out.baseAddress) }
+                    default: wide.withUnsafeBufferPointer { sparsedb_dense_scores($0.baseAddress, count, stride, q.baseAddress, dimensions, out.baseAddress) }
+                    }
+                }
+            }
+            for r in 0..<count {
+                var exact = 0.0
+                var magnitude = 0.0
+                for j in 0..<dimensions {
+                    let p = Double(Float(Float16(bitPattern: rows[r * stride + j]))) * Double(query[j])
+                    exact += p
+                    magnitude += abs(p)
+                }
+                let bound = Double(dimensions) * 0x1p-24 * magnitude * 1.01 + 1e-30
+                #expect(abs(Double(scores[r]) - exact) <= bound, "\(path) d=\(dimensions) row \(r): \(scores[r]) vs \(exact)")
+            }
+            #expect(top == scores.max(), "\(path) d=\(dimensions): returned \(top), largest \(String(describing: scores.max()))")
+        }
+    }
+}
