@@ -51,9 +51,9 @@ public struct VectorField: Sendable, Equatable {
     public enum Precision: String, Sendable, CaseIterable {
         /// IEEE binary32: scores are exact for the values given.
         case float32 = "f32"
-        /// IEEE binary16: half the bytes on disk and in memory (a dense scan, bound by memory
-        /// bandwidth, takes about half the time); values are rounded to half precision when
-        /// stored, and scores are exact for the stored values.
+        /// IEEE binary16: half the bytes on disk (and, for dense fields, in memory too: a dense
+        /// scan, bound by memory bandwidth, takes about half the time); values are rounded to
+        /// half precision when stored, and scores are exact for the stored values.
         case float16 = "f16"
     }
 

@@ -10,7 +10,8 @@ import SparseDBStorage
 /// Euclidean norm (dense) for the rounding bound of the f32 scores. Immutable; shared by
 /// concurrent queries.
 package final class ScanChunk: Sendable {
-    /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see `withRows`).
+    /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see
+    /// `withRows`, `withHalfRows`, `withRow`).
     let chunk: FlatStore.Chunk
     /// Dense: ‖row‖ of each row, over all its values.
     let norms: [Float]
@@ -73,34 +74,30 @@ package final class ScanChunk: Sendable {
 
     /// Dense f32: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
     func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        guard let rowSlab, !isHalf else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-        return try withExtendedLifetime(rowSlab) {
-            let start = (rowSlab.base + rowOffset).assumingMemoryBound(to: Float.self)
+        precondition(rowSlab != nil && !isHalf, "f32 rows of a chunk that has none")
+        return try withExtendedLifetime(rowSlab!) { slab in
+            let start = (slab.base + rowOffset).assumingMemoryBound(to: Float.self)
             return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
         }
     }
 
     /// Dense f16: calls `body` with the rows (`chunk.count × chunk.width` binary16, row after row).
     func withHalfRows<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
-        guard let rowSlab, isHalf else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
-        return try withExtendedLifetime(rowSlab) {
-            let start = (rowSlab.base + rowOffset).assumingMemoryBound(to: UInt16.self)
+        precondition(rowSlab != nil && isHalf, "f16 rows of a chunk that has none")
+        return try withExtendedLifetime(rowSlab!) { slab in
+            let start = (slab.base + rowOffset).assumingMemoryBound(to: UInt16.self)
             return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
         }
     }
 
-    /// Dense: the first `count` values of row `r`, widened to f32 (exactly).
-    func row(_ r: Int, count: Int) -> [Float] {
+    /// Dense: calls `body` with the first `count` values of row `r` as f32 (in place for an f32
+    /// chunk; widened, exactly, into `scratch` for an f16 one).
+    func withRow<R>(_ r: Int, count: Int, scratch: inout [Float], _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         let base = r * chunk.width
-        if isHalf {
-            return withHalfRows { rows in
-                [Float](unsafeUninitializedCapacity: count) { out, n in
-                    sparsedb_f16_to_f32(rows.baseAddress! + base, out.baseAddress!, count)
-                    n = count
-                }
-            }
-        }
-        return withRows { Array($0[base..<base + count]) }
+        guard isHalf else { return try withRows { try body(UnsafeBufferPointer(rebasing: $0[base..<base + count])) } }
+        if scratch.count < count { scratch = [Float](repeating: 0, count: count) }
+        withHalfRows { rows in scratch.withUnsafeMutableBufferPointer { sparsedb_f16_to_f32(rows.baseAddress! + base, $0.baseAddress, count) } }
+        return try scratch.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<count])) }
     }
 }
 
@@ -576,14 +573,16 @@ extension QueryEngine {
             let q = queries[b]
             // Exact rescoring from the rows, in double precision, increasing dimension order.
             var scored: [ScoredDocument] = []
+            var scratch: [Float] = []
             for (doc, scan, r) in Self.locate(candidates, in: chunks) {
                 var s = 0.0
                 var p = 0.0
-                let row = scan.row(r, count: d)
-                for j in 0..<d {
-                    let x = Double(row[j])
-                    s += Double(q[j]) * x
-                    p += x * x
+                scan.withRow(r, count: d, scratch: &scratch) { row in
+                    for j in 0..<d {
+                        let x = Double(row[j])
+                        s += Double(q[j]) * x
+                        p += x * x
+                    }
                 }
                 if truncatedCosine {
                     guard p > 0 else { continue }
@@ -631,7 +630,8 @@ extension QueryEngine {
     /// direction there). Otherwise the bound uses the stored row norms (`ScanChunk.norms`).
     /// Returns the largest score of a single query's chunk, else NaN (no whole-chunk test).
     /// An f16 chunk is scored from its f16 rows by the f16 kernel, or, for sgemm and a truncated
-    /// cosine, first widened into `widened` (exactly, so every path sees the same values).
+    /// cosine, first widened into `widened` (exactly, so every path sees the same values): only
+    /// each row's first d values, d apart.
     private static func scoreDenseChunk(
         _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float],
         widened: inout [Float]
@@ -649,24 +649,27 @@ extension QueryEngine {
                     }
                 }
             }
-            if widened.count < n * width { widened = [Float](repeating: 0, count: FlatStore.rowsPerChunk * width) }
+            // Allocated once per worker and query (a chunk has at most rowsPerChunk rows).
+            if widened.count < n * d { widened = [Float](repeating: 0, count: FlatStore.rowsPerChunk * d) }
             scan.withHalfRows { rows in
-                widened.withUnsafeMutableBufferPointer { sparsedb_f16_to_f32(rows.baseAddress, $0.baseAddress, n * width) }
+                widened.withUnsafeMutableBufferPointer { out in
+                    for r in 0..<n { sparsedb_f16_to_f32(rows.baseAddress! + r * width, out.baseAddress! + r * d, d) }
+                }
             }
             return widened.withUnsafeBufferPointer { rows in
-                scoreRows(rows, n: n, width: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
+                scoreRows(rows, n: n, stride: d, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
                           scores: &scores, rowNorms: &rowNorms)
             }
         }
         return scan.withRows { rows in
-            scoreRows(rows, n: n, width: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
+            scoreRows(rows, n: n, stride: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
                       scores: &scores, rowNorms: &rowNorms)
         }
     }
 
-    /// `scoreDenseChunk` over f32 rows.
+    /// `scoreDenseChunk` over f32 rows, `stride` values apart.
     private static func scoreRows(
-        _ rows: UnsafeBufferPointer<Float>, n: Int, width: Int, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool,
+        _ rows: UnsafeBufferPointer<Float>, n: Int, stride width: Int, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool,
         scores: inout [Float], rowNorms: inout [Float]
     ) -> Float {
         var top = Float.nan

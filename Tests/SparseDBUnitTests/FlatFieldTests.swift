@@ -128,6 +128,38 @@ import Testing
         }
     }
 
+    /// An f16 field of 17 chunks (the last one partly filled): scans split over several workers
+    /// (two or more chunks of eight each, on a machine with two CPUs), each with its own buffer
+    /// of widened rows for batches and truncated cosine. The same exact results as brute force.
+    @Test func halfFieldScansOnSeveralWorkers() throws {
+        try withTemporaryDirectory { dir in
+            let dims = 48
+            let docs = Self.denseDocs(count: 4_300, dims: dims, seed: 41)
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [
+                .dense("e", dimensions: UInt32(dims), metric: .cosine, precision: .float16)
+            ]))
+            try c.upsert(docs.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
+            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, Self.stored($0.values, cosine: true, half: true)) })
+            var rng = SplitMix64(seed: 43)
+            let queries = (0..<6).map { _ in (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) } }
+            for d in [dims, 24, 7] {
+                for q in queries {
+                    let got = try c.search(.dense(q), options: SearchOptions(k: 10, dimensions: d)).hits.map { ($0.id, $0.score) }
+                    let problem = rankingMismatch(got, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: true) }, k: 10)
+                    #expect(problem == nil, "d=\(d): \(problem ?? "")")
+                }
+                let results = try c.search(batch: queries.map { .dense($0) }, options: SearchOptions(k: 10, dimensions: d))
+                for (q, result) in zip(queries, results) {
+                    let problem = rankingMismatch(
+                        result.hits.map { ($0.id, $0.score) }, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: true) }, k: 10)
+                    #expect(problem == nil, "batch d=\(d): \(problem ?? "")")
+                }
+            }
+        }
+    }
+
     /// CSR codes: k active dimensions of 4,096 with power-law usage, flat and inverted.
     static func codes(count: Int, k: Int, seed: UInt64) throws -> [(id: String, vector: SparseVector)] {
         var rng = SplitMix64(seed: seed)

@@ -33,6 +33,13 @@ import Testing
             for m in stride(from: 0, to: 1 << 23, by: 4093) { values.append(Float(sign: .plus, exponent: e, significand: 1 + Float(m) * 0x1p-23)) }
             for m in stride(from: 0, to: 1 << 10, by: 1) { values.append(Float(sign: .minus, exponent: e, significand: 1 + (Float(m) + 0.5) * 0x1p-10)) }
         }
+        // The midpoint of every pair of adjacent halves (ties: round to even), both signs, and
+        // the floats one step either side of it.
+        for h in UInt16(0)..<0x7bff {
+            let mid = (Double(Float16(bitPattern: h)) + Double(Float16(bitPattern: h + 1))) / 2
+            let m = Float(mid)  // exact: a midpoint of halves needs 12 significant bits
+            for x in [m, m.nextUp, m.nextDown] { values += [x, -x] }
+        }
         var rng = SplitMix64(seed: 99)
         for _ in 0..<200_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
         var narrow = [UInt16](repeating: 0, count: values.count)
@@ -51,8 +58,9 @@ import Testing
     /// Scores of f16 rows (stride wider than the row) within the documented bound of the exact
     /// products, from the f16 kernel's two code paths and from the f32 kernel over the same rows
     /// widened, and the returned maximum exactly the largest score. The dimensions cover the
-    /// kernels' 32-wide loop (1,024), their 8-wide loop (8, 45, 37) and scalar tails (45, 37, 5).
-    @Test(arguments: [1024, 45, 37, 8, 5, 0])
+    /// kernels' 32-wide loop (1,024, 63, 56, 45, 37), their 8-wide loop once or more (8, 45, 56,
+    /// 63) and scalar tails (63, 45, 37, 5).
+    @Test(arguments: [1024, 63, 56, 45, 37, 8, 5, 0])
     func denseRowsScoreWithinTheBound(dimensions: Int) {
         let count = 53
         let stride = dimensions + 3

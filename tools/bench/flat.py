@@ -60,7 +60,9 @@ time (`--bandwidth-only` measures again into WORK/bandwidth.json; the table uses
 figures, the tightest bound); the bound of a flat configuration is (bytes a scan reads) /
 (bandwidth), with the bytes of
 SparseDB's scan: CSR 6k + 4 per row (k × (f32 value + u16 dimension) + u32 document), dense
-4d + 8 per row (values + norm + document).
+4d + 8 per row (values + norm + document), 2d + 8 for an f16 field (its rows stay f16 in memory).
+In f16 configurations the numpy and faiss (IndexFlatIP) cells are marked [f32]: they read the same
+values as 4 bytes each.
 
 Writes WORK/flat.json (appending configurations) and prints WORK/flat.md.
 """
@@ -388,13 +390,15 @@ def run_config(args, name):
         else:
             index.add(X)
         py.append(PyEngine("faiss", lambda i: index.search(Q[i:i + 1], K)[1][0], args.faiss_queries if kind == "csr" else None))
-        if is_half(name):
-            index16 = faiss.IndexScalarQuantizer(Q.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-            index16.train(X[:1000])
-            index16.add(X)
-            py.append(PyEngine("faiss-fp16", lambda i: index16.search(Q[i:i + 1], K)[1][0]))
     else:
         result["faiss_skipped"] = "%.1f GB of dense rows > --faiss-max-gb %.1f" % (dense_gb, args.faiss_max_gb)
+    if is_half(name) and dense_gb / 2 <= args.faiss_max_gb:  # its own index: 2 bytes a value
+        import faiss
+        faiss.omp_set_num_threads(1)
+        index16 = faiss.IndexScalarQuantizer(Q.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        index16.train(X[:1000])
+        index16.add(X)
+        py.append(PyEngine("faiss-fp16", lambda i: index16.search(Q[i:i + 1], K)[1][0]))
     nq = len(Q)
     cache_mb = max(1024, int(result["scan_bytes"] * 1.3 / 2**20) + 256)
     rounds = []
@@ -474,6 +478,8 @@ def table(doc, extra_bandwidth=()):
             if any(eng in x for x in r["rounds"]):
                 one, two, recall, order = best(r["rounds"], eng)
                 cells[eng] = "%.2f / %.2f / %.2f (%.2f)" % (one["mean_ms"], one["p50_ms"], one["p99_ms"], one["cpu_mean_ms"])
+                if is_half(name) and eng in ("numpy", "faiss"):
+                    cells[eng] += " [f32]"  # reads the same values as 4 bytes each
                 qps[eng] = "%.0f" % two["qps"]
                 rec[eng] = "%.3f" % recall + ("" if not eng.startswith("sparsedb") else (" (order %.2f)" % order))
         s1, _, _, _ = best(r["rounds"], "sparsedb")
@@ -485,8 +491,8 @@ def table(doc, extra_bandwidth=()):
         lines2.append("| %s | %s | %s | %s | %s | %s | %.0f | %s / %s / %s / %s / %s |" % (
             name, qps["sparsedb"], qps.get("sparsedb-inv", "—"), qps[py], qps.get("faiss", "—"), qps.get("faiss-fp16", "—"), bw2 * 1e9 / r["scan_bytes"],
             rec["sparsedb"], rec.get("sparsedb-inv", "—"), rec[py], rec.get("faiss", "—"), rec.get("faiss-fp16", "—")))
-    lines3 = ["| config | batch | SparseDB ms/query (cpu) | numpy ms/query (cpu) | faiss ms/query (cpu) | faiss fp16 ms/query (cpu) | SparseDB q/s | numpy q/s | faiss q/s | top-10 vs oracle: SparseDB / numpy / faiss / faiss fp16 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines3 = ["| config | batch | SparseDB ms/query (cpu) | numpy ms/query (cpu) | faiss ms/query (cpu) | faiss fp16 ms/query (cpu) | SparseDB q/s | numpy q/s | faiss q/s | faiss fp16 q/s | top-10 vs oracle: SparseDB / numpy / faiss / faiss fp16 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in sorted(doc["configs"]):
         r = doc["configs"][name]
         if not any("sparsedb-batch" in x for x in r["rounds"]):
@@ -497,9 +503,10 @@ def table(doc, extra_bandwidth=()):
                 one, _, recall, _ = best(r["rounds"], eng)
                 cells[eng] = ("%.3f (%.3f)" % (one["mean_ms"], one["cpu_mean_ms"]), "%.0f" % one["qps"], "%.3f" % recall)
         dash = ("—", "—", "—")
-        lines3.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s |" % (
+        lines3.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s |" % (
             name, r.get("batch", 0), cells["sparsedb-batch"][0], cells.get("numpy-batch", dash)[0], cells.get("faiss-batch", dash)[0],
             cells.get("faiss-fp16-batch", dash)[0], cells["sparsedb-batch"][1], cells.get("numpy-batch", dash)[1], cells.get("faiss-batch", dash)[1],
+            cells.get("faiss-fp16-batch", dash)[1],
             cells["sparsedb-batch"][2], cells.get("numpy-batch", dash)[2], cells.get("faiss-batch", dash)[2], cells.get("faiss-fp16-batch", dash)[2]))
     if len(lines3) > 2:
         lines2 += ["", "Batches of queries (one thread; per-query time = the batch's time ÷ its size; q/s of the whole run):", ""] + lines3
