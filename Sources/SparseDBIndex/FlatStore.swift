@@ -42,13 +42,17 @@ package enum FlatStore {
         field.kind == FieldKind.csr.rawValue ? (field.activeDimensions ?? 0) : Int(field.dimensions)
     }
 
-    /// A chunk decoded into plain arrays (values widened to f32).
+    /// A chunk decoded into plain arrays (values widened to f32, or a dense f16 chunk's values
+    /// as stored: see `decode(key:_:field:keepingHalves:)`).
     package struct Chunk: Sendable {
         package var layout: Layout
         package var width: Int
         package var documents: [UInt32] = []
-        /// documents.count × width values.
+        /// documents.count × width values (empty when `halves` holds them).
         package var values: [Float] = []
+        /// A dense f16 chunk decoded with `keepingHalves`: documents.count × width binary16 bit
+        /// patterns, as stored (then `values` is empty).
+        package var halves: [UInt16] = []
         /// csr: documents.count × width dimensions (empty for dense).
         package var dimensions: [UInt16] = []
 
@@ -86,8 +90,13 @@ package enum FlatStore {
         return Records.sealed(key: key, body: w.bytes)
     }
 
-    /// Checks and decodes a stored chunk.
-    package static func decode(key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, field: FieldRecord) throws -> Chunk {
+    /// Checks and decodes a stored chunk. With `keepingHalves`, a dense f16 chunk's values are
+    /// kept as stored in `halves` (checked finite; every finite half is within
+    /// ``SparseVector/maxWeight``), not widened into `values`: the scan keeps f16 rows in f16, and
+    /// widening each value to narrow it again cost a cold scan more than the f32 field's.
+    package static func decode(
+        key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, field: FieldRecord, keepingHalves: Bool = false
+    ) throws -> Chunk {
         let label = "flat chunk \(Keys.part(key, 2).map(String.init) ?? "?") of field '\(field.name)'"
         let body = try Records.checkedBody(key: key, value, what: label)
         var r = ByteReader(body)
@@ -111,6 +120,19 @@ package enum FlatStore {
                 throw SparseDBError(.corrupt, "\(label) lists document \(d) out of place")
             }
             chunk.documents.append(d)
+        }
+        if keepingHalves && layout == .denseF16 {
+            var nonFinite = false
+            chunk.halves = [UInt16](unsafeUninitializedCapacity: n * width) { out, count in
+                for i in 0..<n * width {
+                    let h = r.u16le()!
+                    nonFinite = nonFinite || h & 0x7c00 == 0x7c00  // all exponent bits: infinity or NaN
+                    out[i] = h
+                }
+                count = n * width
+            }
+            guard !nonFinite else { throw SparseDBError(.corrupt, "\(label) holds a value out of range") }
+            return chunk
         }
         chunk.values = [Float](repeating: 0, count: n * width)
         if layout.isCSR { chunk.dimensions = [UInt16](repeating: 0, count: n * width) }

@@ -38,19 +38,36 @@ package final class ScanChunk: Sendable {
         } else {
             let space = space ?? (RowSlab(heapBytes: Self.rowBytes(of: chunk)), 0)
             let width = chunk.width
+            let at = space.slab.base + space.offset
+            let values = chunk.count * width
             let half = isHalf
-            let norms = chunk.values.withUnsafeBufferPointer { v in
-                let at = space.slab.base + space.offset
-                if half {
-                    // Exact: the values were widened from the stored f16 (FlatStore.decode).
-                    sparsedb_f32_to_f16(v.baseAddress!, at.bindMemory(to: UInt16.self, capacity: v.count), v.count)
-                } else {
-                    at.bindMemory(to: Float.self, capacity: v.count).update(from: v.baseAddress!, count: v.count)
+            func norm(_ row: UnsafePointer<Float>) -> Float {
+                var s: Float = 0
+                for j in 0..<width { s += row[j] * row[j] }
+                return s.squareRoot() * (1 + 1e-6)
+            }
+            var norms: [Float] = []
+            if !chunk.halves.isEmpty {
+                // Copied as stored (FlatStore.decode(keepingHalves:)); each row widened once for its norm.
+                chunk.halves.withUnsafeBufferPointer { h in
+                    at.bindMemory(to: UInt16.self, capacity: values).update(from: h.baseAddress!, count: values)
+                    var row = [Float](repeating: 0, count: width)
+                    norms = (0..<chunk.count).map { r in
+                        row.withUnsafeMutableBufferPointer { out in
+                            sparsedb_f16_to_f32(h.baseAddress! + r * width, out.baseAddress, width)
+                            return norm(out.baseAddress!)
+                        }
+                    }
                 }
-                return (0..<chunk.count).map { r in
-                    var s: Float = 0
-                    for j in 0..<width { s += v[r * width + j] * v[r * width + j] }
-                    return s.squareRoot() * (1 + 1e-6)
+            } else {
+                chunk.values.withUnsafeBufferPointer { v in
+                    if half {
+                        // Exact: the values were widened from the stored f16 (FlatStore.decode).
+                        sparsedb_f32_to_f16(v.baseAddress!, at.bindMemory(to: UInt16.self, capacity: values), values)
+                    } else {
+                        at.bindMemory(to: Float.self, capacity: values).update(from: v.baseAddress!, count: values)
+                    }
+                    norms = (0..<chunk.count).map { r in norm(v.baseAddress! + r * width) }
                 }
             }
             self.norms = norms
@@ -58,17 +75,18 @@ package final class ScanChunk: Sendable {
             rowSlab = space.slab
             rowOffset = space.offset
             chunk.values = []  // the copy in the slab is the one scanned and rescored
+            chunk.halves = []
         }
         self.chunk = chunk
     }
 
     /// Dense: the bytes of a chunk's rows in memory (2 or 4 a value).
-    static func rowBytes(of chunk: FlatStore.Chunk) -> Int { chunk.values.count * (chunk.layout.isHalf ? 2 : 4) }
+    static func rowBytes(of chunk: FlatStore.Chunk) -> Int { chunk.count * chunk.width * (chunk.layout.isHalf ? 2 : 4) }
 
     /// What a chunk decoded from `chunk` counts against the flat cache's budget.
     static func bytes(of chunk: FlatStore.Chunk) -> Int {
         chunk.layout.isCSR
-            ? chunk.values.count * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
+            ? chunk.count * chunk.width * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
             : rowBytes(of: chunk) + chunk.documents.count * 8 + 128
     }
 
@@ -299,7 +317,7 @@ extension QueryEngine {
             if let hit = flatCache.chunk(key) {
                 out.append(hit)
             } else {
-                let decoded = try FlatStore.decode(key: k, v, field: field)
+                let decoded = try FlatStore.decode(key: k, v, field: field, keepingHalves: true)
                 let chunk = ScanChunk(decoded, space: decoded.layout.isCSR ? nil : flatCache.rowSpace(for: decoded))
                 flatCache.insert(chunk, key)
                 out.append(chunk)

@@ -1,4 +1,6 @@
 import CSparseDBKernels
+import SparseDBCore
+import SparseDBIndex
 import Foundation
 import SparseDBTestSupport
 import Testing
@@ -92,6 +94,56 @@ import Testing
                 #expect(abs(Double(scores[r]) - exact) <= bound, "\(path) d=\(dimensions) row \(r): \(scores[r]) vs \(exact)")
             }
             #expect(top == scores.max(), "\(path) d=\(dimensions): returned \(top), largest \(String(describing: scores.max()))")
+        }
+    }
+}
+
+/// `FlatStore.decode(keepingHalves:)`, the scan's decode of dense f16 chunks: the same values as
+/// the widening decode, and the same refusal of a stored value that is not finite (sealed with a
+/// valid checksum, so only the value check can catch it).
+@Suite struct HalfChunkDecodeTests {
+    static func field(dimensions: UInt32) -> FieldRecord {
+        var f = FieldRecord(id: 1, name: "e", kind: .dense, dimensions: dimensions)
+        f.precision = "f16"
+        f.metric = "dot"
+        return f
+    }
+
+    @Test func keptHalvesEqualTheWidenedValues() throws {
+        let field = Self.field(dimensions: 37)
+        var chunk = FlatStore.Chunk(layout: .denseF16, width: 37)
+        var rng = SplitMix64(seed: 5)
+        chunk.documents = [512, 513, 600, 767]
+        chunk.values = (0..<4 * 37).map { _ in Float(Float16(Float.random(in: -70_000...70_000, using: &rng) / 1.07)) }
+        chunk.values[3] = 0x1p-24  // the smallest subnormal
+        chunk.values[4] = -65504
+        let key = Keys.flatChunk(1, 1, 2)
+        let stored = FlatStore.encode(key: key, chunk)
+        let (wide, kept) = try key.withUnsafeBytes { k in
+            try stored.withUnsafeBytes { v in
+                (try FlatStore.decode(key: k, v, field: field), try FlatStore.decode(key: k, v, field: field, keepingHalves: true))
+            }
+        }
+        #expect(wide.halves.isEmpty && kept.values.isEmpty)
+        #expect(kept.documents == chunk.documents && wide.documents == chunk.documents)
+        #expect(kept.halves.map { Float(Float16(bitPattern: $0)) } == wide.values)
+        #expect(wide.values == chunk.values)
+    }
+
+    @Test(arguments: [Float.infinity, -.infinity, .nan, 70_000])
+    func aNonFiniteStoredHalfIsCorrupt(bad: Float) throws {
+        let field = Self.field(dimensions: 8)
+        var chunk = FlatStore.Chunk(layout: .denseF16, width: 8)
+        chunk.documents = [0, 1]
+        chunk.values = (0..<16).map { Float($0) / 4 }
+        chunk.values[13] = bad  // encoded as f16: infinity (70,000 rounds past 65,504) or NaN
+        let key = Keys.flatChunk(1, 1, 0)
+        let stored = FlatStore.encode(key: key, chunk)
+        for keep in [false, true] {
+            let error = #expect(throws: SparseDBError.self) {
+                try key.withUnsafeBytes { k in try stored.withUnsafeBytes { v in _ = try FlatStore.decode(key: k, v, field: field, keepingHalves: keep) } }
+            }
+            #expect(error?.code == .corrupt, "keepingHalves \(keep): \(String(describing: error))")
         }
     }
 }
