@@ -12,4 +12,7 @@ enum {
 /// A bit set of SPARSEDB_CPU_*: what this CPU has (0 off x86-64). Computed once per process.
 int sparsedb_cpu_features(void);
 
+/// Whether this CPU has every feature in `needed` (a bit set of SPARSEDB_CPU_*).
+static inline int cpu_has(int needed) { return (sparsedb_cpu_features() & needed) == needed; }
+
 #endif

@@ -55,22 +55,18 @@ static uint32_t crc32c_sse42(uint32_t crc, const unsigned char *p, size_t n) {
     return ~c32;
 }
 
-static int has_sse42(void) {
-    const int needed = SPARSEDB_CPU_SSE42;
-    return (sparsedb_cpu_features() & needed) == needed;
-}
 #endif
 
 uint32_t sparsedb_crc32c(uint32_t crc, const void *data, size_t length) {
 #if defined(__x86_64__)
-    if (has_sse42()) return crc32c_sse42(crc, (const unsigned char *)data, length);
+    if (cpu_has(SPARSEDB_CPU_SSE42)) return crc32c_sse42(crc, (const unsigned char *)data, length);
 #endif
     return crc32c_portable(crc, (const unsigned char *)data, length);
 }
 
 int sparsedb_crc32c_is_hardware(void) {
 #if defined(__x86_64__)
-    return has_sse42();
+    return cpu_has(SPARSEDB_CPU_SSE42);
 #else
     return 0;
 #endif

@@ -89,10 +89,6 @@ __attribute__((target("avx2"))) static void csr_scores_avx2(const float *query, 
     }
 }
 
-static int has_avx2(void) {
-    const int needed = SPARSEDB_CPU_AVX2;
-    return (sparsedb_cpu_features() & needed) == needed;
-}
 #endif
 
 void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *values, size_t rows, size_t width, float *scores) {
@@ -100,7 +96,7 @@ void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *
     // Below 32 slots a row, scalar loads beat the gathers on AMD Zen 3 (15–20% at 16 slots,
     // measured on this project's machine); from 32 on the two run at the memory's speed, and
     // the gathers keep more rows in flight on wide codes (2x the scalar loop at 256 slots).
-    if (has_avx2() && width >= 32) {
+    if (cpu_has(SPARSEDB_CPU_AVX2) && width >= 32) {
         csr_scores_avx2(query, dims, values, rows, width, scores);
         return;
     }
@@ -192,15 +188,11 @@ __attribute__((target("avx2,fma"))) static float dense_scores_avx2(const float *
     DENSE_SCORES_BODY(float, LOAD_F32, WIDEN_F32)
 }
 
-static int has_avx2_fma(void) {
-    const int needed = SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_FMA;
-    return (sparsedb_cpu_features() & needed) == needed;
-}
 #endif
 
 float sparsedb_dense_scores(const float *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
 #if defined(__x86_64__)
-    if (has_avx2_fma()) return dense_scores_avx2(rows, count, stride, query, dimensions, scores);
+    if (cpu_has(SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_FMA)) return dense_scores_avx2(rows, count, stride, query, dimensions, scores);
 #endif
     return dense_scores_portable(rows, count, stride, query, dimensions, scores);
 }
@@ -230,25 +222,6 @@ float sparsedb_half_to_float_portable(uint16_t h) {
     return f;
 }
 
-uint16_t sparsedb_float_to_half_portable(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t abs = x & 0x7fffffffu;
-    if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0);  // inf, NaN
-    if (abs >= 0x477ff000u) return sign | 0x7c00u;                                       // rounds past 65504
-    if (abs < 0x33000001u) return sign;                                                  // below half the smallest subnormal
-    int e = (int)(abs >> 23) - 127;
-    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
-    int shift = e >= -14 ? 13 : 13 + (-14 - e);  // bits dropped from the 24-bit significand
-    uint32_t kept = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (kept & 1))) kept++;  // round to nearest, ties to even
-    // A normal value's 11-bit significand carries its implicit bit into the exponent field; a
-    // carry out of it (kept == 0x800) moves the value one binade up, which the sum handles.
-    uint32_t bits = e >= -14 ? ((uint32_t)(e + 14) << 10) + kept : kept;
-    return sign | (uint16_t)bits;
-}
-
 float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
                                        float *scores) {
     float top = -INFINITY;
@@ -276,45 +249,23 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t 
     for (; i + 8 <= count; i += 8) _mm256_storeu_ps(target + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(source + i))));
     for (; i < count; i++) target[i] = _cvtsh_ss(source[i]);
 }
-
-__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *source, uint16_t *target, size_t count) {
-    size_t i = 0;
-    for (; i + 8 <= count; i += 8)
-        _mm_storeu_si128((__m128i *)(target + i), _mm256_cvtps_ph(_mm256_loadu_ps(source + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < count; i++) target[i] = _cvtss_sh(source[i], _MM_FROUND_TO_NEAREST_INT);
-}
-
-static int has_f16c(void) {
-    const int needed = SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_F16C;
-    return (sparsedb_cpu_features() & needed) == needed;
-}
 #endif
 
 float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
 #if defined(__x86_64__)
-    if (has_avx2_fma() && has_f16c()) return dense_scores_f16_avx2(rows, count, stride, query, dimensions, scores);
+    if (cpu_has(SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_FMA | SPARSEDB_CPU_F16C)) return dense_scores_f16_avx2(rows, count, stride, query, dimensions, scores);
 #endif
     return sparsedb_dense_scores_f16_portable(rows, count, stride, query, dimensions, scores);
 }
 
 void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count) {
 #if defined(__x86_64__)
-    if (has_f16c()) {
+    if (cpu_has(SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_F16C)) {
         f16_to_f32_f16c(source, target, count);
         return;
     }
 #endif
     for (size_t i = 0; i < count; i++) target[i] = sparsedb_half_to_float_portable(source[i]);
-}
-
-void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count) {
-#if defined(__x86_64__)
-    if (has_f16c()) {
-        f32_to_f16_f16c(source, target, count);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < count; i++) target[i] = sparsedb_float_to_half_portable(source[i]);
 }
 
 // ---- Memory for decoded rows ---------------------------------------------------------------

@@ -29,7 +29,8 @@ package final class ScanChunk: Sendable {
     init(_ chunk: FlatStore.Chunk, space: (slab: RowSlab, offset: Int)?) {
         var chunk = chunk
         bytes = Self.bytes(of: chunk)
-        isHalf = !chunk.layout.isCSR && chunk.layout.isHalf
+        let isHalfLayout = chunk.layout == .denseF16
+        isHalf = isHalfLayout
         if chunk.layout.isCSR {
             norms = []
             maxNorm = 0
@@ -40,15 +41,16 @@ package final class ScanChunk: Sendable {
             let width = chunk.width
             let at = space.slab.base + space.offset
             let values = chunk.count * width
-            let half = isHalf
             func norm(_ row: UnsafePointer<Float>) -> Float {
                 var s: Float = 0
                 for j in 0..<width { s += row[j] * row[j] }
                 return s.squareRoot() * (1 + 1e-6)
             }
             var norms: [Float] = []
-            if !chunk.halves.isEmpty {
-                // Copied as stored (FlatStore.decode(keepingHalves:)); each row widened once for its norm.
+            if isHalfLayout {
+                // Copied as stored (the scan decodes with FlatStore.decode(keepingHalves:)); each row
+                // widened once for its norm.
+                precondition(chunk.halves.count == values, "an f16 chunk for scanning is decoded keeping its halves")
                 chunk.halves.withUnsafeBufferPointer { h in
                     at.bindMemory(to: UInt16.self, capacity: values).update(from: h.baseAddress!, count: values)
                     var row = [Float](repeating: 0, count: width)
@@ -61,12 +63,7 @@ package final class ScanChunk: Sendable {
                 }
             } else {
                 chunk.values.withUnsafeBufferPointer { v in
-                    if half {
-                        // Exact: the values were widened from the stored f16 (FlatStore.decode).
-                        sparsedb_f32_to_f16(v.baseAddress!, at.bindMemory(to: UInt16.self, capacity: values), values)
-                    } else {
-                        at.bindMemory(to: Float.self, capacity: values).update(from: v.baseAddress!, count: values)
-                    }
+                    at.bindMemory(to: Float.self, capacity: values).update(from: v.baseAddress!, count: values)
                     norms = (0..<chunk.count).map { r in norm(v.baseAddress! + r * width) }
                 }
             }

@@ -34,14 +34,9 @@ float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t strid
 /// Widens `count` half-precision values (binary16 bit patterns) to f32, exactly.
 void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count);
 
-/// Narrows `count` f32 values to half precision (round to nearest even); exact for values that
-/// are representable in binary16, which is all the caller passes.
-void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count);
-
-/// The code paths the three functions above take on a CPU without F16C (and off x86-64), for
+/// The code paths the two functions above take on a CPU without F16C (and off x86-64), for
 /// tests on CPUs that have it: the same results, but for NaN payloads (stored rows are finite).
 float sparsedb_half_to_float_portable(uint16_t half);
-uint16_t sparsedb_float_to_half_portable(float value);
 float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
                                          float *scores);
 
