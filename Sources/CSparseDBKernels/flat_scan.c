@@ -222,6 +222,25 @@ float sparsedb_half_to_float_portable(uint16_t h) {
     return f;
 }
 
+uint16_t sparsedb_float_to_half_portable(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0);  // inf, NaN
+    if (abs >= 0x477ff000u) return sign | 0x7c00u;                                       // rounds past 65504
+    if (abs < 0x33000001u) return sign;                                                  // below half the smallest subnormal
+    int e = (int)(abs >> 23) - 127;
+    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+    int shift = e >= -14 ? 13 : 13 + (-14 - e);  // bits dropped from the 24-bit significand
+    uint32_t kept = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (kept & 1))) kept++;  // round to nearest, ties to even
+    // A normal value's 11-bit significand carries its implicit bit into the exponent field; a
+    // carry out of it (kept == 0x800) moves the value one binade up, which the sum handles.
+    uint32_t bits = e >= -14 ? ((uint32_t)(e + 14) << 10) + kept : kept;
+    return sign | (uint16_t)bits;
+}
+
 float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
                                        float *scores) {
     float top = -INFINITY;
@@ -249,6 +268,13 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t 
     for (; i + 8 <= count; i += 8) _mm256_storeu_ps(target + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(source + i))));
     for (; i < count; i++) target[i] = _cvtsh_ss(source[i]);
 }
+
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *source, uint16_t *target, size_t count) {
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        _mm_storeu_si128((__m128i *)(target + i), _mm256_cvtps_ph(_mm256_loadu_ps(source + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < count; i++) target[i] = _cvtss_sh(source[i], _MM_FROUND_TO_NEAREST_INT);
+}
 #endif
 
 float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions, float *scores) {
@@ -266,6 +292,53 @@ void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count) {
     }
 #endif
     for (size_t i = 0; i < count; i++) target[i] = sparsedb_half_to_float_portable(source[i]);
+}
+
+void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count) {
+#if defined(__x86_64__)
+    if (cpu_has(SPARSEDB_CPU_AVX2 | SPARSEDB_CPU_F16C)) {
+        f32_to_f16_f16c(source, target, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) target[i] = sparsedb_float_to_half_portable(source[i]);
+}
+
+// ---- Half-precision copies of f32 rows --------------------------------------------------------
+// An f32 field is scanned through an f16 copy of its rows (half the bytes, so half the time of a
+// scan at the memory's speed); each row carries ‖row − copy‖, so a query knows how far the copy's
+// score can be from the stored row's, and rescores from the stored f32 rows every document whose
+// interval can reach the top-k.
+
+int sparsedb_half_copy(const float *rows, size_t count, size_t width, uint16_t *halves, float *norms, float *residuals) {
+    sparsedb_f32_to_f16(rows, halves, count * width);
+    for (size_t r = 0; r < count; r++) {
+        const float *x = rows + r * width;
+        const uint16_t *h = halves + r * width;
+        // Sums of squares in double: each difference of a float and its rounding is exact in
+        // double, and width ≤ 2¹⁶ terms add at most width · 2⁻⁵³ relative error, which the
+        // 1 + 2⁻²⁰ factors below cover.
+        double norm2 = 0, copy2 = 0, residual2 = 0;
+        float widened[256];
+        for (size_t start = 0; start < width; start += 256) {
+            size_t n = width - start < 256 ? width - start : 256;
+            sparsedb_f16_to_f32(h + start, widened, n);
+            for (size_t j = 0; j < n; j++) {
+                double c = (double)widened[j], v = (double)x[start + j];
+                if (isinf(widened[j])) return 0;  // beyond ±65504: no half-precision copy
+                norm2 += v * v;
+                copy2 += c * c;
+                residual2 += (v - c) * (v - c);
+            }
+        }
+        double residual = sqrt(residual2) * (1 + 0x1p-20);
+        // The copy must be close enough to narrow a query's candidates to the documents that
+        // can really reach the top-k: not the case for rows of tiny values (subnormal halves).
+        if (residual > sqrt(norm2) * 0x1p-10) return 0;
+        norms[r] = (float)(sqrt(copy2) * (1 + 0x1p-20)) * (1 + 0x1p-22f);
+        residuals[r] = residual == 0 ? 0 : (float)residual * (1 + 0x1p-22f);
+    }
+    return 1;
 }
 
 // ---- Memory for decoded rows ---------------------------------------------------------------

@@ -168,6 +168,20 @@ package enum FlatStore {
         return chunk
     }
 
+    /// The rows of a stored dense f32 chunk record (`crc ‖ body`, §10), in place: `rows × width`
+    /// `f32le` values, row after row. The record must be the one a scan decoded (checked by its
+    /// stored checksum, row count and layout; the checksum itself was verified then), else the
+    /// chunk is reported corrupt.
+    package static func storedF32Rows(
+        _ value: UnsafeRawBufferPointer, rows n: Int, width: Int, checksum: UInt32, label: @autoclosure () -> String
+    ) throws -> UnsafeRawBufferPointer {
+        let rowsAt = 4 + 8 + 4 * n
+        guard value.count == rowsAt + n * width * 4, UInt32(littleEndian: value.loadUnaligned(as: UInt32.self)) == checksum,
+            value[4] == Layout.denseF32.rawValue, Int(UInt16(littleEndian: value.loadUnaligned(fromByteOffset: 6, as: UInt16.self))) == n
+        else { throw SparseDBError(.corrupt, "\(label()) is not the record its scan read") }
+        return UnsafeRawBufferPointer(rebasing: value[rowsAt...])
+    }
+
     // MARK: rows
 
     /// The stored row of a dense vector: checked (length, finite, bounded; nonzero for cosine),

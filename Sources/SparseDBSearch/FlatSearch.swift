@@ -5,87 +5,131 @@ import SparseDBCore
 import SparseDBIndex
 import SparseDBStorage
 
-/// A flat chunk decoded for scanning: dense rows contiguous and aligned, in the field's own
-/// precision (an f16 field's rows stay f16, so a scan streams half the bytes), with each row's
+/// A flat chunk decoded for scanning: dense rows contiguous and aligned, with each row's
 /// Euclidean norm (dense) for the rounding bound of the f32 scores. Immutable; shared by
 /// concurrent queries.
+///
+/// Dense rows are kept in half precision whenever that is possible: an f16 field's rows as
+/// stored, and a cached chunk of an f32 field as a half-precision copy with each row's distance
+/// to the stored row (`residuals`), so a scan streams half the bytes. A scan of the copy widens
+/// the score interval of each row by ‖query‖ · residual, and the documents that can still reach
+/// the top-k are rescored from the stored f32 rows (`rescoresFromStore`), so results stay exact.
 package final class ScanChunk: Sendable {
     /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see
     /// `withRows`, `withHalfRows`, `withRow`).
     let chunk: FlatStore.Chunk
-    /// Dense: ‖row‖ of each row, over all its values.
+    /// The chunk's stored checksum: a rescoring that reads the stored rows checks that it reads
+    /// the record this chunk was decoded from.
+    let storedChecksum: UInt32
+    /// Dense: ≥ ‖row‖ of each row as scanned (the copy, for a half-precision copy), over all its values.
     let norms: [Float]
     /// Dense: the largest of `norms` (0 for CSR), for the test that passes over a whole chunk.
     let maxNorm: Float
-    /// Dense: the rows are binary16 bit patterns (an f16 field), else f32.
+    /// Dense: the rows in memory are binary16 bit patterns (an f16 field, or a copy), else f32.
     let isHalf: Bool
+    /// Dense: the rows in memory are a half-precision copy of stored f32 rows; exact scores come
+    /// from the stored rows (``QueryEngine`` reads them from the transaction).
+    let rescoresFromStore: Bool
+    /// A half-precision copy: ≥ ‖stored row − copy‖ of each row (empty otherwise).
+    let residuals: [Float]
+    /// The largest of `residuals` (0 when empty).
+    let maxResidual: Float
     /// Dense: where the rows are, `chunk.count × chunk.width` values at byte `rowOffset`.
     private let rowSlab: RowSlab?
     private let rowOffset: Int
     let bytes: Int
 
-    /// Decodes `chunk` for scanning; a dense chunk's rows are copied to `space` (from
-    /// ``FlatCache/rowSpace(for:)``, or nil for a plain allocation).
-    init(_ chunk: FlatStore.Chunk, space: (slab: RowSlab, offset: Int)?) {
+    /// Decodes `chunk` (stored with checksum `checksum`) for scanning; the rows of a dense chunk
+    /// that `cache` keeps are copied to its row space (an f32 chunk's as a half-precision copy,
+    /// where its values allow), others to a plain allocation.
+    init(_ chunk: FlatStore.Chunk, checksum: UInt32, cache: FlatCache?) {
         var chunk = chunk
-        bytes = Self.bytes(of: chunk)
-        let isHalfLayout = chunk.layout == .denseF16
-        isHalf = isHalfLayout
+        storedChecksum = checksum
         if chunk.layout.isCSR {
             norms = []
             maxNorm = 0
+            isHalf = chunk.layout.isHalf
+            rescoresFromStore = false
+            residuals = []
+            maxResidual = 0
             rowSlab = nil
             rowOffset = 0
-        } else {
-            let space = space ?? (RowSlab(heapBytes: Self.rowBytes(of: chunk)), 0)
-            let width = chunk.width
-            let at = space.slab.base + space.offset
-            let values = chunk.count * width
-            func norm(_ row: UnsafePointer<Float>) -> Float {
-                var s: Float = 0
-                for j in 0..<width { s += row[j] * row[j] }
-                return s.squareRoot() * (1 + 1e-6)
+            bytes = chunk.count * chunk.width * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
+            self.chunk = chunk
+            return
+        }
+        let width = chunk.width
+        let values = chunk.count * width
+        func norm(_ row: UnsafePointer<Float>) -> Float {
+            var s: Float = 0
+            for j in 0..<width { s += row[j] * row[j] }
+            return s.squareRoot() * (1 + 1e-6)
+        }
+        var norms: [Float] = []
+        var residuals: [Float] = []
+        var halves: [UInt16] = []
+        if chunk.layout == .denseF16 {
+            // As stored (the scan decodes with FlatStore.decode(keepingHalves:)).
+            precondition(chunk.halves.count == values, "an f16 chunk for scanning is decoded keeping its halves")
+            halves = chunk.halves
+            var row = [Float](repeating: 0, count: width)
+            norms = (0..<chunk.count).map { r in
+                row.withUnsafeMutableBufferPointer { out in
+                    halves.withUnsafeBufferPointer { sparsedb_f16_to_f32($0.baseAddress! + r * width, out.baseAddress, width) }
+                    return norm(out.baseAddress!)
+                }
             }
-            var norms: [Float] = []
-            if isHalfLayout {
-                // Copied as stored (the scan decodes with FlatStore.decode(keepingHalves:)); each row
-                // widened once for its norm.
-                precondition(chunk.halves.count == values, "an f16 chunk for scanning is decoded keeping its halves")
-                chunk.halves.withUnsafeBufferPointer { h in
-                    at.bindMemory(to: UInt16.self, capacity: values).update(from: h.baseAddress!, count: values)
-                    var row = [Float](repeating: 0, count: width)
-                    norms = (0..<chunk.count).map { r in
-                        row.withUnsafeMutableBufferPointer { out in
-                            sparsedb_f16_to_f32(h.baseAddress! + r * width, out.baseAddress, width)
-                            return norm(out.baseAddress!)
+        } else if let cache, cache.keeps(bytes: Self.bytes(rows: chunk.count, width: width, half: true)) {
+            // A copy only for a chunk the cache keeps: made once, read by every later query. (A
+            // chunk decoded for one query is scanned once; narrowing it first would cost more.)
+            var copy = [UInt16](repeating: 0, count: values)
+            var copyNorms = [Float](repeating: 0, count: chunk.count)
+            var copyResiduals = [Float](repeating: 0, count: chunk.count)
+            let fits = chunk.values.withUnsafeBufferPointer { v in
+                copy.withUnsafeMutableBufferPointer { h in
+                    copyNorms.withUnsafeMutableBufferPointer { n in
+                        copyResiduals.withUnsafeMutableBufferPointer { e in
+                            sparsedb_half_copy(v.baseAddress, chunk.count, width, h.baseAddress, n.baseAddress, e.baseAddress) != 0
                         }
                     }
                 }
-            } else {
-                chunk.values.withUnsafeBufferPointer { v in
-                    at.bindMemory(to: Float.self, capacity: values).update(from: v.baseAddress!, count: values)
-                    norms = (0..<chunk.count).map { r in norm(v.baseAddress! + r * width) }
-                }
             }
-            self.norms = norms
-            maxNorm = norms.max() ?? 0
-            rowSlab = space.slab
-            rowOffset = space.offset
-            chunk.values = []  // the copy in the slab is the one scanned and rescored
-            chunk.halves = []
+            if fits {
+                halves = copy
+                norms = copyNorms
+                residuals = copyResiduals
+            }
         }
+        let half = !halves.isEmpty
+        let rowBytes = values * (half ? 2 : 4)
+        let space = cache?.rowSpace(bytes: rowBytes, keeping: Self.bytes(rows: chunk.count, width: width, half: half))
+            ?? (RowSlab(heapBytes: rowBytes), 0)
+        let at = space.slab.base + space.offset
+        if half {
+            halves.withUnsafeBufferPointer { h in at.bindMemory(to: UInt16.self, capacity: values).update(from: h.baseAddress!, count: values) }
+        } else {
+            chunk.values.withUnsafeBufferPointer { v in
+                at.bindMemory(to: Float.self, capacity: values).update(from: v.baseAddress!, count: values)
+                norms = (0..<chunk.count).map { r in norm(v.baseAddress! + r * width) }
+            }
+        }
+        self.norms = norms
+        maxNorm = norms.max() ?? 0
+        isHalf = half
+        rescoresFromStore = half && chunk.layout == .denseF32
+        self.residuals = residuals
+        maxResidual = residuals.max() ?? 0
+        rowSlab = space.slab
+        rowOffset = space.offset
+        bytes = Self.bytes(rows: chunk.count, width: width, half: half)
+        chunk.values = []  // the copy in the slab is the one scanned (and rescored, unless rescoresFromStore)
+        chunk.halves = []
         self.chunk = chunk
     }
 
-    /// Dense: the bytes of a chunk's rows in memory (2 or 4 a value).
-    static func rowBytes(of chunk: FlatStore.Chunk) -> Int { chunk.count * chunk.width * (chunk.layout.isHalf ? 2 : 4) }
-
-    /// What a chunk decoded from `chunk` counts against the flat cache's budget.
-    static func bytes(of chunk: FlatStore.Chunk) -> Int {
-        chunk.layout.isCSR
-            ? chunk.count * chunk.width * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
-            : rowBytes(of: chunk) + chunk.documents.count * 8 + 128
-    }
+    /// What a dense chunk of `rows` rows of `width` values counts against the flat cache's
+    /// budget, its rows kept in half precision or f32.
+    static func bytes(rows: Int, width: Int, half: Bool) -> Int { rows * width * (half ? 2 : 4) + rows * 8 + 128 }
 
     /// Dense f32: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
     func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
@@ -204,17 +248,17 @@ package final class FlatCache: Sendable {
     }
 
     /// Whether `insert` keeps a chunk of this many bytes.
-    private func keeps(bytes: Int) -> Bool { budget > 0 && bytes <= budget / 4 }
+    func keeps(bytes: Int) -> Bool { budget > 0 && bytes <= budget / 4 }
 
-    /// Room for the rows of dense `chunk`, after the rows handed out before (so the chunks a scan
-    /// decodes in order lie in one stream, and on huge pages), or nil for rows this cache
-    /// will not keep (a plain allocation serves those).
+    /// Room for `rowBytes` of a dense chunk's rows, after the rows handed out before (so the
+    /// chunks a scan decodes in order lie in one stream, and on huge pages), or nil for a chunk
+    /// (of `keeping` bytes in all) this cache will not keep (a plain allocation serves those).
     /// (A mapping is released when the last chunk in it is evicted; eviction is oldest first,
     /// the order rows are handed out, so at most about one mapping's worth is held beyond the
     /// budget.)
-    func rowSpace(for chunk: FlatStore.Chunk) -> (slab: RowSlab, offset: Int)? {
-        guard keeps(bytes: ScanChunk.bytes(of: chunk)) else { return nil }
-        let size = (ScanChunk.rowBytes(of: chunk) + 63) & ~63  // each chunk's rows start on a cache line
+    func rowSpace(bytes rowBytes: Int, keeping: Int) -> (slab: RowSlab, offset: Int)? {
+        guard keeps(bytes: keeping) else { return nil }
+        let size = (rowBytes + 63) & ~63  // each chunk's rows start on a cache line
         return state.withLock { s in
             if let slab = s.slab, s.slabUsed + size <= slab.capacity {
                 defer { s.slabUsed += size }
@@ -315,7 +359,7 @@ extension QueryEngine {
                 out.append(hit)
             } else {
                 let decoded = try FlatStore.decode(key: k, v, field: field, keepingHalves: true)
-                let chunk = ScanChunk(decoded, space: decoded.layout.isCSR ? nil : flatCache.rowSpace(for: decoded))
+                let chunk = ScanChunk(decoded, checksum: key.crc, cache: flatCache)
                 flatCache.insert(chunk, key)
                 out.append(chunk)
             }
@@ -343,11 +387,11 @@ extension QueryEngine {
             hits = csrTopK(
                 chunks, query: query.sparse, k: query.k, dimensions: Int(field.dimensions), excluded: excluded, workers: workers, statistics: &stats)
         } else {
-            let (found, rescored) = try denseTopK(
+            let scan = try denseCandidates(
                 chunks, queries: [query.dense], width: Int(field.dimensions), dimensions: query.dimensions ?? Int(field.dimensions),
-                cosine: field.isCosine, k: query.k, excluded: excluded, workers: workers)[0]
-            hits = found
-            stats.candidatesRescored = rescored
+                cosine: field.isCosine, k: query.k, excluded: excluded, workers: workers)
+            hits = try rescoreDense(txn, record: record, field: field, chunks: chunks, scan, query: 0, k: query.k)
+            stats.candidatesRescored = scan.candidates[0].count
         }
         stats.documentsScored = stats.postingsVisited
         return (hits, stats)
@@ -373,13 +417,13 @@ extension QueryEngine {
         stats.postingsVisited = chunks.reduce(0) { $0 + $1.chunk.count }
         stats.documentsScored = stats.postingsVisited
         let workers = max(1, min(usableCPUs, chunks.count / 8, 8))
-        let found = try denseTopK(
+        let scan = try denseCandidates(
             chunks, queries: queries.map(\.dense), width: Int(field.dimensions), dimensions: first.dimensions ?? Int(field.dimensions),
             cosine: field.isCosine, k: first.k, excluded: excluded, workers: workers)
-        return found.map { hits, rescored in
+        return try queries.indices.map { b in
             var s = stats
-            s.candidatesRescored = rescored
-            return (hits, s)
+            s.candidatesRescored = scan.candidates[b].count
+            return (try rescoreDense(txn, record: record, field: field, chunks: chunks, scan, query: b, k: first.k), s)
         }
     }
 
@@ -526,17 +570,27 @@ extension QueryEngine {
         return rowOf
     }
 
-    /// Dense rows: f32 dot products, each known to within a rounding bound; every document
-    /// whose interval can reach the k-th score is rescored exactly in double precision, so the
-    /// result equals a double-precision brute force. One query: our AVX2 kernel, one pass with
-    /// the query in registers (6–10% less CPU than OpenBLAS's sgemv per chunk at 64 and 256
-    /// dimensions, measured on this project's machine). Several queries: one sgemm per chunk
-    /// (rows × queries), each row read once for the whole batch. Returns each query's hits and
-    /// the number of candidates rescored for it.
-    private func denseTopK(
+    /// What the scan of a dense field leaves for rescoring: each query as scored (the first d
+    /// values, normalized for cosine) and the documents that can reach its top-k.
+    struct DenseCandidates {
+        var queries: [[Float]]
+        var candidates: [Set<UInt32>]
+        var dimensions: Int
+        var truncatedCosine: Bool
+    }
+
+    /// Dense rows: f32 dot products, each known to within a rounding bound (and, for a
+    /// half-precision copy of f32 rows, ‖query‖ times the row's distance to its copy); every
+    /// document whose interval can reach the k-th score is a candidate, rescored exactly by
+    /// ``rescoreDense(_:record:field:chunks:_:query:k:)``, so the result equals a double-precision
+    /// brute force. One query: our AVX2 kernel, one pass with the query in registers (6–10% less
+    /// CPU than OpenBLAS's sgemv per chunk at 64 and 256 dimensions, measured on this project's
+    /// machine). Several queries: one sgemm per chunk (rows × queries), each row read once for
+    /// the whole batch.
+    private func denseCandidates(
         _ chunks: [ScanChunk], queries rawQueries: [[Float]], width: Int, dimensions: Int, cosine: Bool, k: Int, excluded: ExclusionSet,
         workers: Int
-    ) throws -> [(hits: [ScoredDocument], rescored: Int)] {
+    ) throws -> DenseCandidates {
         let d = min(dimensions, width)
         var queries: [[Float]] = []
         var queryNorms: [Float] = []
@@ -553,17 +607,18 @@ extension QueryEngine {
             queryNorms.append(q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() * (1 + 1e-6))
         }
         let batch = queries.count
-        guard batch > 0 else { return [] }
+        let truncatedCosine = cosine && d < width
+        guard batch > 0 else { return DenseCandidates(queries: [], candidates: [], dimensions: d, truncatedCosine: truncatedCosine) }
         let packed = queries.flatMap { $0 }  // batch × d, row-major
         let norms = queryNorms
         // Rounding of an f32 dot product of d terms: at most d·2⁻²⁴·Σ|qᵢrᵢ| ≤ d·2⁻²⁴·‖q‖‖r‖ (with slack).
         let unit = Float(d) * 1.2e-7 + 1e-7
-        let truncatedCosine = cosine && d < width
         let survivors = Locked<[[UInt32]]>(Array(repeating: [], count: batch))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let collectors = (0..<batch).map { _ in Self.collector(k: k, excluded: excluded) }
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk * batch)
             var rowNorms = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
+            var rowResiduals = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
             var widened: [Float] = []  // f16 rows widened for sgemm (allocated on first use)
             // Each worker takes one run of consecutive chunks, which the flat cache keeps one
             // after another in memory: a single stream for the prefetcher (not every other chunk).
@@ -571,66 +626,104 @@ extension QueryEngine {
                 let scan = chunks[c]
                 let top = Self.scoreDenseChunk(
                     scan, queries: packed, batch: batch, dimensions: d, truncatedCosine: truncatedCosine, scores: &scores, rowNorms: &rowNorms,
-                    widened: &widened)
-                // One test for the whole chunk: its best score with the largest rounding margin of
-                // its rows, the same float expression as the per-row test below, which rounds
+                    rowResiduals: &rowResiduals, widened: &widened)
+                // One test for the whole chunk: its best score with the largest margin of its
+                // rows, the same float expression as the per-row test below, which rounds
                 // monotonically, so it passes over exactly the chunks whose every row it would pass over.
-                if batch == 1, collectors[0].isPruned(top + (unit * norms[0] * scan.maxNorm + 1e-30)) { continue }
+                if batch == 1, collectors[0].isPruned(top + (unit * norms[0] * scan.maxNorm + norms[0] * scan.maxResidual + 1e-30)) { continue }
                 Self.offerDenseRows(
-                    scan.chunk.documents, scores: scores, rowNorms: truncatedCosine ? rowNorms : scan.norms, batch: batch, queryNorms: norms, unit: unit,
-                    truncatedCosine: truncatedCosine, to: collectors)
+                    scan.chunk.documents, scores: scores, rowNorms: truncatedCosine ? rowNorms : scan.norms,
+                    residuals: truncatedCosine ? (scan.residuals.isEmpty ? [] : rowResiduals) : scan.residuals, batch: batch,
+                    queryNorms: norms, unit: unit, truncatedCosine: truncatedCosine, to: collectors)
             }
             let mine = collectors.map { $0.survivors() }
             survivors.withLock { all in for b in 0..<batch { all[b].append(contentsOf: mine[b]) } }
         }
-        return survivors.withLock { $0 }.enumerated().map { b, found in
-            let candidates = Set(found)
-            let q = queries[b]
-            // Exact rescoring from the rows, in double precision, increasing dimension order.
-            var scored: [ScoredDocument] = []
-            var scratch: [Float] = []
-            for (doc, scan, r) in Self.locate(candidates, in: chunks) {
-                var s = 0.0
-                var p = 0.0
-                scan.withRow(r, count: d, scratch: &scratch) { row in
-                    for j in 0..<d {
-                        let x = Double(row[j])
-                        s += Double(q[j]) * x
-                        p += x * x
+        return DenseCandidates(
+            queries: queries, candidates: survivors.withLock { $0 }.map { Set($0) }, dimensions: d, truncatedCosine: truncatedCosine)
+    }
+
+    /// The exact top-k of query `b` of a dense scan: each candidate's score from its row as
+    /// stored, in double precision in increasing dimension order (truncated cosine: divided by
+    /// the norm of the row's first d values). Rows scanned through a half-precision copy are
+    /// read from the stored chunk in `txn`, a lookup per chunk holding candidates.
+    private func rescoreDense(
+        _ txn: borrowing Transaction, record: CollectionRecord, field: FieldRecord, chunks: [ScanChunk], _ scan: DenseCandidates, query b: Int,
+        k: Int
+    ) throws -> [ScoredDocument] {
+        let q = scan.queries[b]
+        let d = scan.dimensions
+        func exact(_ value: (Int) -> Float) -> Double? {
+            var s = 0.0
+            var p = 0.0
+            for j in 0..<d {
+                let x = Double(value(j))
+                s += Double(q[j]) * x
+                p += x * x
+            }
+            guard scan.truncatedCosine else { return s }
+            return p > 0 ? s / p.squareRoot() : nil  // no direction on the first d values: not a hit
+        }
+        // In document order, hence chunk after chunk.
+        let located = Self.locate(scan.candidates[b], in: chunks).sorted { $0.doc < $1.doc }
+        var scored: [ScoredDocument] = []
+        var scratch: [Float] = []
+        var i = 0
+        while i < located.count {
+            let chunk = located[i].scan
+            var end = i + 1
+            while end < located.count && located[end].scan === chunk { end += 1 }
+            if chunk.rescoresFromStore {
+                let index = FlatStore.chunkIndex(chunk.chunk.documents[0])
+                let label = "flat chunk \(index) of field '\(field.name)'"
+                try txn.withValue(Keys.flatChunk(record.id, field.id, index), in: txn.table(.flatChunk)) { value in
+                    guard let value else { throw SparseDBError(.corrupt, "\(label) is missing") }
+                    let rows = try FlatStore.storedF32Rows(
+                        value, rows: chunk.chunk.count, width: chunk.chunk.width, checksum: chunk.storedChecksum, label: label)
+                    for (doc, _, r) in located[i..<end] {
+                        let base = (r * chunk.chunk.width) * 4
+                        let s = exact { j in Float(bitPattern: UInt32(littleEndian: rows.loadUnaligned(fromByteOffset: base + 4 * j, as: UInt32.self))) }
+                        if let s { scored.append(ScoredDocument(document: doc, score: s)) }
                     }
                 }
-                if truncatedCosine {
-                    guard p > 0 else { continue }
-                    s /= p.squareRoot()
+            } else {
+                for (doc, _, r) in located[i..<end] {
+                    let s = chunk.withRow(r, count: d, scratch: &scratch) { row in exact { row[$0] } }
+                    if let s { scored.append(ScoredDocument(document: doc, score: s)) }
                 }
-                scored.append(ScoredDocument(document: doc, score: s))
             }
-            scored.sort(by: ScoredDocument.ranksBefore)
-            return (Array(scored.prefix(k)), candidates.count)
+            i = end
         }
+        scored.sort(by: ScoredDocument.ranksBefore)
+        return Array(scored.prefix(k))
     }
 
     /// Offers each row of a scored dense chunk to each query's collector as an interval; rows
     /// whose upper bound is below a collector's threshold (most of them, once k rows are in) are
     /// passed over without a call. (A static function over buffers: per-row bounds-checked
     /// array reads and a call per row were a fifth of a 64-dimension scan.)
+    /// `residuals` (empty for rows scanned as stored) widens each row's interval by ‖query‖ ·
+    /// residual: how far the score of a half-precision copy can be from the stored row's.
     private static func offerDenseRows(
-        _ documents: [UInt32], scores: [Float], rowNorms: [Float], batch: Int, queryNorms: [Float], unit: Float, truncatedCosine: Bool,
-        to collectors: [CandidateCollector]
+        _ documents: [UInt32], scores: [Float], rowNorms: [Float], residuals: [Float], batch: Int, queryNorms: [Float], unit: Float,
+        truncatedCosine: Bool, to collectors: [CandidateCollector]
     ) {
         documents.withUnsafeBufferPointer { docs in
             scores.withUnsafeBufferPointer { out in
                 rowNorms.withUnsafeBufferPointer { rowNorm in
                     queryNorms.withUnsafeBufferPointer { qn in
-                        for b in 0..<batch {
-                            let collector = collectors[b]
-                            let scale = unit * qn[b]
-                            for r in 0..<docs.count {
-                                if truncatedCosine && rowNorm[r] == 0 { continue }  // no direction on the first d values
-                                let s = out[r &* batch &+ b]
-                                let margin = scale * rowNorm[r] + 1e-30
-                                if collector.isPruned(s + margin) { continue }
-                                collector.offer(doc: docs[r], upper: s + margin, lower: s - margin)
+                        residuals.withUnsafeBufferPointer { residual in
+                            let copied = !residual.isEmpty
+                            for b in 0..<batch {
+                                let collector = collectors[b]
+                                let scale = unit * qn[b]
+                                for r in 0..<docs.count {
+                                    if truncatedCosine && rowNorm[r] == 0 { continue }  // no direction on the first d values
+                                    let s = out[r &* batch &+ b]
+                                    let margin = copied ? scale * rowNorm[r] + qn[b] * residual[r] + 1e-30 : scale * rowNorm[r] + 1e-30
+                                    if collector.isPruned(s + margin) { continue }
+                                    collector.offer(doc: docs[r], upper: s + margin, lower: s - margin)
+                                }
                             }
                         }
                     }
@@ -646,10 +739,11 @@ extension QueryEngine {
     /// Returns the largest score of a single query's chunk, else NaN (no whole-chunk test).
     /// An f16 chunk is scored from its f16 rows by the f16 kernel, or, for sgemm and a truncated
     /// cosine, first widened into `widened` (exactly, so every path sees the same values): only
-    /// each row's first d values, d apart.
+    /// each row's first d values, d apart. A truncated cosine over a half-precision copy also
+    /// sets `rowResiduals` (see `scoreRows`).
     private static func scoreDenseChunk(
         _ scan: ScanChunk, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool, scores: inout [Float], rowNorms: inout [Float],
-        widened: inout [Float]
+        rowResiduals: inout [Float], widened: inout [Float]
     ) -> Float {
         // Through `scan`, not a copy of its chunk (see scanCSRChunk).
         let n = scan.chunk.documents.count
@@ -673,19 +767,24 @@ extension QueryEngine {
             }
             return widened.withUnsafeBufferPointer { rows in
                 scoreRows(rows, n: n, stride: d, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
-                          scores: &scores, rowNorms: &rowNorms)
+                          residuals: scan.residuals, scores: &scores, rowNorms: &rowNorms, rowResiduals: &rowResiduals)
             }
         }
         return scan.withRows { rows in
             scoreRows(rows, n: n, stride: width, queries: queries, batch: batch, dimensions: d, truncatedCosine: truncatedCosine,
-                      scores: &scores, rowNorms: &rowNorms)
+                      residuals: [], scores: &scores, rowNorms: &rowNorms, rowResiduals: &rowResiduals)
         }
     }
 
-    /// `scoreDenseChunk` over f32 rows, `stride` values apart.
+    /// `scoreDenseChunk` over f32 rows, `stride` values apart. A truncated cosine over rows that
+    /// are a half-precision copy (`residuals` not empty: ‖stored row − copy‖ each) sets
+    /// `rowResiduals[r]` to how far the copy's cosine can be from the stored row's, per unit of
+    /// query norm: for rows a (stored) and b (copy) of the first d values,
+    /// ‖a/‖a‖ − b/‖b‖‖ ≤ 2‖a − b‖/‖b‖, and ‖a − b‖ ≤ the whole row's residual. A copy with no
+    /// direction there (b = 0) of a row that may have one gets an unbounded interval.
     private static func scoreRows(
         _ rows: UnsafeBufferPointer<Float>, n: Int, stride width: Int, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool,
-        scores: inout [Float], rowNorms: inout [Float]
+        residuals: [Float], scores: inout [Float], rowNorms: inout [Float], rowResiduals: inout [Float]
     ) -> Float {
         var top = Float.nan
         queries.withUnsafeBufferPointer { qp in
@@ -700,12 +799,26 @@ extension QueryEngine {
             }
         }
         guard truncatedCosine else { return top }  // the stored norms serve
+        // The f32 sum of squares is within d·2⁻²⁴ of its value, its square root within half that:
+        // `low` scales a computed norm to one at or below the exact norm.
+        let low = 1 - Float(d) * 1.2e-7 - 1e-6
         for r in 0..<n {
             var p: Float = 0
             for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
             let norm = p.squareRoot()
             rowNorms[r] = norm == 0 ? 0 : 1 + 1e-6
             if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
+            if !residuals.isEmpty {
+                let residual = residuals[r]
+                if residual == 0 {
+                    rowResiduals[r] = 0
+                } else if norm > 0 {
+                    rowResiduals[r] = 2 * residual / (norm * low) * (1 + 1e-6)
+                } else {
+                    rowNorms[r] = 1
+                    rowResiduals[r] = .infinity
+                }
+            }
         }
         // The kernel's maximum holds for the scores as stored; divided by row norms they differ.
         return .nan

@@ -160,6 +160,75 @@ import Testing
         }
     }
 
+    /// f32 fields are scanned through half-precision copies of their cached chunks and rescored
+    /// from the stored rows: the results must still be those of brute force over the f32 rows.
+    /// Rows that only differ below half precision (identical copies, distinct scores), queries
+    /// equal to them (their top scores within the copies' error of each other), a chunk holding
+    /// a value beyond half precision and one of tiny values (both scanned as f32), and rows whose
+    /// first values underflow in half precision while the rest do not (a truncated cosine on
+    /// those first values: the copy has no direction there, the stored row has).
+    @Test(arguments: ["dot", "cosine"])
+    func f32FieldsScannedThroughHalfCopiesStayExact(metric: String) throws {
+        try withTemporaryDirectory { dir in
+            let dims = 40
+            let cosine = metric == "cosine"
+            var rng = SplitMix64(seed: 61)
+            var docs: [(id: String, values: [Float])] = []
+            // Chunks 0–3: 256 base rows, each followed by three near-duplicates (a relative change
+            // of 2⁻²⁰ in every value: the same half-precision copy).
+            var bases: [[Float]] = []
+            for i in 0..<256 {
+                let v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+                bases.append(v)
+                docs.append(("b\(i)", v))
+                for t in 1...3 { docs.append(("b\(i)n\(t)", v.map { $0 * (1 + Float(t) * 0x1p-20 * (Bool.random(using: &rng) ? 1 : -1)) })) }
+            }
+            // Chunk 4: one value beyond half precision in one row (the chunk stays f32).
+            for i in 0..<256 {
+                var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+                if i == 100 { v[7] = 70_000 }
+                docs.append(("big\(i)", v))
+            }
+            // Chunk 5: tiny values (subnormal halves: the chunk stays f32); scaled up for dot so
+            // that they are not all below every other row.
+            for i in 0..<256 { docs.append(("tiny\(i)", (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) * 1e-6 })) }
+            // Chunk 6: first five values underflow in f16, the rest ordinary.
+            for i in 0..<256 {
+                var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
+                if i % 2 == 0 { for j in 0..<5 { v[j] = Float.random(in: -1...1, using: &rng) * 1e-9 } }
+                docs.append(("under\(i)", v))
+            }
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.createCollection("c", schema: CollectionSchema(fields: [
+                .dense("e", dimensions: UInt32(dims), metric: cosine ? .cosine : .dot, precision: .float32)
+            ]))
+            try c.upsert(docs.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
+            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, Self.stored($0.values, cosine: cosine, half: false)) })
+            var queries: [[Float]] = (0..<12).map { bases[$0 * 20] }
+            queries += (0..<6).map { _ in (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) } }
+            queries.append(docs.first { $0.id == "big100" }!.values)
+            queries.append(docs.first { $0.id == "tiny7" }!.values)
+            queries.append(docs.first { $0.id == "under4" }!.values)
+            for round in 0..<2 {  // the first round decodes and caches the chunks, the second scans the cache
+                for d in [dims, 5] {
+                    for (n, q) in queries.enumerated() {
+                        let k = [1, 4, 10][n % 3]
+                        let got = try c.search(.dense(q), options: SearchOptions(k: k, dimensions: d)).hits.map { ($0.id, $0.score) }
+                        let problem = rankingMismatch(got, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }, k: k)
+                        #expect(problem == nil, "\(metric) round \(round) d=\(d) query \(n) k=\(k): \(problem ?? "")")
+                    }
+                    let results = try c.search(batch: queries.map { .dense($0) }, options: SearchOptions(k: 10, dimensions: d))
+                    for (n, (q, result)) in zip(queries, results).enumerated() {
+                        let problem = rankingMismatch(
+                            result.hits.map { ($0.id, $0.score) }, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }, k: 10)
+                        #expect(problem == nil, "batch \(metric) round \(round) d=\(d) query \(n): \(problem ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
     /// CSR codes: k active dimensions of 4,096 with power-law usage, flat and inverted.
     static func codes(count: Int, k: Int, seed: UInt64) throws -> [(id: String, vector: SparseVector)] {
         var rng = SplitMix64(seed: seed)

@@ -24,6 +24,99 @@ import Testing
         #expect(wrong.isEmpty, "half patterns widened wrongly: \(wrong.prefix(8))")
     }
 
+    @Test func floatsNarrowToTheNearestHalf() {
+        var values: [Float] = [
+            0, -0, 1, -1, 65504, -65504, 65519.996, 65520, 65536, 1e9, .infinity, -.infinity, .nan,
+            0x1p-24, 0x1p-25, 0x1.000002p-25, 0x1.8p-25, 0x1.8p-24, 0x1.4p-24, 0x1p-14, 0x1.ff8p-15, 0x1.ffcp-15, 0x1.ffep-15,
+            1.00048828125, 1.000732421875, 2047.5, 2048.5, 4095.5, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 0x1p-30,
+        ]
+        // Every binade of the half range and around it, densely (ties included), and random bit patterns.
+        for e in -27...16 {
+            for m in stride(from: 0, to: 1 << 23, by: 4093) { values.append(Float(sign: .plus, exponent: e, significand: 1 + Float(m) * 0x1p-23)) }
+            for m in stride(from: 0, to: 1 << 10, by: 1) { values.append(Float(sign: .minus, exponent: e, significand: 1 + (Float(m) + 0.5) * 0x1p-10)) }
+        }
+        // The midpoint of every pair of adjacent halves (ties: round to even), both signs, and
+        // the floats one step either side of it.
+        for h in UInt16(0)..<0x7bff {
+            let mid = (Double(Float16(bitPattern: h)) + Double(Float16(bitPattern: h + 1))) / 2
+            let m = Float(mid)  // exact: a midpoint of halves needs 12 significant bits
+            for x in [m, m.nextUp, m.nextDown] { values += [x, -x] }
+        }
+        var rng = SplitMix64(seed: 99)
+        for _ in 0..<200_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        var narrow = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { v in narrow.withUnsafeMutableBufferPointer { sparsedb_f32_to_f16(v.baseAddress, $0.baseAddress, v.count) } }
+        var wrong: [Float] = []
+        for (i, x) in values.enumerated() {
+            let expected = Float16(x)
+            let portable = Float16(bitPattern: sparsedb_float_to_half_portable(x))
+            let simd = Float16(bitPattern: narrow[i])
+            let ok = expected.isNaN ? portable.isNaN && simd.isNaN : portable.bitPattern == expected.bitPattern && simd.bitPattern == expected.bitPattern
+            if !ok { wrong.append(x) }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) floats narrowed wrongly, e.g. \(wrong.prefix(6).map { "\($0) (\(String($0.bitPattern, radix: 16)))" })")
+    }
+
+    /// The half-precision copy an f32 field is scanned through: each value rounded to the nearest
+    /// half (Swift's `Float16`), each norm and residual at or above the exact one (computed here
+    /// in double from the rows and Swift's rounding) and within a relative 10⁻⁵ of it; rows a
+    /// copy cannot serve are refused.
+    @Test(arguments: [1, 7, 40, 256, 300, 1024])
+    func halfCopiesBoundTheirDistanceToTheRows(width: Int) {
+        var rng = SplitMix64(seed: UInt64(width))
+        let count = 9
+        var rows = (0..<count * width).map { _ in Float.random(in: -3...3, using: &rng) }
+        for j in 0..<width { rows[2 * width + j] = Float(Float16(rows[2 * width + j])) }  // row 2 exact in half precision
+        for j in 0..<width { rows[3 * width + j] = 0 }  // row 3 zero
+        rows[4 * width] = 60_000.5  // large, still within half range
+        func copy(_ rows: [Float]) -> (fits: Bool, halves: [UInt16], norms: [Float], residuals: [Float]) {
+            let n = rows.count / width
+            var halves = [UInt16](repeating: 0, count: rows.count)
+            var norms = [Float](repeating: -1, count: n)
+            var residuals = [Float](repeating: -1, count: n)
+            let fits = rows.withUnsafeBufferPointer { r in
+                halves.withUnsafeMutableBufferPointer { h in
+                    norms.withUnsafeMutableBufferPointer { nn in
+                        residuals.withUnsafeMutableBufferPointer { e in
+                            sparsedb_half_copy(r.baseAddress, n, width, h.baseAddress, nn.baseAddress, e.baseAddress) != 0
+                        }
+                    }
+                }
+            }
+            return (fits, halves, norms, residuals)
+        }
+        let made = copy(rows)
+        #expect(made.fits)
+        for r in 0..<count {
+            var copy2 = 0.0
+            var residual2 = 0.0
+            for j in 0..<width {
+                let x = rows[r * width + j]
+                let h = Float16(x)
+                #expect(made.halves[r * width + j] == h.bitPattern, "row \(r) value \(j): \(x)")
+                copy2 += Double(h) * Double(h)
+                residual2 += (Double(x) - Double(h)) * (Double(x) - Double(h))
+            }
+            let (norm, residual) = (copy2.squareRoot(), residual2.squareRoot())
+            #expect(Double(made.norms[r]) >= norm && Double(made.norms[r]) <= norm * (1 + 1e-5), "row \(r): norm \(made.norms[r]), exact \(norm)")
+            #expect(Double(made.residuals[r]) >= residual && Double(made.residuals[r]) <= residual * (1 + 1e-5), "row \(r): residual \(made.residuals[r]), exact \(residual)")
+        }
+        #expect(made.residuals[2] == 0 && made.residuals[3] == 0 && made.norms[3] == 0)
+        // Beyond ±65504 (rounding past it), and rows of tiny values, have no copy.
+        for bad: Float in [65520, -70_000, 1e9] {
+            var r = rows
+            r[5 * width + width / 2] = bad
+            #expect(!copy(r).fits, "\(bad)")
+        }
+        var tiny = rows
+        for j in 0..<width { tiny[6 * width + j] = Float.random(in: -1...1, using: &rng) * 1e-6 }
+        #expect(!copy(tiny).fits)
+        // A row whose largest value dominates keeps its copy even when its small values underflow.
+        var mixed = rows
+        for j in 0..<width { mixed[7 * width + j] = j == 0 ? 1 : 1e-9 }
+        #expect(copy(mixed).fits)
+    }
+
     /// Scores of f16 rows (stride wider than the row) within the documented bound of the exact
     /// products, from the f16 kernel's two code paths and from the f32 kernel over the same rows
     /// widened, and the returned maximum exactly the largest score. The dimensions cover the

@@ -60,7 +60,9 @@ time (`--bandwidth-only` measures again into WORK/bandwidth.json; the table uses
 figures, the tightest bound); the bound of a flat configuration is (bytes a scan reads) /
 (bandwidth), with the bytes of
 SparseDB's scan: CSR 6k + 4 per row (k × (f32 value + u16 dimension) + u32 document), dense
-4d + 8 per row (values + norm + document), 2d + 8 for an f16 field (its rows stay f16 in memory).
+2d + 8 per row for an f16 field (its rows stay f16 in memory: values + norm + document) and
+2d + 12 for an f32 field (its cached rows are scanned through a half-precision copy, with each
+row's distance to the copy; the candidates are rescored from the stored f32 rows).
 In f16 configurations the numpy and faiss (IndexFlatIP) cells are marked [f32]: they read the same
 values as 4 bytes each.
 
@@ -326,7 +328,7 @@ def bandwidth(cpu):
 
 def scan_bytes(name):
     kind, p, n, _ = parse(name)
-    return n * (6 * p + 4) if kind == "csr" else n * ((2 if is_half(name) else 4) * p + 8)
+    return n * (6 * p + 4) if kind == "csr" else n * (2 * p + (8 if is_half(name) else 12))
 
 
 def oracle(X64_products, n_queries):

@@ -34,9 +34,21 @@ float sparsedb_dense_scores_f16(const uint16_t *rows, size_t count, size_t strid
 /// Widens `count` half-precision values (binary16 bit patterns) to f32, exactly.
 void sparsedb_f16_to_f32(const uint16_t *source, float *target, size_t count);
 
-/// The code paths the two functions above take on a CPU without F16C (and off x86-64), for
-/// tests on CPUs that have it: the same results, but for NaN payloads (stored rows are finite).
+/// Narrows `count` f32 values to half precision, rounding to nearest (ties to even); values
+/// beyond ±65504 become infinities.
+void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count);
+
+/// The half-precision copy of `count` f32 rows of `width` values that a scan of an f32 field
+/// reads in their place: `halves` (count × width) the rows rounded to nearest, `norms[r]` ≥
+/// ‖copy of row r‖ and `residuals[r]` ≥ ‖row r − its copy‖ (each rounded up; 0 where the copy is
+/// exact). Returns 0 (the outputs then unspecified) when a value is beyond half precision's range
+/// or a row's residual exceeds 2⁻¹⁰ of its norm (tiny values), else 1.
+int sparsedb_half_copy(const float *rows, size_t count, size_t width, uint16_t *halves, float *norms, float *residuals);
+
+/// The code paths the functions above take on a CPU without F16C (and off x86-64), for tests on
+/// CPUs that have it: the same results, but for NaN payloads (stored rows are finite).
 float sparsedb_half_to_float_portable(uint16_t half);
+uint16_t sparsedb_float_to_half_portable(float value);
 float sparsedb_dense_scores_f16_portable(const uint16_t *rows, size_t count, size_t stride, const float *query, size_t dimensions,
                                          float *scores);
 
