@@ -9,11 +9,13 @@ import SparseDBStorage
 /// Euclidean norm (dense) for the rounding bound of the f32 scores. Immutable; shared by
 /// concurrent queries.
 ///
-/// Dense rows are kept in half precision whenever that is possible: an f16 field's rows as
-/// stored, and a cached chunk of an f32 field as a half-precision copy with each row's distance
-/// to the stored row (`residuals`), so a scan streams half the bytes. A scan of the copy widens
-/// the score interval of each row by ‖query‖ · residual, and the documents that can still reach
-/// the top-k are rescored from the stored f32 rows (`rescoresFromStore`), so results stay exact.
+/// Dense rows are kept in half precision where that serves: an f16 field's rows as stored, and
+/// a chunk of an f32 field that the flat cache keeps (for a field whose rows fit the cache) as a
+/// half-precision copy with each row's distance to the stored row (`residuals`), so a scan
+/// streams half the bytes. A scan of the copy widens each row's score interval by what that
+/// distance can change its score (‖query‖ · residual; for a truncated cosine, see `scoreRows`),
+/// and the documents that can still reach the top-k are rescored from the stored f32 rows
+/// (`rescoresFromStore`), so results stay exact. Other f32 chunks are kept as f32.
 package final class ScanChunk: Sendable {
     /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see
     /// `withRows`, `withHalfRows`, `withRow`).
@@ -25,13 +27,14 @@ package final class ScanChunk: Sendable {
     let norms: [Float]
     /// Dense: the largest of `norms` (0 for CSR), for the test that passes over a whole chunk.
     let maxNorm: Float
-    /// Dense: the rows in memory are binary16 bit patterns (an f16 field, or a copy), else f32.
-    let isHalf: Bool
+    /// Dense: the rows in memory are binary16 bit patterns (an f16 field, or a copy), else f32
+    /// (false for CSR).
+    package let isHalf: Bool
     /// Dense: the rows in memory are a half-precision copy of stored f32 rows; exact scores come
     /// from the stored rows (``QueryEngine`` reads them from the transaction).
-    let rescoresFromStore: Bool
+    package let rescoresFromStore: Bool
     /// A half-precision copy: ≥ ‖stored row − copy‖ of each row (empty otherwise).
-    let residuals: [Float]
+    package let residuals: [Float]
     /// The largest of `residuals` (0 when empty).
     let maxResidual: Float
     /// Dense: where the rows are, `chunk.count × chunk.width` values at byte `rowOffset`.
@@ -40,15 +43,15 @@ package final class ScanChunk: Sendable {
     let bytes: Int
 
     /// Decodes `chunk` (stored with checksum `checksum`) for scanning; the rows of a dense chunk
-    /// that `cache` keeps are copied to its row space (an f32 chunk's as a half-precision copy,
-    /// where its values allow), others to a plain allocation.
-    init(_ chunk: FlatStore.Chunk, checksum: UInt32, cache: FlatCache?) {
+    /// that `cache` keeps are copied to its row space (an f32 chunk's as a half-precision copy
+    /// when `halfCopy` and its values allow), others to a plain allocation.
+    package init(_ chunk: FlatStore.Chunk, checksum: UInt32, cache: FlatCache?, halfCopy: Bool = true) {
         var chunk = chunk
         storedChecksum = checksum
         if chunk.layout.isCSR {
             norms = []
             maxNorm = 0
-            isHalf = chunk.layout.isHalf
+            isHalf = false
             rescoresFromStore = false
             residuals = []
             maxResidual = 0
@@ -79,7 +82,7 @@ package final class ScanChunk: Sendable {
                     return norm(out.baseAddress!)
                 }
             }
-        } else if let cache, cache.keeps(bytes: Self.bytes(rows: chunk.count, width: width, half: true)) {
+        } else if halfCopy, let cache, cache.keeps(bytes: Self.bytes(rows: chunk.count, width: width, half: true)) {
             // A copy only for a chunk the cache keeps: made once, read by every later query. (A
             // chunk decoded for one query is scanned once; narrowing it first would cost more.)
             var copy = [UInt16](repeating: 0, count: values)
@@ -129,7 +132,7 @@ package final class ScanChunk: Sendable {
 
     /// What a dense chunk of `rows` rows of `width` values counts against the flat cache's
     /// budget, its rows kept in half precision or f32.
-    static func bytes(rows: Int, width: Int, half: Bool) -> Int { rows * width * (half ? 2 : 4) + rows * 8 + 128 }
+    static func bytes(rows: Int, width: Int, half: Bool) -> Int { rows * width * (half ? 2 : 4) + rows * (half ? 12 : 8) + 128 }
 
     /// Dense f32: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
     func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
@@ -152,6 +155,7 @@ package final class ScanChunk: Sendable {
     /// Dense: calls `body` with the first `count` values of row `r` as f32 (in place for an f32
     /// chunk; widened, exactly, into `scratch` for an f16 one).
     func withRow<R>(_ r: Int, count: Int, scratch: inout [Float], _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        precondition(!rescoresFromStore, "a half-precision copy's rows are not the stored rows")
         let base = r * chunk.width
         guard isHalf else { return try withRows { try body(UnsafeBufferPointer(rebasing: $0[base..<base + count])) } }
         if scratch.count < count { scratch = [Float](repeating: 0, count: count) }
@@ -349,6 +353,10 @@ extension QueryEngine {
         }
         var out: [ScanChunk] = []
         var keys: [FlatCache.Key] = []
+        // Half-precision copies of f32 rows only when the whole field's copies can stay cached
+        // (its documents at most, 2 bytes a value): a field larger than the cache is decoded
+        // again by every query, and narrowing would add to that.
+        let halfCopy = Int(record.nextDocument) * (FlatStore.width(field) * 2 + 12) <= flatCache.budget
         try txn.scan(prefix: Keys.field(record.id, field.id), in: txn.table(.flatChunk)) { k, v in
             guard k.count == 12, let index = Keys.part(k, 2), v.count >= 8 else { throw SparseDBError(.corrupt, "flat chunk key is malformed") }
             let key = FlatCache.Key(
@@ -359,7 +367,7 @@ extension QueryEngine {
                 out.append(hit)
             } else {
                 let decoded = try FlatStore.decode(key: k, v, field: field, keepingHalves: true)
-                let chunk = ScanChunk(decoded, checksum: key.crc, cache: flatCache)
+                let chunk = ScanChunk(decoded, checksum: key.crc, cache: flatCache, halfCopy: halfCopy)
                 flatCache.insert(chunk, key)
                 out.append(chunk)
             }
@@ -604,7 +612,8 @@ extension QueryEngine {
                 q = q.map { Float(Double($0) / n) }
             }
             queries.append(q)
-            queryNorms.append(q.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() * (1 + 1e-6))
+            // At or above ‖q‖: summed in double (within d·2⁻⁵³), rounded up.
+            queryNorms.append(Float(q.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() * (1 + 1e-9)).nextUp)
         }
         let batch = queries.count
         let truncatedCosine = cosine && d < width
@@ -633,7 +642,7 @@ extension QueryEngine {
                 if batch == 1, collectors[0].isPruned(top + (unit * norms[0] * scan.maxNorm + norms[0] * scan.maxResidual + 1e-30)) { continue }
                 Self.offerDenseRows(
                     scan.chunk.documents, scores: scores, rowNorms: truncatedCosine ? rowNorms : scan.norms,
-                    residuals: truncatedCosine ? (scan.residuals.isEmpty ? [] : rowResiduals) : scan.residuals, batch: batch,
+                    residuals: truncatedCosine ? rowResiduals : scan.residuals, batch: batch,
                     queryNorms: norms, unit: unit, truncatedCosine: truncatedCosine, to: collectors)
             }
             let mine = collectors.map { $0.survivors() }
@@ -675,14 +684,22 @@ extension QueryEngine {
             while end < located.count && located[end].scan === chunk { end += 1 }
             if chunk.rescoresFromStore {
                 let index = FlatStore.chunkIndex(chunk.chunk.documents[0])
-                let label = "flat chunk \(index) of field '\(field.name)'"
+                func label() -> String { "flat chunk \(index) of field '\(field.name)'" }
                 try txn.withValue(Keys.flatChunk(record.id, field.id, index), in: txn.table(.flatChunk)) { value in
-                    guard let value else { throw SparseDBError(.corrupt, "\(label) is missing") }
+                    guard let value else { throw SparseDBError(.corrupt, "\(label()) is missing") }
                     let rows = try FlatStore.storedF32Rows(
-                        value, rows: chunk.chunk.count, width: chunk.chunk.width, checksum: chunk.storedChecksum, label: label)
+                        value, rows: chunk.chunk.count, width: chunk.chunk.width, checksum: chunk.storedChecksum, label: label())
                     for (doc, _, r) in located[i..<end] {
                         let base = (r * chunk.chunk.width) * 4
-                        let s = exact { j in Float(bitPattern: UInt32(littleEndian: rows.loadUnaligned(fromByteOffset: base + 4 * j, as: UInt32.self))) }
+                        var valid = true
+                        let s = exact { j in
+                            let x = Float(bitPattern: UInt32(littleEndian: rows.loadUnaligned(fromByteOffset: base + 4 * j, as: UInt32.self)))
+                            // The record's checksum was verified when the chunk was cached; its
+                            // bytes are read again here, so they are checked again as values.
+                            if !(x.isFinite && abs(x) <= SparseVector.maxWeight) { valid = false }
+                            return x
+                        }
+                        guard valid else { throw SparseDBError(.corrupt, "\(label()) holds a value out of range") }
                         if let s { scored.append(ScoredDocument(document: doc, score: s)) }
                     }
                 }
@@ -776,12 +793,13 @@ extension QueryEngine {
         }
     }
 
-    /// `scoreDenseChunk` over f32 rows, `stride` values apart. A truncated cosine over rows that
-    /// are a half-precision copy (`residuals` not empty: ‖stored row − copy‖ each) sets
-    /// `rowResiduals[r]` to how far the copy's cosine can be from the stored row's, per unit of
-    /// query norm: for rows a (stored) and b (copy) of the first d values,
-    /// ‖a/‖a‖ − b/‖b‖‖ ≤ 2‖a − b‖/‖b‖, and ‖a − b‖ ≤ the whole row's residual. A copy with no
-    /// direction there (b = 0) of a row that may have one gets an unbounded interval.
+    /// `scoreDenseChunk` over f32 rows, `stride` values apart. A truncated cosine sets
+    /// `rowResiduals[r]`: 0 for rows scanned as stored; for rows that are a half-precision copy
+    /// (`residuals` not empty: ‖stored row − copy‖ each), how far the copy's cosine can be from
+    /// the stored row's, per unit of query norm: for rows a (stored) and b (copy) of the first d
+    /// values, ‖a/‖a‖ − b/‖b‖‖ ≤ 2‖a − b‖/‖b‖, and ‖a − b‖ ≤ the whole row's residual. A row
+    /// too small there for the score's rounding bound, or a copy with no direction there (b = 0)
+    /// of a row that may have one, gets an unbounded interval (it is rescored).
     private static func scoreRows(
         _ rows: UnsafeBufferPointer<Float>, n: Int, stride width: Int, queries: [Float], batch: Int, dimensions d: Int, truncatedCosine: Bool,
         residuals: [Float], scores: inout [Float], rowNorms: inout [Float], rowResiduals: inout [Float]
@@ -799,25 +817,27 @@ extension QueryEngine {
             }
         }
         guard truncatedCosine else { return top }  // the stored norms serve
-        // The f32 sum of squares is within d·2⁻²⁴ of its value, its square root within half that:
-        // `low` scales a computed norm to one at or below the exact norm.
-        let low = 1 - Float(d) * 1.2e-7 - 1e-6
         for r in 0..<n {
-            var p: Float = 0
-            for j in 0..<d { p += rows[r * width + j] * rows[r * width + j] }
+            // Summed in double: a row's first d values may be tiny (a cosine row is normalized
+            // over all its values), and their squares would underflow in f32.
+            var p = 0.0
+            for j in 0..<d { p += Double(rows[r * width + j]) * Double(rows[r * width + j]) }
             let norm = p.squareRoot()
-            rowNorms[r] = norm == 0 ? 0 : 1 + 1e-6
-            if norm > 0 { for b in 0..<batch { scores[r * batch + b] /= norm } }
-            if !residuals.isEmpty {
-                let residual = residuals[r]
-                if residual == 0 {
-                    rowResiduals[r] = 0
-                } else if norm > 0 {
-                    rowResiduals[r] = 2 * residual / (norm * low) * (1 + 1e-6)
-                } else {
-                    rowNorms[r] = 1
-                    rowResiduals[r] = .infinity
-                }
+            let residual = residuals.isEmpty ? 0 : residuals[r]
+            rowResiduals[r] = 0
+            if norm == 0 && residual == 0 {
+                rowNorms[r] = 0  // no direction on the first d values, in the stored row either
+            } else if norm < 0x1p-100 {
+                // Too small for the f32 score's rounding bound (its products underflow), or no
+                // direction in the copy where the stored row may have one: rescored, whatever it scores.
+                rowNorms[r] = 1
+                rowResiduals[r] = .infinity
+            } else {
+                let inverse = Float(1 / norm)
+                rowNorms[r] = 1 + 1e-6
+                for b in 0..<batch { scores[r * batch + b] *= inverse }
+                // ‖a/‖a‖ − b/‖b‖‖ ≤ 2‖a − b‖/‖b‖; the norm in double is within d·2⁻⁵³ of ‖b‖.
+                if residual > 0 { rowResiduals[r] = Float(2 * Double(residual) / norm * (1 + 1e-9)).nextUp }
             }
         }
         // The kernel's maximum holds for the scores as stored; divided by row norms they differ.

@@ -190,6 +190,16 @@ struct IngestCommand: ParsableCommand {
                     }
                 case .dense(let v):
                     if dims == nil { dims = UInt32(v.count) }
+                    // What upsert would refuse, here with the file and line, before anything is
+                    // written (upsert checks each batch, and earlier batches would be committed):
+                    // a value of a dot field stored in f16 beyond its range (cosine rows are
+                    // normalized first, so their values are at most 1).
+                    if (field?.precision ?? precision) == .float16, (field?.metric ?? metric) == .dot,
+                        let i = v.firstIndex(where: { abs($0) > Float(Float16.greatestFiniteMagnitude) })
+                    {
+                        throw SparseDBError.invalidInput(
+                            "\(r.location): document '\(r.id)': value \(i) of field '\(fieldName)' is \(v[i]), beyond half precision (±65504)")
+                    }
                 }
                 lines += 1
             }

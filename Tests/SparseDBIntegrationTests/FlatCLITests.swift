@@ -44,6 +44,17 @@ import Testing
                 #expect(r.status == 1 && r.err.contains("bad.jsonl:2") && r.err.contains(message), "\(r.err)")
             }
             #expect(try run(sparsedb, ["stats", "--db", db]).out == before)
+            // A value beyond half precision for a new f16 dot field, after the first batch: refused
+            // with its line before any batch is committed.
+            let half = (1...5).map { i in
+                "{\"_id\": \"h\(i)\", \"dense\": [\(i == 4 ? "70000" : "1.5"), \(Array(repeating: "0.25", count: 31).joined(separator: ", "))]}"
+            }
+            try (half.joined(separator: "\n") + "\n").write(toFile: dir + "/half.jsonl", atomically: true, encoding: .utf8)
+            r = try run(sparsedb, [
+                "ingest", "--db", db, "--collection", "h", "--kind", "dense", "--precision", "f16", "--vectors", dir + "/half.jsonl", "--batch-size", "2",
+            ])
+            #expect(r.status == 1 && r.err.contains("half.jsonl:4") && r.err.contains("document 'h4'") && r.err.contains("beyond half precision"), "\(r.err)")
+            #expect(try run(sparsedb, ["stats", "--db", db]).out == before)
 
             // CSR codes: k from the file; more active dimensions than the field holds is refused.
             var csr = ""

@@ -95,17 +95,22 @@ import Testing
     }
 
     /// Dense rows kept in the flat cache's huge-page mappings, in plain allocations (no cache),
-    /// and in a cache so small that chunks are evicted and decoded again between queries: the
-    /// same exact results. Rows repeat across chunks, so whole chunks tie with the k-th score
-    /// (the scan passes over a chunk with one test when its best score cannot enter the top-k).
-    /// f16 fields too: their rows stay f16 in memory and are scanned by the f16 kernel. 40
-    /// dimensions: the kernel's 32-wide loop, its 8-wide loop and no scalar tail; 45 adds one.
-    @Test(arguments: [(0, "f32", 40), (256 << 10, "f32", 40), (1 << 30, "f32", 40), (0, "f16", 45), (256 << 10, "f16", 40), (1 << 30, "f16", 45)])
+    /// and in a cache so small that chunks are evicted and decoded again between queries (256
+    /// KiB: f32 rows are then kept as f32, the field's half-precision copies would not fit; 480
+    /// KiB: they fit, and are scanned): the same exact results. Rows repeat across chunks, so
+    /// whole chunks tie with the k-th score (the scan passes over a chunk with one test when its
+    /// best score cannot enter the top-k). f16 fields too: their rows stay f16 in memory and are
+    /// scanned by the f16 kernel. 40 dimensions: the kernel's 32-wide loop, its 8-wide loop and
+    /// no scalar tail; 45 adds one.
+    @Test(arguments: [
+        (0, "f32", 40), (256 << 10, "f32", 40), (480 << 10, "f32", 40), (1 << 30, "f32", 45), (0, "f16", 45), (256 << 10, "f16", 40),
+        (1 << 30, "f16", 45),
+    ])
     func denseScanMatchesBruteForceAtAnyCacheBudget(flatCacheBytes: Int, precision: String, dims: Int) throws {
         try withTemporaryDirectory { dir in
             let half = precision == "f16"
-            var docs = Self.denseDocs(count: 1500, dims: dims, seed: 17)
-            for i in stride(from: 700, to: 1500, by: 3) { docs[i].values = docs[i % 300].values }  // duplicates in later chunks
+            var docs = Self.denseDocs(count: 4000, dims: dims, seed: 17)
+            for i in stride(from: 700, to: 4000, by: 3) { docs[i].values = docs[i % 300].values }  // duplicates in later chunks
             var configuration = Database.Configuration()
             configuration.flatCacheBytes = flatCacheBytes
             let db = try Database(path: dir + "/db", configuration: configuration)
@@ -162,41 +167,48 @@ import Testing
 
     /// f32 fields are scanned through half-precision copies of their cached chunks and rescored
     /// from the stored rows: the results must still be those of brute force over the f32 rows.
-    /// Rows that only differ below half precision (identical copies, distinct scores), queries
-    /// equal to them (their top scores within the copies' error of each other), a chunk holding
-    /// a value beyond half precision and one of tiny values (both scanned as f32), and rows whose
-    /// first values underflow in half precision while the rest do not (a truncated cosine on
-    /// those first values: the copy has no direction there, the stored row has).
+    /// Rows that only differ below half precision (identical copies, distinct scores), in the
+    /// same chunk and in later ones, queries equal to them (their top scores within the copies'
+    /// error of each other); for dot, a chunk holding a value beyond half precision and one of
+    /// tiny values (both scanned as f32; a cosine field normalizes them first); rows whose first
+    /// values are subnormal halves or underflow in half precision while the rest do not (a
+    /// truncated cosine on those first values: the copy has little or no direction there); 17
+    /// chunks, so two workers scan; then deletes and upserts (the last chunk rewritten) and the
+    /// same checks again.
     @Test(arguments: ["dot", "cosine"])
     func f32FieldsScannedThroughHalfCopiesStayExact(metric: String) throws {
         try withTemporaryDirectory { dir in
             let dims = 40
             let cosine = metric == "cosine"
             var rng = SplitMix64(seed: 61)
+            func nearDuplicate(_ v: [Float], _ t: Int) -> [Float] { v.map { $0 * (1 + Float(t) * 0x1p-20 * (Bool.random(using: &rng) ? 1 : -1)) } }
             var docs: [(id: String, values: [Float])] = []
             // Chunks 0–3: 256 base rows, each followed by three near-duplicates (a relative change
-            // of 2⁻²⁰ in every value: the same half-precision copy).
+            // of 2⁻²⁰ in every value: the same half-precision copy, or next to it).
             var bases: [[Float]] = []
             for i in 0..<256 {
                 let v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
                 bases.append(v)
                 docs.append(("b\(i)", v))
-                for t in 1...3 { docs.append(("b\(i)n\(t)", v.map { $0 * (1 + Float(t) * 0x1p-20 * (Bool.random(using: &rng) ? 1 : -1)) })) }
+                for t in 1...3 { docs.append(("b\(i)n\(t)", nearDuplicate(v, t))) }
             }
-            // Chunk 4: one value beyond half precision in one row (the chunk stays f32).
+            // Chunk 4: one value beyond half precision in one row.
             for i in 0..<256 {
                 var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
                 if i == 100 { v[7] = 70_000 }
                 docs.append(("big\(i)", v))
             }
-            // Chunk 5: tiny values (subnormal halves: the chunk stays f32); scaled up for dot so
-            // that they are not all below every other row.
+            // Chunk 5: tiny values (subnormal halves).
             for i in 0..<256 { docs.append(("tiny\(i)", (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) * 1e-6 })) }
-            // Chunk 6: first five values underflow in f16, the rest ordinary.
+            // Chunk 6: first five values subnormal in f16 (1e-6) or below its range (1e-9), the rest ordinary.
             for i in 0..<256 {
                 var v = (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }
-                if i % 2 == 0 { for j in 0..<5 { v[j] = Float.random(in: -1...1, using: &rng) * 1e-9 } }
+                if i % 3 != 2 { for j in 0..<5 { v[j] = Float.random(in: -1...1, using: &rng) * (i % 3 == 0 ? 1e-9 : 1e-6) } }
                 docs.append(("under\(i)", v))
+            }
+            // Chunks 7–16: more near-duplicates of the base rows, and random rows.
+            for i in 0..<2560 {
+                docs.append(i % 2 == 0 ? ("far\(i)", nearDuplicate(bases[(i / 2) % 256], 4 + i % 5)) : ("rand\(i)", (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) }))
             }
             let db = try Database(path: dir + "/db")
             defer { db.close() }
@@ -204,27 +216,71 @@ import Testing
                 .dense("e", dimensions: UInt32(dims), metric: cosine ? .cosine : .dot, precision: .float32)
             ]))
             try c.upsert(docs.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
-            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, Self.stored($0.values, cosine: cosine, half: false)) })
+            var live = Dictionary(uniqueKeysWithValues: docs.map { ($0.id, Self.stored($0.values, cosine: cosine, half: false)) })
             var queries: [[Float]] = (0..<12).map { bases[$0 * 20] }
             queries += (0..<6).map { _ in (0..<dims).map { _ in Float.random(in: -1...1, using: &rng) } }
-            queries.append(docs.first { $0.id == "big100" }!.values)
-            queries.append(docs.first { $0.id == "tiny7" }!.values)
-            queries.append(docs.first { $0.id == "under4" }!.values)
-            for round in 0..<2 {  // the first round decodes and caches the chunks, the second scans the cache
+            for id in ["big100", "tiny7", "under3", "under4"] { queries.append(docs.first { $0.id == id }!.values) }
+            func check(_ label: String) throws {
                 for d in [dims, 5] {
                     for (n, q) in queries.enumerated() {
                         let k = [1, 4, 10][n % 3]
                         let got = try c.search(.dense(q), options: SearchOptions(k: k, dimensions: d)).hits.map { ($0.id, $0.score) }
                         let problem = rankingMismatch(got, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }, k: k)
-                        #expect(problem == nil, "\(metric) round \(round) d=\(d) query \(n) k=\(k): \(problem ?? "")")
+                        #expect(problem == nil, "\(metric) \(label) d=\(d) query \(n) k=\(k): \(problem ?? "")")
                     }
                     let results = try c.search(batch: queries.map { .dense($0) }, options: SearchOptions(k: 10, dimensions: d))
                     for (n, (q, result)) in zip(queries, results).enumerated() {
                         let problem = rankingMismatch(
                             result.hits.map { ($0.id, $0.score) }, scores: live.mapValues { Self.denseScore(q, $0, d: d, cosine: cosine) }, k: 10)
-                        #expect(problem == nil, "batch \(metric) round \(round) d=\(d) query \(n): \(problem ?? "")")
+                        #expect(problem == nil, "batch \(metric) \(label) d=\(d) query \(n): \(problem ?? "")")
                     }
                 }
+            }
+            try check("first scan")  // decodes and caches the chunks
+            try check("cached")
+            // Deletes of top rows, a base row replaced, new near-duplicates appended to the last chunk.
+            let deleted = (0..<12).map { "b\($0 * 20)n1" } + ["under3", "far0"]
+            try c.delete(ids: deleted)
+            for id in deleted { live[id] = nil }
+            var added: [(id: String, values: [Float])] = [("b20", nearDuplicate(bases[20], 2))]
+            for i in 0..<30 { added.append(("late\(i)", nearDuplicate(bases[(i % 12) * 20], 5))) }
+            try c.upsert(added.map { Document(id: $0.id, vectors: ["e": .dense($0.values)]) })
+            for a in added { live[a.id] = Self.stored(a.values, cosine: cosine, half: false) }
+            try check("after writes")
+            try check("after writes, cached")
+        }
+    }
+
+    /// The test that passes over a whole chunk must widen its best score by the chunk's largest
+    /// copy residual too. Chunk 0 holds C = v + one half-precision step in eight values (exact
+    /// in f16); chunk 1 holds A = v + 0.49 of a step in every value, whose copy is v itself. For
+    /// the query v, A's exact score is the best, its copy's below C's by more than the
+    /// collector's slack: the chunk holding A must be scanned and A rescored.
+    @Test func aChunkIsPassedOverOnlyWhenItsCopiesCannotReachTheTopK() throws {
+        try withTemporaryDirectory { dir in
+            let dims = 40
+            let step: Float = 0x1p-11  // between halves in [0.5, 1)
+            var rng = SplitMix64(seed: 71)
+            let v = (0..<dims).map { _ in 0.5 + Float(Int.random(in: 0..<1024, using: &rng)) * step }
+            var c = v
+            for j in 0..<8 { c[j] += step }
+            let a = v.map { $0 + 0.49 * step }
+            func filler(_ i: Int) -> (String, [Float]) { ("f\(i)", (0..<dims).map { _ in Float.random(in: -0.1...0.1, using: &rng) }) }
+            var docs = (0..<100).map(filler)
+            docs.append(("C", c))
+            docs += (100..<256).map(filler)
+            docs += (256..<300).map(filler)
+            docs.append(("A", a))
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let collection = try db.createCollection("c", schema: CollectionSchema(fields: [.dense("e", dimensions: UInt32(dims))]))
+            try collection.upsert(docs.map { Document(id: $0.0, vectors: ["e": .dense($0.1)]) })
+            let live = Dictionary(uniqueKeysWithValues: docs.map { ($0.0, $0.1) })
+            for round in 0..<2 {  // decoded, then from the cache
+                let got = try collection.search(.dense(v), options: SearchOptions(k: 1)).hits.map { ($0.id, $0.score) }
+                #expect(got.first?.0 == "A", "round \(round): \(got)")
+                let problem = rankingMismatch(got, scores: live.mapValues { Self.denseScore(v, $0, d: dims, cosine: false) }, k: 1)
+                #expect(problem == nil, "round \(round): \(problem ?? "")")
             }
         }
     }

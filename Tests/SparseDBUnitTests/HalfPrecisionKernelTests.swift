@@ -1,6 +1,7 @@
 import CSparseDBKernels
 import SparseDBCore
 import SparseDBIndex
+import SparseDBSearch
 import Foundation
 import SparseDBTestSupport
 import Testing
@@ -204,6 +205,71 @@ import Testing
                 try key.withUnsafeBytes { k in try stored.withUnsafeBytes { v in _ = try FlatStore.decode(key: k, v, field: field, keepingHalves: keep) } }
             }
             #expect(error?.code == .corrupt, "keepingHalves \(keep): \(String(describing: error))")
+        }
+    }
+}
+
+/// Which decoded dense chunks are scanned through a half-precision copy (`ScanChunk`): an f32
+/// chunk the flat cache keeps, whose values allow it; and the stored rows of a copied chunk read
+/// back at rescoring only when they are the record the chunk was decoded from.
+@Suite struct HalfCopyChoiceTests {
+    static func chunk(_ layout: FlatStore.Layout, rows: Int = 256, width: Int = 24, seed: UInt64 = 3) -> FlatStore.Chunk {
+        var rng = SplitMix64(seed: seed)
+        var chunk = FlatStore.Chunk(layout: layout, width: width)
+        chunk.documents = (0..<UInt32(rows)).map { 256 + $0 }
+        let values = (0..<rows * width).map { _ in Float.random(in: -2...2, using: &rng) }
+        if layout == .denseF16 { chunk.halves = values.map { Float16($0).bitPattern } } else { chunk.values = values }
+        return chunk
+    }
+
+    @Test func aCachedF32ChunkIsScannedThroughACopyWhereItsValuesAllow() {
+        let cache = FlatCache(budget: 64 << 20)
+        let plain = Self.chunk(.denseF32)
+        let copied = ScanChunk(plain, checksum: 7, cache: cache)
+        #expect(copied.isHalf && copied.rescoresFromStore && copied.residuals.count == 256 && copied.residuals.allSatisfy { $0 > 0 })
+        // Not for a cache that keeps nothing, nor when the caller says no (a field larger than the cache).
+        for scan in [ScanChunk(plain, checksum: 7, cache: FlatCache(budget: 0)), ScanChunk(plain, checksum: 7, cache: nil),
+                     ScanChunk(plain, checksum: 7, cache: cache, halfCopy: false)] {
+            #expect(!scan.isHalf && !scan.rescoresFromStore && scan.residuals.isEmpty)
+        }
+        // Nor for values that round past 65504, or rows of tiny values.
+        var big = plain
+        big.values[300] = 65_520
+        var tiny = plain
+        for j in 0..<24 { tiny.values[24 * 9 + j] *= 1e-6 }
+        for c in [big, tiny] {
+            let scan = ScanChunk(c, checksum: 7, cache: cache)
+            #expect(!scan.isHalf && !scan.rescoresFromStore && scan.residuals.isEmpty)
+        }
+        // An f16 field's rows are its own: half, no residual, rescored from memory.
+        let half = ScanChunk(Self.chunk(.denseF16), checksum: 7, cache: cache)
+        #expect(half.isHalf && !half.rescoresFromStore && half.residuals.isEmpty)
+    }
+
+    @Test func storedRowsAreReadOnlyFromTheRecordTheScanDecoded() throws {
+        var chunk = Self.chunk(.denseF32, rows: 5, width: 3)
+        let key = Keys.flatChunk(1, 1, 1)
+        let stored = FlatStore.encode(key: key, chunk)
+        let crc = stored.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        let rows = try stored.withUnsafeBytes { v in
+            try FlatStore.storedF32Rows(v, rows: 5, width: 3, checksum: crc, label: "chunk").withMemoryRebound(to: Float.self) { Array($0) }
+        }
+        #expect(rows == chunk.values)
+        // Another checksum, row count or width; a truncated record; the record of another layout.
+        chunk.documents.append(261)
+        chunk.values += [1, 2, 3]
+        let grown = FlatStore.encode(key: key, chunk)
+        var half = Self.chunk(.denseF16, rows: 5, width: 6)
+        half.values = half.halves.map { Float(Float16(bitPattern: $0)) }
+        let otherLayout = FlatStore.encode(key: key, half)
+        for (value, n, width, checksum) in [
+            (stored, 5, 3, crc &+ 1), (stored, 4, 3, crc), (stored, 5, 4, crc), (Array(stored.dropLast()), 5, 3, crc), (grown, 5, 3, crc),
+            (otherLayout, 5, 3, otherLayout.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }),
+        ] {
+            let error = #expect(throws: SparseDBError.self) {
+                try value.withUnsafeBytes { v in _ = try FlatStore.storedF32Rows(v, rows: n, width: width, checksum: checksum, label: "chunk") }
+            }
+            #expect(error?.code == .corrupt)
         }
     }
 }

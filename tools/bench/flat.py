@@ -356,7 +356,7 @@ def run_config(args, name):
     result = {"config": name, "rows": n, "scan_bytes": scan_bytes(name), "ingest_s": {}}
     dbs = {}
     if kind == "csr":
-        for index in ("flat", "inverted"):
+        for index in args.csr_indexes.split(","):
             dbs["sparsedb" if index == "flat" else "sparsedb-inv"], t = ingest(args.work, name, docs, index)
             if t:
                 result["ingest_s"][index] = t
@@ -528,6 +528,7 @@ def main():
     ap.add_argument("--faiss-max-gb", type=float, default=2.0)
     ap.add_argument("--faiss-queries", type=int, default=20, help="CSR configurations: faiss runs only the first N queries")
     ap.add_argument("--batch", type=int, default=64, help="dense configurations: also measure batches of N queries (0 or 1: skip)")
+    ap.add_argument("--csr-indexes", default="flat,inverted", help="CSR configurations: which SparseDB indexes to build and measure")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--skip-bandwidth", action="store_true")
     ap.add_argument("--bandwidth-only", action="store_true", help="measure the bandwidth again into WORK/bandwidth.json (the table uses the best)")

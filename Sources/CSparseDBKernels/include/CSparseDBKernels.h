@@ -41,8 +41,8 @@ void sparsedb_f32_to_f16(const float *source, uint16_t *target, size_t count);
 /// The half-precision copy of `count` f32 rows of `width` values that a scan of an f32 field
 /// reads in their place: `halves` (count × width) the rows rounded to nearest, `norms[r]` ≥
 /// ‖copy of row r‖ and `residuals[r]` ≥ ‖row r − its copy‖ (each rounded up; 0 where the copy is
-/// exact). Returns 0 (the outputs then unspecified) when a value is beyond half precision's range
-/// or a row's residual exceeds 2⁻¹⁰ of its norm (tiny values), else 1.
+/// exact). Returns 0 (the outputs then unspecified) when a value rounds beyond half precision's
+/// range (past 65504) or a row's residual exceeds 2⁻¹⁰ of its norm (tiny values), else 1.
 int sparsedb_half_copy(const float *rows, size_t count, size_t width, uint16_t *halves, float *norms, float *residuals);
 
 /// The code paths the functions above take on a CPU without F16C (and off x86-64), for tests on
