@@ -21,6 +21,11 @@ static void csr_scores_portable(const float *query, const uint16_t *dims, const 
     for (; r + 4 <= rows; r += 4) {
         const uint16_t *d = dims + r * width;
         const float *v = values + r * width;
+        // The rows 2 KiB ahead (values) and 1 KiB (dimensions), a cache line at a time: the scan
+        // of 1 M 16-slot codes (100 MB, past the L3 cache) ran 12–20% faster than on the
+        // hardware prefetcher alone (alternating runs on this project's machine).
+        for (size_t b = 0; b < 4 * width * sizeof(float); b += 64) __builtin_prefetch((const char *)v + 2048 + b);
+        for (size_t b = 0; b < 4 * width * sizeof(uint16_t); b += 64) __builtin_prefetch((const char *)d + 1024 + b);
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         for (size_t j = 0; j < width; j++) {
             s0 += query[d[j]] * v[j];

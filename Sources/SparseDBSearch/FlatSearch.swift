@@ -17,8 +17,8 @@ import SparseDBStorage
 /// and the documents that can still reach the top-k are rescored from the stored f32 rows
 /// (`rescoresFromStore`), so results stay exact. Other f32 chunks are kept as f32.
 package final class ScanChunk: Sendable {
-    /// The decoded chunk. Dense: its `values` are empty, the rows are in `rowSlab` (see
-    /// `withRows`, `withHalfRows`, `withRow`).
+    /// The decoded chunk. Its `values` (and a CSR chunk's `dimensions`) are empty: dense rows
+    /// are in `rowSlab` (see `withRows`, `withHalfRows`, `withRow`), CSR codes too (`withCodes`).
     let chunk: FlatStore.Chunk
     /// The chunk's stored checksum: a rescoring that reads the stored rows checks that it reads
     /// the record this chunk was decoded from.
@@ -37,7 +37,8 @@ package final class ScanChunk: Sendable {
     package let residuals: [Float]
     /// The largest of `residuals` (0 when empty).
     let maxResidual: Float
-    /// Dense: where the rows are, `chunk.count × chunk.width` values at byte `rowOffset`.
+    /// Where the rows are, `chunk.count × chunk.width` values at byte `rowOffset` (CSR: the
+    /// values, then as many u16 dimensions).
     private let rowSlab: RowSlab?
     private let rowOffset: Int
     let bytes: Int
@@ -49,15 +50,27 @@ package final class ScanChunk: Sendable {
         var chunk = chunk
         storedChecksum = checksum
         if chunk.layout.isCSR {
+            // The codes' values (f32) then their dimensions (u16), in the cache's row space like
+            // dense rows: chunk after chunk in one stream on huge pages, not two small arrays a
+            // chunk (a field of 1 M 16-slot codes is 3,900 chunks).
+            let slots = chunk.count * chunk.width
+            bytes = slots * 6 + chunk.documents.count * 4 + 128
+            let space = cache?.rowSpace(bytes: slots * 6, keeping: bytes) ?? (RowSlab(heapBytes: slots * 6), 0)
+            let at = space.slab.base + space.offset
+            chunk.values.withUnsafeBufferPointer { at.bindMemory(to: Float.self, capacity: slots).update(from: $0.baseAddress!, count: slots) }
+            chunk.dimensions.withUnsafeBufferPointer {
+                (at + slots * 4).bindMemory(to: UInt16.self, capacity: slots).update(from: $0.baseAddress!, count: slots)
+            }
+            chunk.values = []
+            chunk.dimensions = []
             norms = []
             maxNorm = 0
             isHalf = false
             rescoresFromStore = false
             residuals = []
             maxResidual = 0
-            rowSlab = nil
-            rowOffset = 0
-            bytes = chunk.count * chunk.width * 4 + chunk.dimensions.count * 2 + chunk.documents.count * 4 + 128
+            rowSlab = space.slab
+            rowOffset = space.offset
             self.chunk = chunk
             return
         }
@@ -134,9 +147,22 @@ package final class ScanChunk: Sendable {
     /// budget, its rows kept in half precision or f32.
     static func bytes(rows: Int, width: Int, half: Bool) -> Int { rows * width * (half ? 2 : 4) + rows * (half ? 12 : 8) + 128 }
 
+    /// CSR: calls `body` with the codes' values and dimensions (`chunk.count × chunk.width` each,
+    /// row after row; unused slots have value 0).
+    func withCodes<R>(_ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
+        precondition(rowSlab != nil && chunk.layout.isCSR, "codes of a chunk that has none")
+        return try withExtendedLifetime(rowSlab!) { slab in
+            let slots = chunk.count * chunk.width
+            let at = slab.base + rowOffset
+            return try body(
+                UnsafeBufferPointer(start: at.assumingMemoryBound(to: Float.self), count: slots),
+                UnsafeBufferPointer(start: (at + slots * 4).assumingMemoryBound(to: UInt16.self), count: slots))
+        }
+    }
+
     /// Dense f32: calls `body` with the rows (`chunk.count × chunk.width` f32, row after row).
     func withRows<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        precondition(rowSlab != nil && !isHalf, "f32 rows of a chunk that has none")
+        precondition(rowSlab != nil && !isHalf && !chunk.layout.isCSR, "f32 rows of a chunk that has none")
         return try withExtendedLifetime(rowSlab!) { slab in
             let start = (slab.base + rowOffset).assumingMemoryBound(to: Float.self)
             return try body(UnsafeBufferPointer(start: start, count: chunk.count * chunk.width))
@@ -164,7 +190,7 @@ package final class ScanChunk: Sendable {
     }
 }
 
-/// Memory that decoded dense rows are copied into: a mapping on 2 MiB huge pages
+/// Memory that decoded dense rows and CSR codes are copied into: a mapping on 2 MiB huge pages
 /// (`sparsedb_rows_map`) that the flat cache fills chunk after chunk, so a field's rows lie in
 /// one stream in chunk order, or a plain allocation for a chunk that is not cached. Unmapped when
 /// the last chunk in it goes.
@@ -232,7 +258,7 @@ package final class FlatCache: Sendable {
         /// a query on an unchanged field skips the walk over the chunk keys (one LMDB step and
         /// one lookup per 256 rows: a millisecond per query at 1 M rows).
         var lists: [FieldKey: ChunkList] = [:]
-        /// The mapping new dense rows go to, and how much of it is handed out.
+        /// The mapping new rows (dense and CSR) go to, and how much of it is handed out.
         var slab: RowSlab?
         var slabUsed = 0
     }
@@ -467,10 +493,9 @@ extension QueryEngine {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let collector = Self.collector(k: k, excluded: excluded)
             var scores = [Float](repeating: 0, count: FlatStore.rowsPerChunk)
-            var c = worker
-            while c < chunks.count {
+            // One run of consecutive chunks per worker: one stream through the cache's row space.
+            for c in (chunks.count * worker / workers)..<(chunks.count * (worker + 1) / workers) {
                 Self.scanCSRChunk(chunks[c], query: q, scores: &scores, into: collector)
-                c += workers
             }
             let mine = collector.survivors()
             survivors.withLock { $0.append(contentsOf: mine) }
@@ -479,7 +504,7 @@ extension QueryEngine {
         statistics.candidatesRescored = candidates.count
         var scored: [ScoredDocument] = []
         for (doc, scan, r) in Self.locate(candidates, in: chunks) {
-            let s = Self.exactCSRScore(scan.chunk, row: r, query: query)
+            let s = scan.withCodes { values, dimensions in Self.exactCSRScore(values, dimensions, row: r, width: scan.chunk.width, query: query) }
             // Only rows sharing a dimension with the query are hits, as for sparse fields.
             if s > 0 { scored.append(ScoredDocument(document: doc, score: s)) }
         }
@@ -503,11 +528,9 @@ extension QueryEngine {
         // the score's own rounding; 1e-37 covers underflow.
         let unit = Float(width + 2) * 0x1p-24 * 1.01
         query.withUnsafeBufferPointer { qp in
-            scan.chunk.dimensions.withUnsafeBufferPointer { dims in
-                scan.chunk.values.withUnsafeBufferPointer { values in
-                    scores.withUnsafeMutableBufferPointer { out in
-                        sparsedb_csr_scores(qp.baseAddress, dims.baseAddress, values.baseAddress, n, width, out.baseAddress)
-                    }
+            scan.withCodes { values, dims in
+                scores.withUnsafeMutableBufferPointer { out in
+                    sparsedb_csr_scores(qp.baseAddress, dims.baseAddress, values.baseAddress, n, width, out.baseAddress)
                 }
             }
         }
@@ -527,14 +550,16 @@ extension QueryEngine {
 
     /// Row `r` of a CSR chunk scored exactly: the query's weights times the row's values, summed
     /// in double precision in slot order (dimensions increasing), unused slots ignored.
-    static func exactCSRScore(_ chunk: FlatStore.Chunk, row r: Int, query: SparseVector) -> Double {
-        let base = r * chunk.width
+    static func exactCSRScore(
+        _ values: UnsafeBufferPointer<Float>, _ dimensions: UnsafeBufferPointer<UInt16>, row r: Int, width: Int, query: SparseVector
+    ) -> Double {
+        let base = r * width
         var s = 0.0
         var i = 0  // position in the query, whose dimensions increase too
-        for j in 0..<chunk.width {
-            let x = chunk.values[base + j]
+        for j in 0..<width {
+            let x = values[base + j]
             if x == 0 { break }  // unused slots come last
-            let d = UInt32(chunk.dimensions[base + j])
+            let d = UInt32(dimensions[base + j])
             while i < query.dimensions.count && query.dimensions[i] < d { i += 1 }
             if i == query.dimensions.count { break }
             if query.dimensions[i] == d { s += Double(query.weights[i]) * Double(x) }

@@ -300,20 +300,27 @@ import Testing
     }
 
     // k = 36: rows wide enough for the gather path, with a width that is not a multiple of its eight lanes.
-    @Test(arguments: [(16, "flat", "f32"), (16, "inverted", "f32"), (64, "flat", "f16"), (256, "flat", "f32"), (36, "flat", "f32")])
-    func csrFieldsMatchBruteForce(k: Int, index: String, precision: String) throws {
+    // Flat codes are kept in the flat cache (1 GiB), in plain allocations (no cache) and in a
+    // cache that evicts (256 KiB); 4,200 codes are 17 chunks, so two workers scan them.
+    @Test(arguments: [
+        (16, "flat", "f32", 1 << 30), (16, "inverted", "f32", 1 << 30), (64, "flat", "f16", 0), (256, "flat", "f32", 1 << 30),
+        (36, "flat", "f32", 256 << 10),
+    ])
+    func csrFieldsMatchBruteForce(k: Int, index: String, precision: String, flatCacheBytes: Int) throws {
         try withTemporaryDirectory { dir in
             let half = precision == "f16"
             let field = VectorField.csr("code", dimensions: 4096, activeDimensions: k, precision: half ? .float16 : .float32, index: index == "flat" ? .flat : .inverted)
-            let docs = try Self.codes(count: 1200, k: k, seed: UInt64(k))
-            let db = try Database(path: dir + "/db")
+            let docs = try Self.codes(count: 4200, k: k, seed: UInt64(k))
+            var configuration = Database.Configuration()
+            configuration.flatCacheBytes = flatCacheBytes
+            let db = try Database(path: dir + "/db", configuration: configuration)
             defer { db.close() }
             let c = try db.createCollection("c", schema: CollectionSchema(fields: [field]))
             #expect(c.schema.fields[0].index.rawValue == index)
             for start in stride(from: 0, to: docs.count, by: 250) {
                 try c.upsert(docs[start..<min(docs.count, start + 250)].map { Document(id: $0.id, vectors: ["code": .sparse($0.vector)]) })
             }
-            try c.delete(ids: stride(from: 0, to: 1200, by: 7).map { "c\($0)" })
+            try c.delete(ids: stride(from: 0, to: 4200, by: 7).map { "c\($0)" })
             func stored(_ v: SparseVector) -> SparseVector {
                 half ? try! SparseVector(dimensions: v.dimensions, weights: v.weights.map { Float(Float16($0)) }) : v
             }
