@@ -30,11 +30,12 @@ package final class ScanChunk: Sendable {
     /// Dense: the rows in memory are binary16 bit patterns (an f16 field, or a copy), else f32
     /// (false for CSR).
     package let isHalf: Bool
-    /// Dense: the rows in memory are a half-precision copy of stored f32 rows; exact scores come
-    /// from the stored rows (``QueryEngine`` reads them from the transaction).
-    package let rescoresFromStore: Bool
     /// A half-precision copy: ≥ ‖stored row − copy‖ of each row (empty otherwise).
     package let residuals: [Float]
+    /// Dense: the rows in memory are a half-precision copy of stored f32 rows (they have
+    /// residuals); exact scores come from the stored rows (``QueryEngine`` reads them from the
+    /// transaction).
+    package var rescoresFromStore: Bool { !residuals.isEmpty }
     /// The largest of `residuals` (0 when empty).
     let maxResidual: Float
     /// Where the rows are, `chunk.count × chunk.width` values at byte `rowOffset` (CSR: the
@@ -66,7 +67,6 @@ package final class ScanChunk: Sendable {
             norms = []
             maxNorm = 0
             isHalf = false
-            rescoresFromStore = false
             residuals = []
             maxResidual = 0
             rowSlab = space.slab
@@ -132,7 +132,6 @@ package final class ScanChunk: Sendable {
         self.norms = norms
         maxNorm = norms.max() ?? 0
         isHalf = half
-        rescoresFromStore = half && chunk.layout == .denseF32
         self.residuals = residuals
         maxResidual = residuals.max() ?? 0
         rowSlab = space.slab
