@@ -29,12 +29,23 @@ public struct SearchOptions: Sendable {
     /// first (≥ 1). The documents found are scored exactly with the whole query (see
     /// ``candidates``), so every hit carries its true score.
     public var maxQueryTerms: Int? = nil
-    /// Approximate searches (``maxQueryTerms``): how many of the best documents the pruned
-    /// traversal finds are rescored exactly with the whole query, the best k of them returned
-    /// (k ≤ candidates ≤ 2^20; `nil` = k). More candidates recover documents that rank lower on
+    /// Approximate searches (``maxQueryTerms``, ``postingsPerTerm``): how many of the best
+    /// documents the pruned search finds are scored with the whole query, the exact best k of
+    /// them returned (k ≤ candidates ≤ 2^20; `nil` = k). More candidates recover documents that rank lower on
     /// the walked terms than on the whole query: at 1 M documents, 10 query terms with 50
     /// candidates find 87 % of the exact top-10, with 10 candidates 70 % (BENCHMARKS.md).
     public var candidates: Int? = nil
+    /// Approximate, a second method: Seismic's static pruning, applied at query time. Each walked
+    /// list (the query's ``maxQueryTerms`` largest weights, or all its terms) contributes its
+    /// `postingsPerTerm` largest postings to a partial score per document; the best
+    /// ``candidates`` documents by partial score are scored with the whole query from an
+    /// in-memory copy of the forward rows (``Database/Configuration/forwardCacheBytes``), and
+    /// their exact top-k is returned, every hit with its exact score. The pruned lists are kept
+    /// in the posting cache, so a query reads a few thousand postings a term; nothing extra is
+    /// stored. 1 ... 2^24; pair it with `candidates` of 1,000 or more. At 1 M SPLADE documents,
+    /// 5,000 postings a term and 1,000 candidates find 91 % of the exact top-10 in 1.7 ms
+    /// (BENCHMARKS.md). Ignored by flat fields; `algorithm` and `heapFactor` do not apply.
+    public var postingsPerTerm: Int? = nil
     /// Approximate: prune documents whose score bound is below this factor times the current
     /// k-th score (1 = exact; 1.1–1.5 trades recall for speed, as PISA's and Seismic's heap factor).
     public var heapFactor: Float = 1
@@ -50,9 +61,11 @@ public struct SearchOptions: Sendable {
     /// Options with the given values; the defaults are an exact MaxScore top-10 with payloads.
     public init(
         k: Int = 10, algorithm: SearchAlgorithm = .maxscore, field: String? = nil, maxQueryTerms: Int? = nil, heapFactor: Float = 1,
-        maxActiveDims: Int? = nil, dimensions: Int? = nil, filter: Filter? = nil, includePayloads: Bool = true, candidates: Int? = nil
+        maxActiveDims: Int? = nil, dimensions: Int? = nil, filter: Filter? = nil, includePayloads: Bool = true, candidates: Int? = nil,
+        postingsPerTerm: Int? = nil
     ) {
         self.candidates = candidates
+        self.postingsPerTerm = postingsPerTerm
         self.filter = filter
         self.k = k
         self.algorithm = algorithm
@@ -74,6 +87,9 @@ public struct SearchOptions: Sendable {
         if let m = maxQueryTerms, m < 1 { throw SparseDBError(.invalidInput, "maxQueryTerms must be at least 1, got \(m)") }
         if let c = candidates, c < k || c > 1 << 20 {
             throw SparseDBError(.invalidInput, "candidates must be between k (\(k)) and 2^20, got \(c)")
+        }
+        if let p = postingsPerTerm, p < 1 || p > 1 << 24 {
+            throw SparseDBError(.invalidInput, "postingsPerTerm must be between 1 and 2^24, got \(p)")
         }
         if let m = maxActiveDims, m < 1 { throw SparseDBError(.invalidInput, "maxActiveDims must be at least 1, got \(m)") }
         if let d = dimensions, d < 1 { throw SparseDBError(.invalidInput, "dimensions must be at least 1, got \(d)") }
@@ -291,7 +307,7 @@ extension VectorCollection {
                 txn, record: record, field: field,
                 query: SparseQuery(
                     vector: q.sparse, k: k, algorithm: TraversalAlgorithm(rawValue: options.algorithm.rawValue)!, heapFactor: options.heapFactor,
-                    traversalTerms: q.traversal, candidates: options.candidates),
+                    traversalTerms: q.traversal, candidates: options.candidates, postingsPerTerm: options.postingsPerTerm),
                 deleted: deleted, allowed: allowed)
         }
         let flat = field.kind == FieldKind.dense.rawValue ? FlatQuery(dense: q.dense, k: k, dimensions: q.dense.count) : FlatQuery(sparse: q.sparse, k: k)

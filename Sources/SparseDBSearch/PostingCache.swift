@@ -93,6 +93,9 @@ package final class TermEntry: Sendable {
         /// Set when the cache drops the entry: queries holding it still use it, but its bytes no
         /// longer count against the budget.
         var evicted = false
+        /// The pruned-lists search's last pruned list (blocks are never rewritten within an
+        /// epoch, so it stays right for snapshots with that many blocks).
+        var pruned: PrunedList? = nil
     }
 
     private let state = Locked(State())
@@ -113,6 +116,21 @@ package final class TermEntry: Sendable {
     func setStatistics(_ stats: Records.TermStats?, generation: UInt64) {
         state.withLock { s in
             if (s.statistics?.generation ?? 0) <= generation { s.statistics = (generation, stats) }
+        }
+    }
+
+    /// The list's `n` largest postings among its first `blocks` blocks, when known.
+    func prunedList(_ n: Int, blocks: Int) -> PrunedList? {
+        state.withLock { s in s.pruned.flatMap { $0.n == n && $0.blocks == blocks ? $0 : nil } }
+    }
+
+    /// Keeps `list` (replacing the one kept); returns the change in bytes.
+    func setPrunedList(_ list: PrunedList) -> Int {
+        state.withLock { s in
+            let delta = list.bytes - (s.pruned?.bytes ?? 0)
+            s.pruned = list
+            s.bytes += delta
+            return s.evicted ? 0 : delta
         }
     }
 
@@ -150,6 +168,23 @@ package final class TermEntry: Sendable {
             s.evicted = true
             return s.bytes
         }
+    }
+}
+
+/// A term's `n` postings of largest weight estimate (code · block-max / 255) among its first
+/// `blocks` blocks, in document order, with those estimates (the pruned-lists search's input).
+final class PrunedList: Sendable {
+    let n: Int
+    let blocks: Int
+    let documents: [UInt32]
+    let estimates: [Float]
+    var bytes: Int { documents.count * 8 + 96 }
+
+    init(n: Int, blocks: Int, documents: [UInt32], estimates: [Float]) {
+        self.n = n
+        self.blocks = blocks
+        self.documents = documents
+        self.estimates = estimates
     }
 }
 

@@ -1,3 +1,4 @@
+import CSparseDBKernels
 import SparseDBCore
 import SparseDBIndex
 import SparseDBStorage
@@ -52,10 +53,14 @@ package struct SparseQuery: Sendable {
     /// How many of the traversal's best documents are rescored exactly with `vector`, the best
     /// k of them returned (≥ k; more than k only helps when the traversal walks fewer terms).
     package var candidates: Int
+    /// Approximate, instead of a traversal (``QueryEngine/searchPrunedLists``): each walked
+    /// list's `postingsPerTerm` largest postings give partial scores, and the best `candidates`
+    /// by those are scored with the whole query; the exact top-k of them is returned.
+    package var postingsPerTerm: Int?
 
     package init(
         vector: SparseVector, k: Int, algorithm: TraversalAlgorithm, heapFactor: Float = 1, traversalTerms: SparseVector? = nil,
-        candidates: Int? = nil
+        candidates: Int? = nil, postingsPerTerm: Int? = nil
     ) {
         self.vector = vector
         self.k = k
@@ -63,6 +68,7 @@ package struct SparseQuery: Sendable {
         self.heapFactor = heapFactor
         self.traversalTerms = traversalTerms
         self.candidates = max(k, candidates ?? k)
+        self.postingsPerTerm = postingsPerTerm
     }
 }
 
@@ -71,12 +77,14 @@ package struct SparseQuery: Sendable {
 package final class QueryEngine: Sendable {
     package let cache: PostingCache
     package let flatCache: FlatCache
+    package let forwardCache: ForwardCache
     package let filterCache = FilterCache()
     package let codecs = CodecPool()
 
-    package init(cacheBytes: Int, flatCacheBytes: Int = 1 << 30) {
+    package init(cacheBytes: Int, flatCacheBytes: Int = 1 << 30, forwardCacheBytes: Int = 1 << 30) {
         cache = PostingCache(budget: cacheBytes)
         flatCache = FlatCache(budget: flatCacheBytes)
+        forwardCache = ForwardCache(budget: forwardCacheBytes)
     }
 
     /// The deleted documents of `record`'s snapshot (cached per generation).
@@ -107,6 +115,7 @@ package final class QueryEngine: Sendable {
         let walked = query.traversalTerms ?? q
         var cursors: [TermCursor] = []
         cursors.reserveCapacity(walked.count)
+        var prunedLists: [(queryWeight: Float, list: PrunedList)] = []
         for (term, weight) in zip(walked.dimensions, walked.weights) where weight > 0 {
             let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
             // Term statistics change with every write that touches the term; the collection's
@@ -124,6 +133,12 @@ package final class QueryEngine: Sendable {
             }
             guard let stats else { continue }
             let blocks = Int(stats.blocks)
+            // The pruned-lists search needs no cursor for a term whose pruned list is known: a
+            // cursor over a long list costs a pass over its block directory to make.
+            if let perTerm = query.postingsPerTerm, let known = entry.prunedList(perTerm, blocks: blocks) {
+                prunedLists.append((weight, known))
+                continue
+            }
             let (directory, decoded) = try self.directory(txn, collection: c, field: f, term: term, blocks: blocks, entry: entry)
             cursors.append(
                 TermCursor(
@@ -147,6 +162,11 @@ package final class QueryEngine: Sendable {
                 let scored = try rescore(txn, collection: c, field: f, query: q, documents: allowed.members, skippingAbsentRows: true).filter { $0.score > 0 }
                 return (Array(scored.prefix(query.k)), stats)
             }
+        }
+        if let perTerm = query.postingsPerTerm {
+            return try searchPrunedLists(
+                txn, record: record, field: field, query: query, known: prunedLists, cursors: cursors, perTerm: perTerm, deleted: deleted,
+                allowed: allowed)
         }
         let collector = CandidateCollector(k: query.candidates, deleted: deleted, allowed: allowed, thresholdFactor: query.heapFactor)
         try Traversal.run(query.algorithm, cursors: cursors, collector: collector)

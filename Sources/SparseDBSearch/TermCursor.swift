@@ -25,8 +25,8 @@ final class BlockSource {
         self.cache = cache
     }
 
-    /// Decodes block `index` of `term` from the transaction and publishes it in `entry`.
-    func load(term: UInt32, firstDocument: UInt32, index: Int, entry: TermEntry) throws -> DecodedBlock {
+    /// Decodes block `index` of `term` from the transaction and, when `keep`, publishes it in `entry`.
+    func load(term: UInt32, firstDocument: UInt32, index: Int, entry: TermEntry, keep: Bool = true) throws -> DecodedBlock {
         let key = Keys.postingBlock(collection, field, term, firstDocument)
         let block = try key.withUnsafeBytes { k in
             try lender.withValue(key) { bytes throws -> DecodedBlock in
@@ -38,7 +38,7 @@ final class BlockSource {
                 return DecodedBlock(documents: decoder.documents, codes: decoder.codes, count: n)
             }
         }
-        cache.account(entry.publish(block, at: index))
+        if keep { cache.account(entry.publish(block, at: index)) }
         return block
     }
 }
@@ -132,18 +132,24 @@ final class TermCursor {
         doc = documents[0]
     }
 
-    private func load(block b: Int) throws {
+    /// Block `b`, from the cache or decoded (both checksums checked) and, when `keep`, cached.
+    private func decodedBlock(_ b: Int, keep: Bool = true) throws -> DecodedBlock {
         let decoded: DecodedBlock
         if b < cachedBlocks.count, let hit = cachedBlocks[b] {
             decoded = hit
         } else {
-            decoded = try source.load(term: term, firstDocument: firstDocs[b], index: b, entry: entry)
+            decoded = try source.load(term: term, firstDocument: firstDocs[b], index: b, entry: entry, keep: keep)
         }
         // Every block ends at the last document its (checked) header records; the scans below
         // rely on it to stop inside the block without a bounds test per posting.
         guard decoded.count > 0, decoded.lastDocument == lastDocs[b] else {
             throw SparseDBError(.corrupt, "term \(term): block \(b) does not end at its recorded last document")
         }
+        return decoded
+    }
+
+    private func load(block b: Int) throws {
+        let decoded = try decodedBlock(b)
         // Lists are mostly read block after block, and each block is a separate object whose
         // first touch would miss every cache: bring the next blocks' objects in.
         if b &+ 1 < cachedBlocks.count, let next = cachedAddresses[b &+ 1] { sparsedb_prefetch(next) }
@@ -157,6 +163,64 @@ final class TermCursor {
         position = 0
         postingsDecoded &+= count
         blocksDecoded &+= 1
+    }
+
+    /// The pruned-lists search (``QueryEngine/searchPrunedLists``): the list's `n` postings of
+    /// largest weight estimate (the code's upper bound, code · block-max / 255; every posting
+    /// tied with the n-th kept; a list of at most `n` postings whole), in document order. Made
+    /// from every block of the snapshot, then kept in the term's cache entry for snapshots with
+    /// as many blocks (``TermEntry/prunedList(_:blocks:)``).
+    func largest(_ n: Int, scratch: inout [Float]) throws -> PrunedList {
+        let list = try prunedList(n, scratch: &scratch)
+        source.cache.account(entry.setPrunedList(list))
+        return list
+    }
+
+    /// The list's `n` postings of largest estimate among this snapshot's blocks (all of them
+    /// when there are at most `n`; every one tied with the n-th), in document order.
+    private func prunedList(_ n: Int, scratch: inout [Float]) throws -> PrunedList {
+        var blocks: [DecodedBlock] = []
+        blocks.reserveCapacity(blockCount)
+        var postings = 0
+        for b in 0..<blockCount {
+            // Not kept in the posting cache: the pruned list is what later queries read.
+            let block = try decodedBlock(b, keep: false)
+            blocks.append(block)
+            postings &+= block.count
+        }
+        blocksDecoded &+= blockCount
+        // The same expression wherever an estimate is compared, so the n-th compares equal to itself.
+        @inline(__always) func estimate(_ code: UInt8, _ scale: Float) -> Float { Float(code) * scale }
+        var cut: Float = 0
+        if postings > n {
+            scratch.removeAll(keepingCapacity: true)
+            scratch.reserveCapacity(postings)
+            for (b, block) in blocks.enumerated() {
+                let scale = blockMaxes[b] / 255
+                let codes = block.codesPointer
+                for p in 0..<block.count { scratch.append(estimate(codes[p], scale)) }
+            }
+            cut = scratch.withUnsafeMutableBufferPointer { sparsedb_nth_largest($0.baseAddress, $0.count, n - 1) }
+        }
+        var documents: [UInt32] = []
+        var estimates: [Float] = []
+        documents.reserveCapacity(min(postings, n + 64))
+        estimates.reserveCapacity(min(postings, n + 64))
+        for (b, block) in blocks.enumerated() {
+            let scale = blockMaxes[b] / 255
+            if estimate(255, scale) < cut { continue }
+            let docs = block.documentsPointer
+            let codes = block.codesPointer
+            for p in 0..<block.count {
+                let e = estimate(codes[p], scale)
+                if e >= cut {
+                    documents.append(docs[p])
+                    estimates.append(e)
+                }
+            }
+        }
+        withExtendedLifetime(blocks) {}
+        return PrunedList(n: n, blocks: blockCount, documents: documents, estimates: estimates)
     }
 
     /// Upper bound of this posting's contribution (`code · step`).

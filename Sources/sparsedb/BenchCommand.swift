@@ -38,6 +38,12 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Approximate: walk only the lists of this many largest query weights (≥ 1); hits are still scored with the whole query.") var maxQueryTerms: Int?
     @Option(parsing: .unconditional, help: "Approximate: rescore this many of the pruned search's best documents with the whole query (k ... 2^20; default k).") var candidates: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(
+        parsing: .unconditional,
+        help: "Approximate, no traversal: score every document among each walked list's N largest postings from in-memory rows, rescore the best --candidates exactly (1 ... 2^24).")
+    var postingsPerTerm: Int?
+    @Option(name: .customLong("forward-cache-mb"), parsing: .unconditional, help: "MiB of in-memory forward rows for --postings-per-term (default 1024; 0 = score from the stored rows).")
+    var forwardCacheMB: Int?
     @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
     @Option(name: .customLong("flat-cache-mb"), parsing: .unconditional, help: "MiB of decoded flat rows kept between queries (default 1024; 0 = decode every scan).")
     var flatCacheMB: Int?
@@ -75,6 +81,8 @@ struct BenchCommand: ParsableCommand {
         if let d = dims, d < 1 { throw ValidationError("--dims must be at least 1, got \(d)") }
         if let m = flatCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--flat-cache-mb must be 0 ... 2^30, got \(m)") }
         if let m = postingCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--cache-mb must be 0 ... 2^30, got \(m)") }
+        if let m = forwardCacheMB, m < 0 || m > 1 << 30 { throw ValidationError("--forward-cache-mb must be 0 ... 2^30, got \(m)") }
+        if let p = postingsPerTerm, p < 1 || p > 1 << 24 { throw ValidationError("--postings-per-term must be 1 ... 2^24, got \(p)") }
     }
 
     @Flag(inversion: .prefixedNo, help: "Approximate settings: also run each query exactly (untimed) and report recall@k against it.")
@@ -83,11 +91,11 @@ struct BenchCommand: ParsableCommand {
     var options: SearchOptions {
         SearchOptions(
             k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) },
-            includePayloads: payloads, candidates: candidates)
+            includePayloads: payloads, candidates: candidates, postingsPerTerm: postingsPerTerm)
     }
 
     /// Whether these options may return other hits than an exact search.
-    var isExact: Bool { maxQueryTerms == nil && heapFactor == 1 }
+    var isExact: Bool { maxQueryTerms == nil && heapFactor == 1 && postingsPerTerm == nil }
 
     func run() throws {
         try reportingErrors {
@@ -95,6 +103,7 @@ struct BenchCommand: ParsableCommand {
             var configuration = Database.Configuration.readOnlyExisting
             if let flatCacheMB { configuration.flatCacheBytes = flatCacheMB << 20 }
             if let postingCacheMB { configuration.postingCacheBytes = postingCacheMB << 20 }
+            if let forwardCacheMB { configuration.forwardCacheBytes = forwardCacheMB << 20 }
             let db = try Database(path: database.db, configuration: configuration)
             let coll = try db.collection(collection)
             let target: VectorField?
@@ -189,6 +198,8 @@ struct BenchCommand: ParsableCommand {
                 "filter": filter ?? NSNull(),
                 "exact": isExact,
                 "candidates": candidates.map { $0 as Any } ?? NSNull(),
+                "postings_per_term": postingsPerTerm.map { $0 as Any } ?? NSNull(),
+                "forward_cache_bytes": configuration.forwardCacheBytes,
                 "cold": cold,
                 "drop_os_cache": dropOsCache,
                 "warmup": warmup && !cold,
@@ -215,6 +226,7 @@ struct BenchCommand: ParsableCommand {
                 exactOptions.maxQueryTerms = nil
                 exactOptions.heapFactor = 1
                 exactOptions.candidates = nil
+                exactOptions.postingsPerTerm = nil
                 exactOptions.includePayloads = false
                 var found = 0
                 var wanted = 0

@@ -21,6 +21,10 @@ struct SearchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Approximate: walk only the lists of this many largest query weights (≥ 1); hits are still scored with the whole query.") var maxQueryTerms: Int?
     @Option(parsing: .unconditional, help: "Approximate: rescore this many of the pruned search's best documents with the whole query (k ... 2^20; default k).") var candidates: Int?
     @Option(parsing: .unconditional, help: "Approximate: prune below this factor × the k-th score (1 = exact).") var heapFactor: Float = 1
+    @Option(
+        parsing: .unconditional,
+        help: "Approximate, no traversal: score every document among each walked list's N largest postings from in-memory rows, rescore the best --candidates exactly (1 ... 2^24).")
+    var postingsPerTerm: Int?
     @Option(parsing: .unconditional, help: "CSR fields: keep only the query's K largest entries.") var maxActiveDims: Int?
     @Option(name: .customLong("dims"), parsing: .unconditional, help: "Dense fields: score on the first D dimensions (Matryoshka).") var dims: Int?
     @Option(help: "Hybrid search over several fields with text queries: rrf or weighted.") var fuse: FusionOptions.Method?
@@ -48,6 +52,7 @@ struct SearchCommand: ParsableCommand {
         if let m = maxQueryTerms, m < 1 { throw ValidationError("--max-query-terms must be at least 1, got \(m)") }
         if let c = candidates, c < k || c > 1 << 20 { throw ValidationError("--candidates must be between --k (\(k)) and 2^20, got \(c)") }
         if !(heapFactor >= 1) || !heapFactor.isFinite { throw ValidationError("--heap-factor must be a number ≥ 1, got \(heapFactor)") }
+        if let p = postingsPerTerm, p < 1 || p > 1 << 24 { throw ValidationError("--postings-per-term must be 1 ... 2^24, got \(p)") }
         if tag.contains(where: \.isWhitespace) || tag.isEmpty { throw ValidationError("--tag must be one word") }
         if let query, query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--query is empty") }
         if let m = maxActiveDims, m < 1 { throw ValidationError("--max-active-dims must be at least 1, got \(m)") }
@@ -63,7 +68,7 @@ struct SearchCommand: ParsableCommand {
     var options: SearchOptions {
         SearchOptions(
             k: k, algorithm: algorithm, field: field, maxQueryTerms: maxQueryTerms, heapFactor: heapFactor, maxActiveDims: maxActiveDims,
-            dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) }, candidates: candidates)
+            dimensions: dims, filter: filter.flatMap { try? Filter(json: $0) }, candidates: candidates, postingsPerTerm: postingsPerTerm)
     }
 
     func parsedWeights() throws -> [String: Double] {

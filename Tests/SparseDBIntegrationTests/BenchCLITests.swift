@@ -103,7 +103,10 @@ import Testing
             let exact = try run(sparsedb, ["bench", "--db", db, "--collection", "c", "--query-vectors", queriesPath])
             #expect(exact.status == 0, "\(exact.err)")
             #expect((try JSONSerialization.jsonObject(with: Data(exact.out.utf8)) as! [String: Any])["recall_at_k"] == nil)
-            for setting in [["--max-query-terms", "2"], ["--max-query-terms", "2", "--candidates", "30"], ["--heap-factor", "3"]] {
+            for setting in [
+                ["--max-query-terms", "2"], ["--max-query-terms", "2", "--candidates", "30"], ["--heap-factor", "3"],
+                ["--postings-per-term", "20", "--candidates", "30"],
+            ] {
                 let r = try run(sparsedb, ["bench", "--db", db, "--collection", "c", "--query-vectors", queriesPath, "--run", dir + "/run.jsonl"] + setting)
                 #expect(r.status == 0, "\(setting): \(r.err)")
                 let reported = (try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any])["recall_at_k"] as? Double

@@ -314,6 +314,12 @@ import Glibc
                 r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query-vectors", file, "--max-query-terms", "2", "--candidates", bad])
                 #expect(r.status != 0 && r.err.contains("--candidates"), "\(bad): \(r.err)")
             }
+            for (command, bad) in [("search", "0"), ("search", "16777217"), ("bench", "-3"), ("bench", "x")] {
+                r = try run(sparsedb, [command, "--db", db, "--collection", "c", "--query-vectors", file, "--postings-per-term", bad])
+                #expect(r.status != 0 && r.err.contains("--postings-per-term"), "\(command) \(bad): \(r.err)")
+            }
+            r = try run(sparsedb, ["bench", "--db", db, "--collection", "c", "--query-vectors", file, "--forward-cache-mb", "-1"])
+            #expect(r.status != 0 && r.err.contains("--forward-cache-mb"), "\(r.err)")
             r = try run(sparsedb, ["search", "--db", db, "--collection", "c", "--query", "  "])
             #expect(r.status != 0 && r.err.contains("empty"), "\(r.err)")
             for flag in ["--vectors", "--corpus"] {

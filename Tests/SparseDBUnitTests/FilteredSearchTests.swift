@@ -167,6 +167,13 @@ import Testing
                     let sparseScores = matching.compactMapValues { $0.s?.dot(qs) }
                     let codeScores = matching.compactMapValues { $0.code?.dot(qc) }
                     let denseScores = matching.compactMapValues { $0.e.map { FlatFieldTests.denseScore(qe, $0, d: Self.dims, cosine: false) } }
+                    // The pruned-lists search with every list whole and every document scored:
+                    // the exact filtered top-k (the forward cache across writes, compaction and
+                    // reopening, documents without the field, the filter applied to the union).
+                    let whole = SearchOptions(k: k, field: "s", filter: fc.filter, candidates: 1 << 20, postingsPerTerm: 1 << 24)
+                    let gotWhole = try c.search(qs, options: whole).hits.map { ($0.id, $0.score) }
+                    let wholeProblem = rankingMismatch(gotWhole, scores: sparseScores, k: k, positiveOnly: true)
+                    #expect(wholeProblem == nil, "\(phase) s pruned lists k=\(k) [\(fc.label)] (\(matching.count) match): \(wholeProblem ?? "")")
                     for algorithm in SearchAlgorithm.allCases {
                         let opts = SearchOptions(k: k, algorithm: algorithm, field: "s", filter: fc.filter)
                         let got = try c.search(qs, options: opts).hits.map { ($0.id, $0.score) }

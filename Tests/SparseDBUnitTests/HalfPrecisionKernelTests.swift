@@ -273,3 +273,85 @@ import Testing
         }
     }
 }
+
+/// The kernels of the `postingsPerTerm` search (cached_rows.c).
+@Suite struct CachedRowKernelTests {
+    /// Rows of 0 to 100 entries (every tail of the 16- and 8-wide loops), at random places in a
+    /// chunk, scored by both paths against double-precision sums of the widened halves: within
+    /// the f32 summation bound (n · 2⁻²³ of the sum of |products|).
+    @Test func rowsScoreAsTheirHalvesSay() {
+        var rng = SplitMix64(seed: 41)
+        let dims = 30_522
+        var query = [Float](repeating: 0, count: dims)
+        for _ in 0..<400 { query[Int.random(in: 0..<dims, using: &rng)] = Float.random(in: -2...3, using: &rng) }
+        var storage: [UInt16] = []
+        var offsets: [UInt32] = [0]
+        var expected: [Double] = []
+        var magnitude: [Double] = []
+        for r in 0..<303 {
+            let n = r % 101
+            let d = Array(Set((0..<n).map { _ in UInt16(Int.random(in: 0..<dims, using: &rng)) })).sorted()
+            let w = d.map { _ in Float16(Float.random(in: -4...4, using: &rng)) }
+            storage += d
+            storage += w.map(\.bitPattern)
+            offsets.append(UInt32(storage.count))
+            expected.append(zip(d, w).reduce(0) { $0 + Double(query[Int($1.0)]) * Double(Float($1.1)) })
+            magnitude.append(zip(d, w).reduce(0) { $0 + abs(Double(query[Int($1.0)]) * Double(Float($1.1))) })
+        }
+        let rows = (0..<303).map { _ in UInt32(Int.random(in: 0..<303, using: &rng)) }.sorted()
+        var fast = [Float](repeating: .nan, count: rows.count)
+        var portable = [Float](repeating: .nan, count: rows.count)
+        var fastMagnitudes = [Float](repeating: .nan, count: rows.count)
+        var portableMagnitudes = [Float](repeating: .nan, count: rows.count)
+        sparsedb_cached_rows_scores(query, storage, offsets, rows, rows.count, &fast, &fastMagnitudes)
+        sparsedb_cached_rows_scores_portable(query, storage, offsets, rows, rows.count, &portable, &portableMagnitudes)
+        for (i, r) in rows.enumerated() {
+            // The documented bound: n · 2⁻²⁴ of the magnitude (a product's rounding included).
+            let n = Double(offsets[Int(r) + 1] - offsets[Int(r)]) / 2
+            let bound = (n + 1) * 0x1p-24 * magnitude[Int(r)] + 1e-30
+            #expect(abs(Double(fast[i]) - expected[Int(r)]) <= bound, "row \(r)")
+            #expect(abs(Double(portable[i]) - expected[Int(r)]) <= bound, "row \(r), portable")
+            #expect(abs(Double(fastMagnitudes[i]) - magnitude[Int(r)]) <= bound, "row \(r) magnitude")
+            #expect(abs(Double(portableMagnitudes[i]) - magnitude[Int(r)]) <= bound, "row \(r) magnitude, portable")
+        }
+    }
+
+    /// The indices of the n largest, ties at the cut in index order, against sorting: values
+    /// with many ties, spread over many binades and packed into one histogram bucket.
+    @Test func largestIndicesAreTheSortedOnes() {
+        var rng = SplitMix64(seed: 43)
+        for count in [1, 2, 5, 100, 3000] {
+            for shape in 0..<3 {
+                let values: [Float] = (0..<count).map { _ in
+                    switch shape {
+                    case 0: return Float(Int.random(in: 0...5, using: &rng))
+                    case 1: return Float.random(in: 0..<1, using: &rng) * pow(2, Float(Int.random(in: -30...30, using: &rng)))
+                    default: return 1 + Float(Int.random(in: 0..<100, using: &rng)) * 0x1p-23
+                    }
+                }
+                for n in Set([0, 1, count / 2, count - 1, count, count + 3]) where n >= 0 {
+                    var chosen = [UInt32](repeating: .max, count: max(n, 1))
+                    let got = sparsedb_largest_indices(values, count, n, &chosen)
+                    let expected = values.indices.sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }.prefix(n).sorted()
+                    #expect(got == min(n, count), "count \(count), shape \(shape), n \(n)")
+                    #expect(chosen.prefix(got).map(Int.init) == expected, "count \(count), shape \(shape), n \(n)")
+                }
+            }
+        }
+    }
+
+    /// Rank n of values with many ties, against sorting.
+    @Test func nthLargestIsTheSortedValue() {
+        var rng = SplitMix64(seed: 42)
+        for count in [1, 2, 3, 7, 64, 129, 1000, 5000] {
+            for _ in 0..<20 {
+                let values = (0..<count).map { _ in Float(Int.random(in: 0...(count / 3 + 1), using: &rng)) * 0.25 }
+                let n = Int.random(in: 0..<count, using: &rng)
+                var work = values
+                let got = sparsedb_nth_largest(&work, count, n)
+                #expect(got == values.sorted(by: >)[n], "count \(count), rank \(n)")
+                #expect(work.sorted() == values.sorted(), "a permutation")
+            }
+        }
+    }
+}

@@ -208,3 +208,147 @@ import Testing
         }
     }
 }
+
+/// `postingsPerTerm`: each walked list's N largest postings give partial scores, the best
+/// `candidates` by those are scored from the forward cache, and their exact top-k is returned.
+@Suite struct PrunedListsSearchTests {
+    /// Oracle, by brute force over every vector ever written (a deleted or replaced document's
+    /// postings stay in the lists until compaction and take part in choosing the N largest):
+    /// with wN the list's N-th largest weight and m its largest, a posting of weight ≥ wN + m/255
+    /// is always chosen (its code's upper bound is at least its weight) and one of weight
+    /// ≤ wN − m/255 never is (a code overstates a weight by less than m/255). So the union U of
+    /// live documents found lies between G (the surely found) and H (the possibly found), and
+    /// the hits must be: live, in H, with exact scores, best first, no id twice; and when every
+    /// document of U is scored (candidates ≥ |H|), exactly the top-k of U: every document of G
+    /// that scores above the last hit is present. With every list walked whole, the exact top-k.
+    /// The same with and without the forward cache, before and after deletes and upserts.
+    @Test func theBestOfThePrunedListsAreRankedExactly() throws {
+        let dims: UInt32 = 800
+        for budget in [0, 1 << 30] {
+            try withTemporaryDirectory { dir in
+                var configuration = Database.Configuration()
+                configuration.forwardCacheBytes = budget
+                let db = try Database(path: dir + "/db", configuration: configuration)
+                defer { db.close() }
+                let c = try db.collection("c", creatingWithDimensions: dims)
+                var stored = try randomDocuments(count: 3000, dims: dims, seed: 31)
+                try c.upsert(stored.map { Document(id: $0.id, vector: $0.vector) })
+                var live = stored
+                try check(c, stored: stored, live: live, seed: 32)
+                // Writes after the cache holds the chunk: deletes, replacements, new documents.
+                let gone = live.prefix(300).map(\.id)
+                _ = try c.delete(ids: gone)
+                let replaced = try randomDocuments(count: 200, dims: dims, seed: 33).enumerated().map { (i, d) in (id: "doc-\(300 + i)", vector: d.vector) }
+                let added = try randomDocuments(count: 500, dims: dims, seed: 34, prefix: "new-")
+                try c.upsert((replaced + added).map { Document(id: $0.id, vector: $0.vector) })
+                stored += replaced + added
+                let replacedIds = Set(replaced.map(\.id))
+                live = live.dropFirst(300).filter { !replacedIds.contains($0.id) } + replaced + added
+                try check(c, stored: stored, live: live, seed: 35)
+            }
+        }
+    }
+
+    func check(_ c: VectorCollection, stored: [(id: String, vector: SparseVector)], live: [(id: String, vector: SparseVector)], seed: UInt64) throws {
+        let oracle = BruteForce(live)
+        var lists: [UInt32: [Float]] = [:]
+        for d in stored { for (t, w) in zip(d.vector.dimensions, d.vector.weights) where w > 0 { lists[t, default: []].append(w) } }
+        for t in lists.keys { lists[t]!.sort(by: >) }
+        var rng = SplitMix64(seed: seed)
+        var checked = 0
+        for _ in 0..<25 {
+            let q = try randomQuery(&rng, dims: 800)
+            let ranking = oracle.ranking(q)
+            let score = Dictionary(uniqueKeysWithValues: ranking.map { ($0.id, $0.score) })
+            for (terms, perTerm) in [(nil, 1 << 24), (3, 40), (5, 200), (nil, 15)] as [(Int?, Int)] {
+                let walked = terms.map { q.keepingLargest($0) } ?? q
+                // Per walked term: the weights above which a posting is surely chosen and at or
+                // below which it never is (a hair wider for float rounding).
+                var sure: [UInt32: Float] = [:]
+                var possible: [UInt32: Float] = [:]
+                for t in walked.dimensions {
+                    guard let l = lists[t] else { continue }
+                    if l.count <= perTerm {
+                        sure[t] = 0
+                        possible[t] = 0
+                    } else {
+                        let slack = l[0] / 255 * 1.001
+                        sure[t] = l[perTerm - 1] + slack
+                        possible[t] = l[perTerm - 1] - slack
+                    }
+                }
+                var surely = Set<String>()
+                var possibly = Set<String>()
+                for d in live {
+                    for (t, w) in zip(d.vector.dimensions, d.vector.weights) where w > 0 {
+                        if let s = sure[t], w >= s { surely.insert(d.id) }
+                        if let p = possible[t], w > p { possibly.insert(d.id) }
+                    }
+                }
+                for candidates in [10, 1 << 20] {
+                    let hits = try c.search(q, options: SearchOptions(k: 10, maxQueryTerms: terms, candidates: candidates, postingsPerTerm: perTerm)).hits
+                    let label = "terms \(terms.map(String.init) ?? "all"), \(perTerm) a term, \(candidates) candidates"
+                    #expect(hits.count <= min(10, possibly.count), "\(label)")
+                    #expect(Set(hits.map(\.id)).count == hits.count, "\(label)")
+                    for (i, h) in hits.enumerated() {
+                        #expect(possibly.contains(h.id), "\(label): \(h.id) was never among the chosen postings")
+                        #expect(abs(h.score - (score[h.id] ?? 0)) <= 1e-9 * max(1, h.score), "\(label): \(h.id) reported \(h.score)")
+                        if i > 0 { #expect(hits[i - 1].score >= h.score, "\(label)") }
+                    }
+                    if candidates >= possibly.count {
+                        #expect(hits.count == min(10, surely.count) || hits.count == 10, "\(label)")
+                        if let last = hits.last, hits.count == 10 {
+                            for id in surely where score[id]! > last.score * (1 + 1e-9) {
+                                #expect(hits.contains { $0.id == id }, "\(label): \(id) (score \(score[id]!)) is above the last hit \(last.score) but missing")
+                            }
+                        }
+                    }
+                    if terms == nil && perTerm == 1 << 24 && candidates == 1 << 20 {
+                        #expect(oracle.mismatch(hits.map { ($0.id, $0.score) }, query: q, k: 10) == nil, "every list whole: the exact top-k")
+                    }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 200)
+    }
+
+    /// Two documents whose half-precision scores order the other way round from their exact
+    /// ones, and one whose weight is past half precision's range: the error bounds must send
+    /// them to be rescored, so the exact best comes first.
+    @Test func roundingToHalfPrecisionNeverChangesTheTopK() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            // a: 1.000487 (→ 1.0 in half precision) + 0.5; b: 1.000489 (→ 1.000977) + 0.49995 (→ 0.5).
+            // Exact: a 1.500487 > b 1.500439; in half precision b 1.500977 > a 1.5.
+            var docs = [
+                Document(id: "a", vector: try SparseVector([(1, 1.000487), (2, 0.5)])),
+                Document(id: "b", vector: try SparseVector([(1, 1.000489), (2, 0.49995)])),
+            ]
+            for i in 0..<20 { docs.append(Document(id: "filler-\(i)", vector: try SparseVector([(1, 0.25), (3, 1)]))) }
+            // huge: 1e6 (clamped to 65504 in the cache); near: 65504 + 1000, larger in the cache.
+            docs.append(Document(id: "huge", vector: try SparseVector([(5, 1e6)])))
+            docs.append(Document(id: "near", vector: try SparseVector([(5, 65504), (6, 1000)])))
+            try c.upsert(docs)
+            let first = try c.search(try SparseVector([(1, 1), (2, 1)]), options: SearchOptions(k: 1, candidates: 30, postingsPerTerm: 100)).hits
+            #expect(first.map(\.id) == ["a"] && abs(first[0].score - (Double(Float(1.000487)) + 0.5)) < 1e-9)
+            let second = try c.search(try SparseVector([(5, 1), (6, 1)]), options: SearchOptions(k: 1, candidates: 30, postingsPerTerm: 100)).hits
+            #expect(second.map(\.id) == ["huge"] && second[0].score == 1e6)
+        }
+    }
+
+    @Test func badValuesAreRefused() throws {
+        try withTemporaryDirectory { dir in
+            let db = try Database(path: dir + "/db")
+            defer { db.close() }
+            let c = try db.collection("c", creatingWithDimensions: 10)
+            try c.upsert([Document(id: "a", vector: try SparseVector([(1, 1)]))])
+            for bad in [0, -1, (1 << 24) + 1] {
+                let e = #expect(throws: SparseDBError.self) { try c.search(try SparseVector([(1, 1)]), options: SearchOptions(postingsPerTerm: bad)) }
+                #expect(e?.code == .invalidInput && e?.message.contains("postingsPerTerm") == true)
+            }
+        }
+    }
+}

@@ -50,11 +50,14 @@ SPARSEDB_FULL = [
     dict(algorithm="maxscore", max_query_terms=10, candidates=50), dict(algorithm="maxscore", max_query_terms=15, candidates=50),
     dict(algorithm="maxscore", max_query_terms=20, candidates=50), dict(algorithm="maxscore", max_query_terms=20, candidates=100),
     dict(algorithm="maxscore", max_query_terms=10),
+    dict(algorithm="maxscore", max_query_terms=4, candidates=20, postings_per_term=2000),
+    dict(algorithm="maxscore", max_query_terms=6, candidates=20, postings_per_term=2000),
     dict(algorithm="maxscore", threads=2), dict(algorithm="maxscore", cold=True),
 ]
 SPARSEDB_QUICK = [
     dict(algorithm="exhaustive"), dict(algorithm="maxscore"), dict(algorithm="wand"), dict(algorithm="bmw"),
     dict(algorithm="maxscore", heap_factor=1.5), dict(algorithm="maxscore", max_query_terms=10, candidates=50),
+    dict(algorithm="maxscore", max_query_terms=5, candidates=20, postings_per_term=200),
 ]
 PISA_ALGORITHMS = ["maxscore", "block_max_maxscore", "block_max_wand"]
 # Seismic: build configurations (its knobs; n_postings = postings kept per list on average) and
@@ -244,9 +247,11 @@ class Harness:
             hf = s.get("heap_factor")
             mqt = s.get("max_query_terms")
             cand = s.get("candidates")
+            ppt = s.get("postings_per_term")
             threads = s.get("threads", 1)
             cold = s.get("cold", False)
             label = algo + ("" if hf is None else " hf=%g" % hf) + ("" if mqt is None else " q=%d" % mqt) + ("" if cand is None else " c=%d" % cand) \
+                + ("" if ppt is None else " lists=%d" % ppt) \
                 + ("" if threads == 1 else " %d threads" % threads) \
                 + (" cold" if cold else "") + ("" if s.get("cache_mb") is None else " cache=%dMiB" % s["cache_mb"])
             tag = label.replace(" ", "_").replace("=", "")
@@ -259,7 +264,9 @@ class Harness:
                 cmd += ["--max-query-terms", str(mqt)]
             if cand is not None:
                 cmd += ["--candidates", str(cand)]
-            if hf is not None or mqt is not None:
+            if ppt is not None:
+                cmd += ["--postings-per-term", str(ppt)]
+            if hf is not None or mqt is not None or ppt is not None:
                 cmd += ["--no-recall"]  # recall is computed here, against the ground truth
             if cold:
                 cmd += ["--cold"]
@@ -275,7 +282,7 @@ class Harness:
             r = json.loads(text)
             st = r["statistics"]["mean_per_query"]
             row = {"engine": "sparsedb", "setting": label, "algorithm": algo, "exact": r["exact"], "threads": threads, "cold": cold,
-                   "params": {"heap_factor": hf, "max_query_terms": mqt, "candidates": cand},
+                   "params": {"heap_factor": hf, "max_query_terms": mqt, "candidates": cand, "postings_per_term": ppt},
                    "mean_ms": r["mean_ms"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "qps": r["qps"], **cpu_fields(r),
                    "index_bytes": b["index_bytes"], "build_s": b["build_s"], "build_peak_rss_bytes": b["build_peak_rss_bytes"],
                    "search_peak_rss_bytes": rss, "load_average_1m": [r["load_average_1m"]["start"], r["load_average_1m"]["end"]],
@@ -490,7 +497,7 @@ def main():
     ap.add_argument("--build-only", action="store_true", help="build the indexes, run no queries (then --reuse)")
     ap.add_argument("--no-swift-build", action="store_true")
     ap.add_argument("--batch-size", type=int, default=100000, help="SparseDB ingest batch (documents per transaction)")
-    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, candidates, threads, cold, cache_mb}")
+    ap.add_argument("--sparsedb-settings", help="JSON list of {algorithm, heap_factor, max_query_terms, candidates, postings_per_term, threads, cold, cache_mb}")
     ap.add_argument("--pisa-algorithms", help="comma-separated subset of %s" % ",".join(PISA_ALGORITHMS))
     ap.add_argument("--pisa-inverter", choices=["numpy", "toks"], default="numpy")
     ap.add_argument("--seismic-builds", help="JSON list of build configurations")

@@ -20,6 +20,27 @@ int sparsedb_crc32c_is_hardware(void);
 /// Every `dims` entry must index inside `query`: the caller checks the rows.
 void sparsedb_csr_scores(const float *query, const uint16_t *dims, const float *values, size_t rows, size_t width, float *scores);
 
+/// Scores of cached sparse rows (ForwardCache.swift): row r of `storage` starts at `offsets[r]`
+/// and holds n = (offsets[r + 1] − offsets[r]) / 2 entries, n u16 dimensions then n binary16
+/// weights. `scores[i]` = Σ query[dim] · weight over row `rows[i]` and `magnitudes[i]` = Σ of
+/// |query[dim] · weight|, each summed in f32 in an unspecified order, so each is within
+/// n · 2⁻²⁴ · magnitudes[i] (plus underflow) of its exact value over the half-precision weights.
+/// Every dimension must index inside `query`.
+void sparsedb_cached_rows_scores(const float *query, const uint16_t *storage, const uint32_t *offsets, const uint32_t *rows, size_t count,
+                                 float *scores, float *magnitudes);
+
+/// The value of rank `n` (0 = the largest) among `values[0 ..< count]`, which it reorders.
+/// Needs `n < count` and no NaN.
+float sparsedb_nth_largest(float *values, size_t count, size_t n);
+/// `sparsedb_cached_rows_scores` without F16C or AVX2 (what other CPUs run; tests compare the two).
+void sparsedb_cached_rows_scores_portable(const float *query, const uint16_t *storage, const uint32_t *offsets, const uint32_t *rows,
+                                          size_t count, float *scores, float *magnitudes);
+
+/// Writes to `chosen` the indices, increasing, of the `n` largest of `values[0 ..< count]`
+/// (non-negative, no NaN; ties at the cut taken in index order) and returns how many (min(n,
+/// count); 0 when memory runs out).
+size_t sparsedb_largest_indices(const float *values, size_t count, size_t n, uint32_t *chosen);
+
 /// The f32 dot products of `count` rows (row r at `rows + r · stride`) with the first
 /// `dimensions` values of `query`, into `scores`; summed in an unspecified order, so each is
 /// within dimensions · 2⁻²⁴ · Σ|rᵢqᵢ| (plus underflow) of the exact value. Returns the largest
