@@ -8,6 +8,7 @@
 #include "CSparseDBKernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,13 +109,14 @@ void sparsedb_cached_rows_scores(const float *query, const uint16_t *storage, co
 }
 
 float sparsedb_nth_largest(float *values, size_t count, size_t n) {
-    // Quickselect (Hoare partition around the middle value): rank n stays inside [lo, hi].
+    // Quickselect (Hoare partition around the median of the first, middle and last values, so
+    // that sorted or reversed input does not make it quadratic): rank n stays inside [lo, hi].
     // Signed indices: j steps below lo when everything is at least the pivot.
-    (void)count;
-    long lo = 0, hi = (long)count - 1, target = (long)n;
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)count - 1, target = (ptrdiff_t)n;
     while (lo < hi) {
-        float pivot = values[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
+        float a = values[lo], b = values[lo + (hi - lo) / 2], c = values[hi];
+        float pivot = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+        ptrdiff_t i = lo, j = hi;
         while (i <= j) {
             while (values[i] > pivot) i++;
             while (values[j] < pivot) j--;

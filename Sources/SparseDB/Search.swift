@@ -41,10 +41,11 @@ public struct SearchOptions: Sendable {
     /// ``candidates`` documents by partial score are scored with the whole query from an
     /// in-memory copy of the forward rows (``Database/Configuration/forwardCacheBytes``), and
     /// their exact top-k is returned, every hit with its exact score. The pruned lists are kept
-    /// in the posting cache, so a query reads a few thousand postings a term; nothing extra is
-    /// stored. 1 ... 2^24; pair it with `candidates` of 1,000 or more. At 1 M SPLADE documents,
-    /// 5,000 postings a term and 1,000 candidates find 91 % of the exact top-10 in 1.7 ms
-    /// (BENCHMARKS.md). Ignored by flat fields; `algorithm` and `heapFactor` do not apply.
+    /// in the posting cache, so a query reads about `postingsPerTerm` postings a term (more when
+    /// weights tie at the cut: every tied posting is kept); nothing extra is stored. 1 ... 2^24;
+    /// pair it with `candidates` of 1,000 or more. At 1 M SPLADE documents, 5,000 postings a
+    /// term and 1,000 candidates find 91 % of the exact top-10 in 1.4 ms (BENCHMARKS.md). With a
+    /// filter, only admitted documents are scored, so a selective one can leave fewer than k. Ignored by flat fields; `algorithm` and `heapFactor` do not apply.
     public var postingsPerTerm: Int? = nil
     /// Approximate: prune documents whose score bound is below this factor times the current
     /// k-th score (1 = exact; 1.1–1.5 trades recall for speed, as PISA's and Seismic's heap factor).

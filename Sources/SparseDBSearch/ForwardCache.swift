@@ -69,7 +69,7 @@ package final class ForwardCache: Sendable {
         var refused: Set<Key> = []
     }
 
-    let budget: Int
+    package let budget: Int
     private let state = Locked(State())
 
     package init(budget: Int) { self.budget = max(0, budget) }
@@ -114,14 +114,21 @@ package final class ForwardCache: Sendable {
                         }
                     }
                 }
-                for i in start..<end where !chunk.clampedRows.contains(local[i - start]) {
+                for i in start..<end {
                     let r = Int(local[i - start])
+                    // A document found in the posting lists has a row with entries.
+                    guard chunk.offsets[r + 1] > chunk.offsets[r] else {
+                        throw SparseDBError(.corrupt, "document \(documents[i]) has postings but no forward row in field \(field.id)")
+                    }
+                    if chunk.clampedRows.contains(UInt32(r)) { continue }
                     let n = Double(chunk.offsets[r + 1] - chunk.offsets[r]) / 2
-                    // Each weight within 2⁻¹¹ of itself, or 2⁻²⁵ below half precision's normal
-                    // range; the f32 sums within n · 2⁻²⁴ of the magnitude; the magnitude itself
-                    // is over rounded weights (a factor 1 + 2⁻¹⁰ covers both).
-                    let m = Double(magnitudes[i]) * (1 + 0x1p-10) / (1 - (n + 1) * 0x1p-24)
-                    errors[i] = (0x1p-11 + (n + 1) * 0x1p-24) * m + 0x1p-25 * queryMagnitude
+                    // f32 sums of n products: within γ = n·2⁻²⁴ / (1 − n·2⁻²⁴) of Σ|products|,
+                    // which is at most the computed magnitude / (1 − γ); each weight rounded to
+                    // half precision within 2⁻¹¹ of itself (so Σ|query · weight| ≤ that sum ·
+                    // (1 + 2⁻¹⁰)), or within 2⁻²⁵ below its normal range.
+                    let g = n * 0x1p-24 / (1 - n * 0x1p-24)
+                    let sum = Double(magnitudes[i]) / (1 - g)
+                    errors[i] = (g + 0x1p-11 * (1 + 0x1p-10)) * sum + 0x1p-25 * queryMagnitude
                 }
             }
             start = end
@@ -135,7 +142,9 @@ package final class ForwardCache: Sendable {
     /// Nothing is evicted to make room (but chunks of the field's older epochs, which no
     /// snapshot after a compaction reads): when a field's rows outgrow the budget, queries on the
     /// rest score from the stored rows, rather than decoding 65,536 rows to score a few of them
-    /// and evicting another chunk the next query needs.
+    /// and evicting another chunk the next query needs. A dropped collection's chunks stay until
+    /// ``removeAll()`` (`Database.dropCaches()`). The last chunk is decoded again, whole, by the
+    /// first query that sees more documents than it covers.
     private func chunk(
         _ txn: borrowing Transaction, collection c: UInt32, field: FieldRecord, nextDocument: UInt32, index: UInt32, covering: Int
     ) throws -> Chunk? {
@@ -145,18 +154,23 @@ package final class ForwardCache: Sendable {
         let meanEntries = Double(field.postings) / Double(max(1, nextDocument))
         let estimate = Int(meanEntries * 4 * Double(covering)) + covering * 4
         let known = state.withLock { s -> (hit: Chunk?, fits: Bool) in
+            // Chunks of the field's older epochs: no snapshot after a compaction reads them.
+            for old in s.chunks.keys where old.collection == c && old.field == field.id && old.epoch < field.epoch {
+                s.used -= s.chunks.removeValue(forKey: old)!.bytes
+                s.refused = []
+            }
             let hit = s.chunks[key]
             return (hit, !s.refused.contains(key) && estimate - (hit?.bytes ?? 0) <= budget - s.used)
         }
         if let hit = known.hit, hit.covered >= covering { return hit }
         guard known.fits else { return nil }
-        guard let chunk = try Self.decode(txn, collection: c, field: field, first: index << 16, count: covering) else { return nil }
+        guard let chunk = try Self.decode(txn, collection: c, field: field, first: index << 16, count: covering) else {
+            // Past 32-bit offsets, or no memory to map: not tried again until room is freed.
+            state.withLock { _ = $0.refused.insert(key) }
+            return nil
+        }
         return state.withLock { s -> Chunk? in
             if let newer = s.chunks[key], newer.covered >= covering { return newer }
-            for old in s.chunks.keys where old.collection == c && old.field == field.id && old.epoch != field.epoch {
-                s.used -= s.chunks.removeValue(forKey: old)!.bytes
-                s.refused = []
-            }
             let replaced = s.chunks[key]?.bytes ?? 0
             guard chunk.bytes - replaced <= budget - s.used else {
                 s.refused.insert(key)
@@ -176,6 +190,7 @@ package final class ForwardCache: Sendable {
         var clampedRows: Set<UInt32> = []
         var next = 0  // rows written: documents first ..< first + next
         var clamped: [Float] = []
+        var tooLarge = false
         let prefix = [UInt8](bigEndianKey: c, field.id)
         try txn.scan(prefix: prefix, from: Keys.forwardRow(c, field.id, first), in: txn.table(.forwardRow)) { k, v in
             guard k.count == 12, let doc = Keys.part(k, 2) else { throw SparseDBError(.corrupt, "forward row key is malformed") }
@@ -199,11 +214,16 @@ package final class ForwardCache: Sendable {
             storage.withUnsafeMutableBufferPointer { out in
                 clamped.withUnsafeBufferPointer { sparsedb_f32_to_f16($0.baseAddress, out.baseAddress! + start, $0.count) }
             }
-            guard storage.count <= Int(UInt32.max) else { throw SparseDBError(.invalidInput, "a forward cache chunk passed 4 GiB") }
+            // Offsets are 32-bit: a chunk this large is not cached (its rows are read from the map).
+            guard storage.count <= Int(UInt32.max) else {
+                tooLarge = true
+                return false
+            }
             offsets[r + 1] = UInt32(storage.count)
             next = r + 1
             return true
         }
+        if tooLarge { return nil }
         while next < count {
             offsets[next + 1] = UInt32(storage.count)
             next += 1

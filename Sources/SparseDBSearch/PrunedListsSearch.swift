@@ -126,15 +126,21 @@ extension QueryEngine {
         let scored = Self.best(query.candidates, of: documents, by: partials)
         stats.documentsScored = scored.count
         let q = query.vector
-        var dense = [Float](repeating: 0, count: Int(field.dimensions))
-        var queryMagnitude = 0.0
-        for (d, w) in zip(q.dimensions, q.weights) where d < field.dimensions {
-            dense[Int(d)] = w
-            queryMagnitude += Double(abs(w))
-        }
-        var (scores, errors) = try dense.withUnsafeBufferPointer { dq in
-            try forwardCache.scores(
-                txn, collection: record.id, field: field, nextDocument: limit, query: dq.baseAddress!, queryMagnitude: queryMagnitude, documents: scored)
+        var scores = [Float](repeating: .nan, count: scored.count)
+        var errors = [Double](repeating: .infinity, count: scored.count)
+        if field.dimensions <= 1 << 16 && forwardCache.budget > 0 {
+            // The query held densely for the cache's gathers (at most 65,536 floats).
+            var dense = [Float](repeating: 0, count: Int(field.dimensions))
+            var queryMagnitude = 0.0
+            for (d, w) in zip(q.dimensions, q.weights) where d < field.dimensions {
+                dense[Int(d)] = w
+                queryMagnitude += Double(abs(w))
+            }
+            (scores, errors) = try dense.withUnsafeBufferPointer { dq in
+                try forwardCache.scores(
+                    txn, collection: record.id, field: field, nextDocument: limit, query: dq.baseAddress!, queryMagnitude: queryMagnitude,
+                    documents: scored)
+            }
         }
         // Documents the cache does not hold: their exact scores, from the stored rows.
         var exact: [UInt32: Double] = [:]
@@ -143,17 +149,24 @@ extension QueryEngine {
             for hit in try rescore(txn, collection: record.id, field: field.id, query: q, documents: uncached.map { scored[$0] }) {
                 exact[hit.document] = hit.score
             }
-            for i in uncached {
-                scores[i] = Float(exact[scored[i]]!)
-                errors[i] = 0
-            }
         }
         // Step 3: the exact top-k of the scored documents. Each approximate score is within its
         // error of the exact one, so a document whose upper end is below the k-th largest lower
         // end cannot be among them; the others are rescored from the stored rows (those already
         // read exactly are not read again).
+        // Each interval: exact where the stored row was read, else the cache's score ± its bound
+        // (a NaN — a sum that overflowed — bounds nothing).
         var lower = [Double](repeating: 0, count: scored.count)
-        for i in scored.indices { lower[i] = scores[i].isNaN ? -.infinity : Double(scores[i]) - errors[i] }
+        var upper = [Double](repeating: 0, count: scored.count)
+        for i in scored.indices {
+            if let e = exact[scored[i]] {
+                (lower[i], upper[i]) = (e, e)
+            } else if scores[i].isNaN {
+                (lower[i], upper[i]) = (-.infinity, .infinity)
+            } else {
+                (lower[i], upper[i]) = (Double(scores[i]) - errors[i], Double(scores[i]) + errors[i])
+            }
+        }
         var bar = -Double.infinity
         if scored.count > query.k {
             var copy = lower
@@ -161,10 +174,7 @@ extension QueryEngine {
             bar = copy[query.k - 1]
         }
         var reread: [UInt32] = []
-        for i in scored.indices where exact[scored[i]] == nil {
-            let upper = scores[i].isNaN ? Double.infinity : Double(scores[i]) + errors[i]
-            if upper >= bar { reread.append(scored[i]) }
-        }
+        for i in scored.indices where exact[scored[i]] == nil && upper[i] >= bar { reread.append(scored[i]) }
         stats.candidatesRescored = reread.count
         var hits = try rescore(txn, collection: record.id, field: field.id, query: q, documents: reread)
         for (d, s) in exact { hits.append(ScoredDocument(document: d, score: s)) }

@@ -116,6 +116,8 @@ package final class QueryEngine: Sendable {
         var cursors: [TermCursor] = []
         cursors.reserveCapacity(walked.count)
         var prunedLists: [(queryWeight: Float, list: PrunedList)] = []
+        // Postings of every walked list, cursor or not (what the filter's direct scoring weighs).
+        var walkedPostings = 0
         for (term, weight) in zip(walked.dimensions, walked.weights) where weight > 0 {
             let entry = cache.entry(PostingCache.Key(collection: c, field: f, epoch: field.epoch, term: term))
             // Term statistics change with every write that touches the term; the collection's
@@ -133,6 +135,7 @@ package final class QueryEngine: Sendable {
             }
             guard let stats else { continue }
             let blocks = Int(stats.blocks)
+            walkedPostings += Int(stats.postings)
             // The pruned-lists search needs no cursor for a term whose pruned list is known: a
             // cursor over a long list costs a pass over its block directory to make.
             if let perTerm = query.postingsPerTerm, let known = entry.prunedList(perTerm, blocks: blocks) {
@@ -151,7 +154,7 @@ package final class QueryEngine: Sendable {
             // lookup at random: measured at 1 M documents (BENCHMARKS.md, filtered search), about
             // 5 µs per row of 108 entries against 9 ns per posting traversed, so a row entry
             // counts five postings.
-            let queryPostings = cursors.reduce(0) { $0 + $1.postingCount }
+            let queryPostings = walkedPostings
             let rowLength = Double(field.postings) / Double(max(record.liveDocuments + record.deletedDocuments, 1))
             if Double(allowed.count) * max(rowLength, 1) * 5 <= Double(queryPostings) {
                 var stats = QueryStatistics()
