@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(liblmdb-dev libzstd-dev libopenblas-dev lmdb-utils pkg-config unzip wordnet-base)
+packages=(liblmdb-dev libzstd-dev libopenblas-dev lmdb-utils pkg-config unzip wordnet-base time)  # time: GNU time, peak memory in the benchmark harness
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -57,7 +57,7 @@ SPARSEDB_FULL = [
 SPARSEDB_QUICK = [
     dict(algorithm="exhaustive"), dict(algorithm="maxscore"), dict(algorithm="wand"), dict(algorithm="bmw"),
     dict(algorithm="maxscore", heap_factor=1.5), dict(algorithm="maxscore", max_query_terms=10, candidates=50),
-    dict(algorithm="maxscore", max_query_terms=5, candidates=20, postings_per_term=200),
+    dict(algorithm="maxscore", candidates=300, postings_per_term=300),
 ]
 PISA_ALGORITHMS = ["maxscore", "block_max_maxscore", "block_max_wand"]
 # Seismic: build configurations (its knobs; n_postings = postings kept per list on average) and
