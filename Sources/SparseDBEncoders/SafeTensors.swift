@@ -113,6 +113,11 @@ package final class SafeTensorsFile: @unchecked Sendable {
         }
         let p = base + dataStart + t.begin
         let n = t.elementCount
+        // The dtype is checked first: an empty tensor of integers is not an empty float tensor.
+        switch t.dtype {
+        case .f32, .f16, .bf16, .f64: break
+        default: throw SparseDBError(.model, "\(path): tensor '\(name)' has dtype \(t.dtype.rawValue), expected a float type")
+        }
         guard n > 0 else { return [] }
         switch t.dtype {
         case .f32:
