@@ -64,12 +64,13 @@ extension FuzzTargets {
 
     /// The record decoders of format-spec.md §5–§8, the decoder chosen by mode bits 2…:
     /// 0 `parseDocument` (with and without the payload), 1 `parseExternalId`, 2 `parseTerm`,
-    /// 3 and 4 `checkedForwardRow` + `dot` + `parseForwardRow` (30,522 and 2³² dimensions).
+    /// 3 and 4 `checkedForwardRow` + `dot` + `parseForwardRow` (30,522 and 2³² dimensions),
+    /// 5 `ForwardRows.group` (§8a) and each row it holds as in 3.
     /// Mode bit 0 seals the fuzzed value: `Records.sealed(key:body:)` for documents and rows,
-    /// the CRC slot rewritten for id-map entries and term statistics.
+    /// the CRC slot rewritten for id-map entries, term statistics and row groups.
     package static func records(_ data: UnsafeRawBufferPointer) throws(FuzzFinding) -> Bool {
         guard let mode = data.first else { return false }
-        let which = Int(mode >> 2) % 5
+        let which = Int(mode >> 2) % 6
         let fixed: [UInt8] =
             switch which {
             case 0: Keys.document(1, 42)
@@ -105,10 +106,42 @@ extension FuzzTargets {
             try require(s.maxWeight.isFinite && s.maxWeight > 0 && s.maxWeight <= SparseVector.maxWeight && s.blocks > 0 && s.postings >= s.blocks,
                         "term statistics \(s) accepted")
             return true
-        default:
+        case 3, 4:
             if seal { value = Records.sealed(key: key, body: value) }
             return try forwardRow(key: key, value: value, dimensions: which == 3 ? 30_522 : .max)
+        default:
+            return try rowGroup(key: key, value: value, seal: seal)
         }
+    }
+
+    /// `ForwardRows.group` on any value (with `seal`, its checksum slot rewritten over the
+    /// table its slot count names, when that fits): an accepted group's slots must tile its rows
+    /// area, start and end with a row, and each row be checked like a single row under its own
+    /// document's key.
+    static func rowGroup(key: [UInt8], value: [UInt8], seal: Bool) throws(FuzzFinding) -> Bool {
+        var value = value
+        if seal, value.count >= 12 {
+            let slots = Int(value[4]) | Int(value[5]) << 8 | Int(value[6]) << 16 | Int(value[7]) << 24
+            if slots <= (value.count - 8) / 4 { put(Records.checksum(key: key, value[4..<(8 + 4 * slots)]), at: 0, in: &value) }
+        }
+        guard key.count == 12 else { return false }
+        let parsed = try refusing {
+            try with(key, value) { k, v -> (slots: Int, rows: [(UInt32, [UInt8])], firstAndLast: Bool) in
+                let g = try ForwardRows.group(key: k, v)
+                let rows = (0..<g.slots).compactMap { i in g.row(i).map { (g.first &+ UInt32(i), [UInt8]($0)) } }
+                return (g.slots, rows, g.row(0) != nil && g.row(g.slots - 1) != nil)
+            }
+        }
+        guard let parsed else { return false }
+        let covered = parsed.rows.reduce(0) { $0 + $1.1.count }
+        try require(covered + 8 + 4 * parsed.slots == value.count, "an accepted group's rows do not tile its value")
+        try require(parsed.firstAndLast, "an accepted group starts or ends with an empty slot")
+        let c = UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3])
+        let f = UInt32(key[4]) << 24 | UInt32(key[5]) << 16 | UInt32(key[6]) << 8 | UInt32(key[7])
+        for (doc, row) in parsed.rows {
+            _ = try forwardRow(key: Keys.forwardRow(c, f, doc), value: row, dimensions: 30_522)
+        }
+        return true
     }
 
     /// A query that touches the first dimensions, SPLADE's range and the top of the 32-bit range.

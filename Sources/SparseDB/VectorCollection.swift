@@ -180,12 +180,10 @@ public final class VectorCollection: Sendable {
                 vectors[field.name] = .dense(Array(row))
             }
         }
+        let layout = try ForwardRows.layout(txn)
         for field in record.fields where field.isInverted {
-            let key = Keys.forwardRow(id, field.id, doc)
-            let vector = try key.withUnsafeBytes { k in
-                try txn.withValue(key, in: txn.table(.forwardRow)) { b throws in
-                    try b.map { try Records.parseForwardRow(key: k, $0, dimensions: field.dimensions) }
-                }
+            let vector = try ForwardRows.withRow(txn, collection: id, field: field.id, document: doc, layout: layout) { k, b throws in
+                try b.map { try Records.parseForwardRow(key: k, $0, dimensions: field.dimensions) }
             }
             if let vector { vectors[field.name] = .sparse(vector) }
         }

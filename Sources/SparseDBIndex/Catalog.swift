@@ -6,11 +6,12 @@ import SparseDBStorage
 /// (format-spec.md §3–§4).
 package enum Catalog {
     package static let magic: [UInt8] = Array("SPARSEDB".utf8)
-    /// The format this code creates. Format 2 differs only in writing forward rows plain
-    /// (format-spec.md §8): it is read and written as it is, its rows kept plain, so that the
-    /// releases of format 2 can still open it; ``FormatUpgrade`` takes it (or format 1) to 3.
-    /// A newer format is refused.
-    package static let formatVersion: UInt32 = 3
+    /// The format this code creates. Formats 2 and 3 differ only in how forward rows are kept
+    /// (format-spec.md §8, §8a): format 2 writes them plain and one record each, format 3 packed
+    /// and one record each, format 4 packed and in groups. Both older ones are read and written
+    /// as they are, so that their releases can still open them; ``FormatUpgrade`` takes them (or
+    /// format 1) to 4. A newer format is refused.
+    package static let formatVersion: UInt32 = 4
     /// The oldest format opened without an upgrade.
     package static let oldestOpenedFormat: UInt32 = 2
     package static let formatKey: [UInt8] = Array("format".utf8)
@@ -81,7 +82,7 @@ package enum Catalog {
         if version < oldestOpenedFormat {
             throw SparseDBError(
                 .olderFormat,
-                "\(path) was written by SparseDB format \(version); this SparseDB reads formats \(oldestOpenedFormat) and \(formatVersion). Upgrade it in place with `sparsedb upgrade --db \(path)` (Database.upgrade(path:)); back it up first if you may need the old version")
+                "\(path) was written by SparseDB format \(version); this SparseDB reads formats \(oldestOpenedFormat) to \(formatVersion). Upgrade it in place with `sparsedb upgrade --db \(path)` (Database.upgrade(path:)); back it up first if you may need the old version")
         }
         if version > formatVersion {
             throw SparseDBError(

@@ -34,46 +34,54 @@ package enum FormatUpgrade {
         if version == Catalog.formatVersion { return version }
         switch version {
         case 1: try env.write { txn in try upgradeFormat1(txn, path: env.path) }
-        case 2:
+        case 2, 3:
             // Opened as for use first: the registry's rules and the commit stamp (§3a) are
             // checked — a database that LMDB opened at an older snapshot must be refused, not
             // rewritten and stamped, which would make the lost commits permanent — and every
             // write from here on is stamped.
             try Catalog.open(env, create: false)
-            try env.write { txn in try upgradeFormat2(txn, path: env.path) }
+            try env.write { txn in try upgradeRows(txn, from: version) }
         default:
-            throw SparseDBError(.newerFormat, "\(env.path): format \(version) cannot be upgraded by this SparseDB (it reads formats 2 and \(Catalog.formatVersion))")
+            throw SparseDBError(.newerFormat, "\(env.path): format \(version) cannot be upgraded by this SparseDB (it reads formats \(Catalog.oldestOpenedFormat) to \(Catalog.formatVersion))")
         }
         return version
     }
 
-    /// Format 2 → 3: every forward row of every inverted field is rewritten packed (§8), its
-    /// checksum and entries checked on the way; then the format record says 3. Nothing else
-    /// differs between the two formats.
-    private static func upgradeFormat2(_ v3: borrowing Transaction, path: String) throws {
-        let rows = v3.table(.forwardRow)
-        for name in try Catalog.collectionNames(v3) {
-            guard let record = try Catalog.loadCollection(v3, name: name) else { continue }
+    /// Formats 2 and 3 → 4. From format 2, every forward row of every inverted field is first
+    /// rewritten packed (§8), its checksum and entries checked on the way (what format 3
+    /// changed); then, from either, each field's rows are gathered into groups (§8a, what format
+    /// 4 changed), each row's checksum checked again; then the format record says 4. Nothing
+    /// else differs between the three formats.
+    private static func upgradeRows(_ txn: borrowing Transaction, from version: UInt32) throws {
+        for name in try Catalog.collectionNames(txn) {
+            guard let record = try Catalog.loadCollection(txn, name: name) else { continue }
             for field in record.fields where field.isInverted {
-                let prefix = Keys.field(record.id, field.id)
-                // A cursor must not walk a table that is being written: rows are read in runs,
-                // each run rewritten before the next is read.
-                var start: [UInt8]? = nil
-                while true {
-                    var run: [(key: [UInt8], value: [UInt8])] = []
-                    try v3.scan(prefix: prefix, from: start, in: rows) { k, v in
-                        let vector = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions)
-                        let key = [UInt8](k)
-                        run.append((key, Records.forwardRow(key: key, vector, encoding: .packed)))
-                        return run.count < 4096
-                    }
-                    guard let last = run.last else { break }
-                    for (key, value) in run { try v3.put(value, forKey: key, in: rows) }
-                    start = last.key + [0]
-                }
+                if version == 2 { try packRows(txn, collection: record.id, field: field) }
+                try ForwardRows.regroup(txn, collection: record.id, field: field, from: .single, dropping: nil)
             }
         }
-        try v3.put(Catalog.formatRecord(), forKey: Catalog.formatKey, in: v3.table(.meta))
+        try txn.put(Catalog.formatRecord(), forKey: Catalog.formatKey, in: txn.table(.meta))
+    }
+
+    /// Rewrites a field's plain single rows (format 2) as packed single rows (format 3).
+    private static func packRows(_ txn: borrowing Transaction, collection c: UInt32, field: FieldRecord) throws {
+        let rows = txn.table(.forwardRow)
+        let prefix = Keys.field(c, field.id)
+        // A cursor must not walk a table that is being written: rows are read in runs, each run
+        // rewritten before the next is read.
+        var start: [UInt8]? = nil
+        while true {
+            var run: [(key: [UInt8], value: [UInt8])] = []
+            try txn.scan(prefix: prefix, from: start, in: rows) { k, v in
+                let vector = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions)
+                let key = [UInt8](k)
+                run.append((key, Records.forwardRow(key: key, vector, encoding: .packed)))
+                return run.count < 4096
+            }
+            guard let last = run.last else { break }
+            for (key, value) in run { try txn.put(value, forKey: key, in: rows) }
+            start = last.key + [0]
+        }
     }
 
     /// Format-1 collection metadata (format 1's `CollectionInfo`).
@@ -221,6 +229,8 @@ package enum FormatUpgrade {
             record.deletedDocuments = info.deletedDocuments
             record.generation = info.generation ?? 0
             try Catalog.saveCollection(v2, record)
+            // Written above as format-3 single rows; format 4 keeps them in groups (§8a).
+            try ForwardRows.regroup(v2, collection: info.id, field: field, from: .single, dropping: nil)
         }
         for table in Table.allCases { try v2.put([table.registryFlags], forKey: TableRegistry.key(table.name), in: meta) }
         try v2.put(Catalog.formatRecord(), forKey: Catalog.formatKey, in: meta)

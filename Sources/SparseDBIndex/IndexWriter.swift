@@ -199,6 +199,8 @@ package enum IndexWriter {
             }
         }
         let rowEncoding = try Catalog.forwardRowEncoding(txn)
+        let rowLayout = try ForwardRows.layout(txn)
+        var rows: [UInt32: [(document: UInt32, sealed: [UInt8])]] = [:]  // field → new rows, in document order
         var pending: [UInt32: PendingPostings] = [:]  // field → postings in arrival order
         var flat: [UInt32: FlatStore.PendingRows] = [:]  // field → rows
         var attributes: [UInt32: [(doc: UInt32, value: AttributeValue)]] = [:]  // attribute → values
@@ -232,8 +234,7 @@ package enum IndexWriter {
                 guard case .sparse(var vector) = value else { continue }
                 if field.kind == FieldKind.csr.rawValue, let k = field.activeDimensions, vector.count > k { vector = vector.keepingLargest(k) }
                 let v = vector.droppingZeros()
-                let rowKey = Keys.forwardRow(c, fid, docId)
-                try txn.putAppending(Records.forwardRow(key: rowKey, v, encoding: rowEncoding), forKey: rowKey, in: txn.table(.forwardRow))
+                rows[fid, default: []].append((docId, Records.forwardRow(key: Keys.forwardRow(c, fid, docId), v, encoding: rowEncoding)))
                 // Mutated in place: copying the field's postings out and back would copy them
                 // all once per document (quadratic in the batch size).
                 pending[fid, default: PendingPostings()].append(document: docId, v)
@@ -243,6 +244,9 @@ package enum IndexWriter {
                 }
             }
             record.liveDocuments += 1
+        }
+        for fid in rows.keys.sorted() {
+            try ForwardRows.append(txn, collection: c, field: fid, rows: rows.removeValue(forKey: fid)!, layout: rowLayout)
         }
         for fid in pending.keys.sorted() {
             try writeGrouped(txn, collection: c, field: fid, pending.removeValue(forKey: fid)!, codec: codec)
@@ -464,9 +468,13 @@ package enum IndexWriter {
     ) throws {
         let c = record.id
         let deleted = try tombstones(txn, collection: c, capacity: record.nextDocument)
+        let rowLayout = try ForwardRows.layout(txn)
         for var field in record.fields {
             _ = try field.knownKind(collection: record.name)
             if field.isInverted {
+                // Grouped rows are rewritten as full groups without the deleted documents' rows
+                // (single rows are deleted one by one below).
+                if rowLayout == .grouped { try ForwardRows.regroup(txn, collection: c, field: field, from: .grouped, dropping: deleted) }
                 field.postings = try rebuildPostings(txn, collection: c, field: field, deleted: deleted, codec: codec, postingsPerPass: postingsPerPass)
             } else {
                 field.rows = try FlatStore.compact(txn, collection: c, field: field, deleted: deleted)
@@ -477,7 +485,9 @@ package enum IndexWriter {
         if !record.attributes.isEmpty && !deleted.isEmpty { try Attributes.rebuild(txn, record: record, deleted: deleted) }
         for doc in deleted.members {
             try txn.delete(Keys.document(c, doc), in: txn.table(.document))
-            for field in record.fields where field.isInverted { try txn.delete(Keys.forwardRow(c, field.id, doc), in: txn.table(.forwardRow)) }
+            if rowLayout == .single {
+                for field in record.fields where field.isInverted { try txn.delete(Keys.forwardRow(c, field.id, doc), in: txn.table(.forwardRow)) }
+            }
             try txn.delete(Keys.tombstone(c, doc), in: txn.table(.tombstone))
         }
         record.deletedDocuments = 0
@@ -486,6 +496,7 @@ package enum IndexWriter {
     private static func rebuildPostings(
         _ txn: borrowing Transaction, collection c: UInt32, field: FieldRecord, deleted: DocumentBitmap, codec: ZstdCodec, postingsPerPass: Int
     ) throws -> UInt64 {
+        let rowLayout = try ForwardRows.layout(txn)
         let f = field.id
         let prefix = Keys.field(c, f)
         // Plan dimension ranges from the current term statistics.
@@ -509,8 +520,7 @@ package enum IndexWriter {
         var total: UInt64 = 0
         for range in ranges {
             var lists: [UInt32: PendingList] = [:]
-            try txn.scan(prefix: prefix, in: txn.table(.forwardRow)) { k, v in
-                guard k.count == 12, let doc = Keys.part(k, 2) else { throw SparseDBError(.corrupt, "forward row key is malformed") }
+            try ForwardRows.scan(txn, collection: c, field: f, layout: rowLayout) { doc, k, v in
                 if deleted.contains(doc) { return true }
                 let vec = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions)
                 for (d, w) in zip(vec.dimensions, vec.weights) where d >= range.lo && d < range.hi {

@@ -1,7 +1,7 @@
 import SparseDBCore
 import SparseDBStorage
 
-/// The LMDB tables of a database (formats 2 and 3) (format-spec.md §2), in a registry: each table a
+/// The LMDB tables of a database (formats 2 to 4) (format-spec.md §2), in a registry: each table a
 /// database holds is recorded in `meta` under `table:NAME` with flags that say whether a
 /// SparseDB that does not know it may read or write the database. Adding a table therefore
 /// never makes an older database unopenable: a writable open creates and registers the new

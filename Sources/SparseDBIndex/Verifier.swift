@@ -121,17 +121,38 @@ package enum Verifier {
         var rowCounts: [UInt32: Int] = [:]
         // A format-2 database holds plain rows only: the release that made it cannot read packed ones.
         let packedAllowed = try Catalog.formatVersion(txn) >= 3
+        let layout = try ForwardRows.layout(txn)
+        func checkRow(_ d: UInt32, key: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) {
+            if !documents.contains(d) { problem("\(label): forward row for unknown document \(d)") }
+            do { rowCounts[d] = try Records.parseForwardRow(key: key, v, dimensions: field.dimensions).count } catch {
+                problem("\(label): forward row of document \(d): \(message(error))")
+            }
+            if !packedAllowed, v.count > 4, v[4] == Records.ForwardRowEncoding.packed.rawValue {
+                problem("\(label): forward row of document \(d) is packed, which a format-2 database must not hold")
+            }
+        }
+        var previousGroupLast: UInt32? = nil
         try txn.scan(prefix: fieldPrefix, in: txn.table(.forwardRow)) { k, v in
             guard k.count == 12, let d = Keys.part(k, 2) else {
                 problem("\(label): malformed forward row key")
                 return true
             }
-            if !documents.contains(d) { problem("\(label): forward row for unknown document \(d)") }
-            do { rowCounts[d] = try Records.parseForwardRow(key: k, v, dimensions: field.dimensions).count } catch {
-                problem("\(label): forward row of document \(d): \(message(error))")
+            guard layout == .grouped else {
+                checkRow(d, key: k, v)
+                return true
             }
-            if !packedAllowed, v.count > 4, v[4] == Records.ForwardRowEncoding.packed.rawValue {
-                problem("\(label): forward row of document \(d) is packed, which a format-2 database must not hold")
+            // Format 4: a group of rows (§8a); each row checked with its own document's key.
+            let g: ForwardRows.Group
+            do { g = try ForwardRows.group(key: k, v) } catch {
+                problem("\(label): \(message(error))")
+                return true
+            }
+            if let p = previousGroupLast, g.first <= p { problem("\(label): forward row group at document \(g.first) overlaps the group before it") }
+            previousGroupLast = g.last
+            for i in 0..<g.slots {
+                guard let row = g.row(i) else { continue }
+                let doc = g.first &+ UInt32(i)
+                Keys.withForwardRow(c, field.id, doc) { checkRow(doc, key: $0, row) }
             }
             return true
         }

@@ -191,9 +191,7 @@ package final class ForwardCache: Sendable {
         var next = 0  // rows written: documents first ..< first + next
         var clamped: [Float] = []
         var tooLarge = false
-        let prefix = [UInt8](bigEndianKey: c, field.id)
-        try txn.scan(prefix: prefix, from: Keys.forwardRow(c, field.id, first), in: txn.table(.forwardRow)) { k, v in
-            guard k.count == 12, let doc = Keys.part(k, 2) else { throw SparseDBError(.corrupt, "forward row key is malformed") }
+        try ForwardRows.scan(txn, collection: c, field: field.id, from: first, layout: try ForwardRows.layout(txn)) { doc, k, v in
             let r = Int(doc &- first)
             guard doc >= first, r < count else { return false }
             while next < r {

@@ -76,15 +76,13 @@ extension QueryEngine {
     ) throws -> [UInt32: Double] {
         var out: [UInt32: Double] = [:]
         if field.isInverted {
+            let layout = try ForwardRows.layout(txn)
             for doc in documents {
-                let key = Keys.forwardRow(record.id, field.id, doc)
-                let s = try key.withUnsafeBytes { k in
-                    try txn.withValue(key, in: txn.table(.forwardRow)) { b throws -> Double? in
-                        guard let b else { return nil }
-                        return try sparse.dimensions.withUnsafeBufferPointer { qd in
-                            try sparse.weights.withUnsafeBufferPointer { qw in
-                                try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b))
-                            }
+                let s = try ForwardRows.withRow(txn, collection: record.id, field: field.id, document: doc, layout: layout) { k, b throws -> Double? in
+                    guard let b else { return nil }
+                    return try sparse.dimensions.withUnsafeBufferPointer { qd in
+                        try sparse.weights.withUnsafeBufferPointer { qw in
+                            try Records.dot(queryDimensions: qd, queryWeights: qw, row: try Records.checkedForwardRow(key: k, b))
                         }
                     }
                 }

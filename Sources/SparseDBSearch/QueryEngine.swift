@@ -244,16 +244,14 @@ package final class QueryEngine: Sendable {
     ) throws -> [(document: UInt32, value: T)] {
         var scored: [(document: UInt32, value: T)] = []
         scored.reserveCapacity(documents.count)
-        let rows = txn.table(.forwardRow)
+        let layout = try ForwardRows.layout(txn)
         for doc in documents {
-            let value = try Keys.withForwardRow(c, f, doc) { k in
-                try txn.withValue(rawKey: k, in: rows) { b throws -> T? in
-                    guard let b else {
-                        if skippingAbsentRows { return nil }
-                        throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")
-                    }
-                    return try score(try Records.checkedForwardRow(key: k, b))
+            let value = try ForwardRows.withRow(txn, collection: c, field: f, document: doc, layout: layout) { k, b throws -> T? in
+                guard let b else {
+                    if skippingAbsentRows { return nil }
+                    throw SparseDBError(.corrupt, "document \(doc) has no forward row in field \(f)")
                 }
+                return try score(try Records.checkedForwardRow(key: k, b))
             }
             if let value { scored.append((doc, value)) }
         }

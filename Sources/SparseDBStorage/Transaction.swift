@@ -99,17 +99,51 @@ package struct Transaction: ~Copyable {
         prefix: [UInt8], from start: [UInt8]? = nil, in table: TableRef,
         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
+        try (start ?? prefix).withUnsafeBytes { try scan(prefix: prefix, rawStart: $0, floor: false, in: table, body) }
+    }
+
+    /// Like ``scan(prefix:from:in:_:)``, but starting at the *last* entry under `prefix` whose key
+    /// is at most `start` (the entry that may cover `start`, when entries are keyed by the first
+    /// of a range, as forward-row groups are), or at the first entry after it when there is none.
+    ///
+    /// - warning: Both buffers point into LMDB's map and are valid only during `body`.
+    package func scan(
+        prefix: [UInt8], fromFloorOf start: UnsafeRawBufferPointer, in table: TableRef,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try scan(prefix: prefix, rawStart: start, floor: true, in: table, body)
+    }
+
+    private func scan(
+        prefix: [UInt8], rawStart first: UnsafeRawBufferPointer, floor: Bool, in table: TableRef,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         guard let dbi = table.dbi else { return }
         var cursor: OpaquePointer?
         try lmdbCheck(sparsedb_guarded_cursor_open(handle, dbi, &cursor), "opening a cursor on table '\(table.name)'")
         defer { mdb_cursor_close(cursor) }
-        let first = start ?? prefix
         var key = MDB_val()
         var value = MDB_val()
-        var rc = first.withUnsafeBytes { k -> Int32 in
-            key = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+        func position(_ op: MDB_cursor_op) -> Int32 {
+            key = MDB_val(mv_size: first.count, mv_data: UnsafeMutableRawPointer(mutating: first.baseAddress))
             // LMDB refuses a zero-length key, so an empty start means "from the first entry".
-            return sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: (k.isEmpty ? MDB_FIRST : MDB_SET_RANGE).rawValue))
+            return sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: (first.isEmpty ? MDB_FIRST : op).rawValue))
+        }
+        var rc = position(MDB_SET_RANGE)
+        if floor && !first.isEmpty {
+            // Step back one entry unless the key was found exactly; keep that entry only if it
+            // is under the prefix (else start again at the first entry after `start`).
+            if rc == MDB_SUCCESS { try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key") }
+            let exact = rc == MDB_SUCCESS && key.mv_size == first.count && memcmp(key.mv_data, first.baseAddress!, first.count) == 0
+            if !exact {
+                if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try lmdbCheck(rc, "reading table '\(table.name)'") }
+                let back = sparsedb_guarded_cursor_get(cursor, &key, &value, Int32(bitPattern: (rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV).rawValue))
+                if back != MDB_SUCCESS && back != MDB_NOTFOUND { try lmdbCheck(back, "reading table '\(table.name)'") }
+                if back == MDB_SUCCESS { try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key") }
+                let under = back == MDB_SUCCESS && key.mv_size >= prefix.count
+                    && (prefix.isEmpty || memcmp(key.mv_data, prefix, prefix.count) == 0)
+                rc = under ? MDB_SUCCESS : position(MDB_SET_RANGE)
+            }
         }
         while rc == MDB_SUCCESS {
             try bounds.check(key.mv_data, key.mv_size, txn: handle, table: table, key: nil, what: "key")

@@ -41,7 +41,7 @@ import Testing
             let json = try JSONSerialization.jsonObject(with: Data(stats.out.utf8)) as? [String: Any]
             let coll = (json?["collections"] as? [[String: Any]])?.first
             #expect(coll?["documents"] as? Int == 1400)
-            #expect(json?["formatVersion"] as? Int == 3)
+            #expect(json?["formatVersion"] as? Int == 4)
 
             // Delete the top hit of query 1, compact, and check it is gone while verify stays clean.
             let top = got["1"]![0].0

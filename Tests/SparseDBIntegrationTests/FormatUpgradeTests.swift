@@ -41,9 +41,9 @@ import Testing
             #expect(cli.status == 1 && cli.err.contains("sparsedb upgrade"), "\(cli.err)")
 
             let up = try run(sparsedb, ["upgrade", "--db", path])
-            #expect(up.status == 0 && up.err.contains("from format 1 to 3"), "\(up.err)")
+            #expect(up.status == 0 && up.err.contains("from format 1 to 4"), "\(up.err)")
             let again = try run(sparsedb, ["upgrade", "--db", path])
-            #expect(again.status == 0 && again.err.contains("already in format 3"), "\(again.err)")
+            #expect(again.status == 0 && again.err.contains("already in format 4"), "\(again.err)")
             let verify = try run(sparsedb, ["verify", "--db", path])
             #expect(verify.status == 0, "\(verify.out)")
 

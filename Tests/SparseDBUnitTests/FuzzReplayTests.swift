@@ -177,6 +177,13 @@ struct FuzzSeeds {
         add("FuzzRecords", "forward-row-wide-packed-sealed", [4 << 2 | 1] + Array(Records.forwardRow(key: [], wide, encoding: .packed).dropFirst(4)))
         let key = Keys.forwardRow(9, 1, 7)
         add("FuzzRecords", "forward-row-own-key", [3 << 2 | 2, UInt8(key.count)] + key + Records.forwardRow(key: key, try SparseVector([(5, 1), (6, 2)] as [(UInt32, Float)]), encoding: .plain))
+        // A group (format 4) of three real rows at documents 42, 43 and 46, under the harness's key.
+        var group = ForwardRows.GroupBuilder(collection: 1, field: 2)
+        for (doc, v) in zip([42, 43, 46] as [UInt32], try Self.vectors("scifact", limit: 3).map(\.vector)) {
+            Records.forwardRow(key: Keys.forwardRow(1, 2, doc), v, encoding: .packed).withUnsafeBytes { group.add(document: doc, sealedRow: $0) }
+        }
+        group.finish()
+        add("FuzzRecords", "forward-row-group", [5 << 2] + group.done[0].value)
     }
 
     /// Tensors of the splade fixture recipe in each float dtype, an I64 tensor, metadata: as a

@@ -153,20 +153,23 @@ import Testing
         }
     }
 
-    /// Format 2 (plain forward rows) is opened, searched and written as it is — its new rows stay
-    /// plain, so the releases that made it can still read it — and `upgrade` takes it to format
-    /// 3: every row rewritten packed (more than one run of 4,096 rows, tombstoned documents'
-    /// included), every answer the same as brute force before and after. An upgrade refuses a
-    /// database whose commit stamp says LMDB opened an older snapshot, and verify reports a
-    /// packed row in a format-2 database.
-    @Test func formatTwoIsKeptThenUpgradedToPackedRows() throws {
+    /// Formats 2 (plain forward rows, one record each) and 3 (packed rows, one record each) are
+    /// opened, searched and written as they are — new rows one record each, plain in format 2, so
+    /// the releases that made them can still read them — and `upgrade` takes them to format 4:
+    /// every row packed (format 2: more than one run of 4,096 rows, tombstoned documents'
+    /// included) and gathered into groups (§8a), every answer the same as brute force before and
+    /// after, every vector back bit for bit. An upgrade refuses a database whose commit stamp
+    /// says LMDB opened an older snapshot, and verify reports a packed row in a format-2 database.
+    @Test(arguments: [2, 3] as [UInt32])
+    func olderFormatsAreKeptThenUpgradedToGroupedRows(version: UInt32) throws {
         let docs = try readVectors(referencePath("scifact", "doc_vectors.jsonl"), limit: 5000)
         let queries = try readVectors(referencePath("scifact", "query_vectors.jsonl"), limit: 25).map(\.vector)
         let first = 4500, deleted = Set(docs.prefix(40).map(\.id))
         func encodings(_ db: Database) throws -> [UInt8: Int] {
             var seen: [UInt8: Int] = [:]
             try db.env.read { txn in
-                try txn.scan(prefix: [], in: txn.table(.forwardRow)) { _, v in
+                let layout = try ForwardRows.layout(txn)
+                try ForwardRows.scan(txn, collection: 1, field: 1, layout: layout) { _, _, v in
                     seen[v[4], default: 0] += 1
                     return true
                 }
@@ -192,19 +195,23 @@ import Testing
         }
         try withTemporaryDirectory { dir in
             let path = dir + "/db"
-            // A format-2 database, as a format-2 release wrote it: plain rows, version 2.
+            // A database as a format-2 or 3 release wrote it: the version record says so before
+            // anything is written, so the rows are written as those releases wrote them.
+            let encoding: UInt8 = version == 2 ? 0 : 1
             do {
                 let db = try Database(path: path)
+                try db.env.write { txn in try txn.put(Catalog.formatRecord(version: version), forKey: Catalog.formatKey, in: txn.table(.meta)) }
                 let c = try db.collection("c", creatingWithDimensions: 30_522)
                 try c.upsert(docs.prefix(first).map { Document(id: $0.id, vector: $0.vector) })
                 #expect(try c.delete(ids: Array(deleted)).isEmpty)
-                #expect(try encodings(db) == [1: first])
-                try rewriteRows(db, .plain)
-                try db.env.write { txn in try txn.put(Catalog.formatRecord(version: 2), forKey: Catalog.formatKey, in: txn.table(.meta)) }
-                // One packed row is a finding in a format-2 database.
-                try rewriteRows(db, .packed, only: 1)
-                #expect(try db.verify().contains { $0.contains("packed") })
-                try rewriteRows(db, .plain)
+                #expect(try encodings(db) == [encoding: first])
+                #expect(try db.env.read { txn in try txn.tableStats(txn.table(.forwardRow)).entries } == first)
+                if version == 2 {
+                    // One packed row is a finding in a format-2 database.
+                    try rewriteRows(db, .packed, only: 1)
+                    #expect(try db.verify().contains { $0.contains("packed") })
+                    try rewriteRows(db, .plain)
+                }
                 #expect(try db.verify().isEmpty)
                 db.close()
             }
@@ -212,11 +219,12 @@ import Testing
             let live = liveFirst + docs.dropFirst(first)
             do {
                 let db = try Database(path: path)
-                #expect(try db.statistics().formatVersion == 2)
+                #expect(try db.statistics().formatVersion == Int(version))
                 try checkAnswers(db, live: Array(liveFirst))
                 try db.collection("c").upsert(docs.dropFirst(first).map { Document(id: $0.id, vector: $0.vector) })
-                #expect(try encodings(db) == [0: docs.count])
-                #expect(try db.statistics().formatVersion == 2)
+                #expect(try encodings(db) == [encoding: docs.count])
+                #expect(try db.env.read { txn in try txn.tableStats(txn.table(.forwardRow)).entries } == docs.count)
+                #expect(try db.statistics().formatVersion == Int(version))
                 try checkAnswers(db, live: live)
                 db.close()
             }
@@ -235,14 +243,25 @@ import Testing
             }
             let refused = #expect(throws: SparseDBError.self) { try Database.upgrade(path: damaged) }
             #expect(refused?.code == .corrupt)
-            #expect(try Database.formatVersion(path: damaged) == 2)
+            #expect(try Database.formatVersion(path: damaged) == Int(version))
 
-            #expect(try Database.upgrade(path: path) == 2)
-            #expect(try Database.formatVersion(path: path) == 3)
-            #expect(try Database.upgrade(path: path) == 3)
+            #expect(try Database.upgrade(path: path) == Int(version))
+            #expect(try Database.formatVersion(path: path) == 4)
+            #expect(try Database.upgrade(path: path) == 4)
             let db = try Database(path: path)
             defer { db.close() }
             #expect(try encodings(db) == [1: docs.count])
+            // Grouped as §8a's writer does (greedily up to 65,520 bytes, each row 4 bytes of table
+            // more): at least the bytes over that bound, and any two neighbours hold more than it.
+            let (groups, bytes) = try db.env.read { txn in
+                var bytes = 0
+                try ForwardRows.scan(txn, collection: 1, field: 1, layout: .grouped) { _, _, row in
+                    bytes += row.count + 4
+                    return true
+                }
+                return (try txn.tableStats(txn.table(.forwardRow)).entries, bytes)
+            }
+            #expect(groups >= (bytes + 65_511) / 65_512 && groups <= 2 * bytes / 65_512 + 1, "\(groups) groups for \(bytes) bytes")
             #expect(try db.verify().isEmpty)
             try checkAnswers(db, live: live)
             // Every stored vector comes back bit for bit.

@@ -13,7 +13,7 @@ What it does:
 - computes the exact float top-k of every query by brute force (numpy, float64; cached in the
   work directory);
 - per engine, builds the index (SparseDB: `sparsedb ingest --vectors docs.csr`, which compacts
-  at the end; PISA: quantized block_simdbp index with block-max data; Seismic: one index per
+  at the end, then `sparsedb compact --into` a new file, the one queried and measured; PISA: quantized block_simdbp index with block-max data; Seismic: one index per
   configuration) and runs the queries in a separate process pinned to one core
   (`taskset -c CPU`, default 1): one warm-up pass, then one measured pass, one query at a time
   (SparseDB: `sparsedb bench`; PISA and Seismic: tools/bench/engine_*.py);
@@ -222,6 +222,7 @@ class Harness:
             run(["swift", "build", "-c", "release", "--product", "sparsedb"], log_path=self.logfile, env=dict(os.environ))
         base = os.path.join(self.work, "sparsedb")
         db = os.path.join(base, "db")
+        compacted = os.path.join(base, "db-compact")
         build_json = os.path.join(base, "build.json")
         if not (a.reuse and os.path.exists(build_json)):
             shutil.rmtree(base, ignore_errors=True)
@@ -230,15 +231,22 @@ class Harness:
             wall, rss, _ = run([exe, "ingest", "--db", db, "--collection", "bench", "--vectors", self.docs_csr, "--batch-size", str(a.batch_size),
                                 "--dimensions", str(self.docs.cols), "--quiet"], cpu=self.cpu, log_path=self.logfile,
                                stdout_path=os.path.join(base, "ingest.out"))
-            _, _, stats = run([exe, "stats", "--db", db], stdout_path=os.path.join(base, "stats.json"))
+            ingested_bytes = dir_bytes(db)
+            # Then the file a user serves from: `compact --into` (the lists re-packed into full
+            # blocks, every table rewritten in key order into a new file); queries run on it.
+            compact_wall, compact_rss, _ = run([exe, "compact", "--db", db, "--into", compacted], cpu=self.cpu, log_path=self.logfile)
+            _, _, stats = run([exe, "stats", "--db", compacted], stdout_path=os.path.join(base, "stats.json"))
             st = json.loads(stats)
             field = st["collections"][0]["fields"][0]
-            b = {"build_s": wall, "build_peak_rss_bytes": rss, "index_bytes": dir_bytes(db), "posting_bytes": field["postingBytes"],
+            b = {"build_s": wall + compact_wall, "ingest_s": wall, "compact_s": compact_wall, "build_peak_rss_bytes": max(rss or 0, compact_rss or 0),
+                 "ingested_bytes": ingested_bytes, "index_bytes": dir_bytes(compacted), "posting_bytes": field["postingBytes"],
                  "forward_bytes": field["forwardBytes"], "data_mdb_bytes": st["bytesOnDisk"], "bytes_used": st["bytesUsed"],
-                 "load_average_1m": [load0, loadavg()], "batch_size": a.batch_size}
+                 "format_version": st["formatVersion"], "load_average_1m": [load0, loadavg()], "batch_size": a.batch_size}
             with open(build_json, "w") as f:
                 json.dump(b, f, indent=1)
         b = json.load(open(build_json))
+        if "compact_s" not in b:
+            compacted = db  # a build of an earlier harness: queried as ingested
         log("sparsedb index: %.1f s, %.1f MB on disk (%.2f bytes/posting)" % (b["build_s"], b["index_bytes"] / 1e6, b["index_bytes"] / self.docs.nnz))
         if a.build_only:
             return
@@ -256,7 +264,7 @@ class Harness:
                 + (" cold" if cold else "") + ("" if s.get("cache_mb") is None else " cache=%dMiB" % s["cache_mb"])
             tag = label.replace(" ", "_").replace("=", "")
             runf = os.path.join(base, "run-%s.jsonl" % tag)
-            cmd = [exe, "bench", "--db", db, "--collection", "bench", "--query-vectors", self.queries_csr, "--algorithm", algo, "--k", str(a.k),
+            cmd = [exe, "bench", "--db", compacted, "--collection", "bench", "--query-vectors", self.queries_csr, "--algorithm", algo, "--k", str(a.k),
                    "--run", runf, "--threads", str(threads)]
             if hf is not None:
                 cmd += ["--heap-factor", str(hf)]

@@ -192,6 +192,29 @@ def collections(view):
     return out
 
 
+def grouped_rows(entries, fprefix):
+    """{doc key bytes: sealed row body} from format 4's row groups (§8a): crc ‖ slots ‖ slots ×
+    u32le ends ‖ rows, each row a §8 sealed row under its own document's key (checksums are the
+    engine's to check; this reads the layout as the spec states it)."""
+    rows = {}
+    for k, v in entries:
+        if k[:8] != fprefix:
+            continue
+        first = struct.unpack(">I", k[8:12])[0]
+        slots = struct.unpack_from("<I", v, 4)[0]
+        ends = struct.unpack_from("<%dI" % slots, v, 8)
+        base = 8 + 4 * slots
+        assert ends[-1] == len(v) - base, f"group {first}: table"
+        start = 0
+        for i, end in enumerate(ends):
+            if end > start:
+                doc = struct.pack(">I", first + i)
+                row = v[base + start:base + end]
+                rows[doc] = row[4:]
+            start = end
+    return rows
+
+
 def live_documents(path, collection, field_id=1):
     """{external id: (payload bytes or None, {dim: float weight})} of the collection's live
     documents, read straight from LMDB: id map → document record → forward row."""
@@ -205,7 +228,11 @@ def live_documents(path, collection, field_id=1):
     prefix = struct.pack(">I", cid)
     docs = {k[4:]: v[4:] for k, v in t["document"] if k[:4] == prefix}
     fprefix = prefix + struct.pack(">I", field_id)
-    rows = {k[8:]: v[4:] for k, v in t["forward-row"] if k[:8] == fprefix}
+    version = struct.unpack_from("<I", meta[b"format"], 8)[0]
+    if version >= 4:
+        rows = grouped_rows(t["forward-row"], fprefix)
+    else:
+        rows = {k[8:]: v[4:] for k, v in t["forward-row"] if k[:8] == fprefix}
     out = {}
     for k, v in t["external-id"]:
         if k[:4] != prefix:
