@@ -150,12 +150,12 @@ extension QueryEngine {
                 exact[hit.document] = hit.score
             }
         }
-        // Step 3: the exact top-k of the scored documents. Each approximate score is within its
-        // error of the exact one, so a document whose upper end is below the k-th largest lower
-        // end cannot be among them; the others are rescored from the stored rows (those already
-        // read exactly are not read again).
-        // Each interval: exact where the stored row was read, else the cache's score ± its bound
-        // (a NaN — a sum that overflowed — bounds nothing).
+        // Step 3: the exact top-k of the scored documents. Each document's score lies in an
+        // interval: exact where its stored row was read, else the cache's score ± its bound. A
+        // document whose upper end is below the k-th largest lower end cannot be among the top k;
+        // the others are rescored from the stored rows (those already read are not read again).
+        // (A NaN cache score — a sum that overflowed — was read above as uncached; it would
+        // bound nothing.)
         var lower = [Double](repeating: 0, count: scored.count)
         var upper = [Double](repeating: 0, count: scored.count)
         for i in scored.indices {
@@ -167,12 +167,7 @@ extension QueryEngine {
                 (lower[i], upper[i]) = (Double(scores[i]) - errors[i], Double(scores[i]) + errors[i])
             }
         }
-        var bar = -Double.infinity
-        if scored.count > query.k {
-            var copy = lower
-            copy.sort(by: >)
-            bar = copy[query.k - 1]
-        }
+        let bar = scored.count > query.k ? Self.kthLargest(query.k, of: lower) : -Double.infinity
         var reread: [UInt32] = []
         for i in scored.indices where exact[scored[i]] == nil && upper[i] >= bar { reread.append(scored[i]) }
         stats.candidatesRescored = reread.count
@@ -180,6 +175,31 @@ extension QueryEngine {
         for (d, s) in exact { hits.append(ScoredDocument(document: d, score: s)) }
         hits.sort(by: ScoredDocument.ranksBefore)
         return (Array(hits.prefix(query.k)), stats)
+    }
+
+    /// The `k`-th largest of `values` (1 ≤ k ≤ values.count, no NaN): a min-heap of the `k`
+    /// largest seen, O(n log k) — the candidates are thousands and k is usually 10, where
+    /// sorting them all cost more than the rest of this step.
+    package static func kthLargest(_ k: Int, of values: [Double]) -> Double {
+        var heap = Array(values.prefix(k))  // a min-heap: heap[0] is the smallest kept
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < k && heap[l] < heap[m] { m = l }
+                if r < k && heap[r] < heap[m] { m = r }
+                if m == i { return }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        for v in values.dropFirst(k) where v > heap[0] {
+            heap[0] = v
+            siftDown(0)
+        }
+        return heap[0]
     }
 
     /// The `count` documents of largest value, in id order (`documents` in id order; ties at the

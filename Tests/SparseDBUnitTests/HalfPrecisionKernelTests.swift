@@ -276,6 +276,25 @@ import Testing
 
 /// The kernels of the `postingsPerTerm` search (cached_rows.c).
 @Suite struct CachedRowKernelTests {
+    /// The pruned-lists search's k-th largest lower end (step 3) against sorting: ties,
+    /// infinities, k = 1, k = n and one between.
+    @Test func kthLargestIsTheSortedOne() {
+        var rng = SplitMix64(seed: 43)
+        for trial in 0..<300 {
+            let n = Int.random(in: 1...400, using: &rng)
+            let values: [Double] = (0..<n).map { _ in
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0: -.infinity
+                case 1: Double(Int.random(in: 0..<3, using: &rng))
+                default: Double.random(in: -5...5, using: &rng)
+                }
+            }
+            for k in Set([1, n, Int.random(in: 1...n, using: &rng)]) {
+                #expect(QueryEngine.kthLargest(k, of: values) == values.sorted(by: >)[k - 1], "trial \(trial): k = \(k) of \(n)")
+            }
+        }
+    }
+
     /// Rows of 0 to 100 entries (every tail of the 16- and 8-wide loops), at random places in a
     /// chunk, scored by both paths against double-precision sums of the widened halves: within
     /// the f32 summation bound (n · 2⁻²³ of the sum of |products|).
