@@ -14,7 +14,7 @@ import SparseDBStorage
 package enum PostingBlock {
     package static let headerSize = 20
     /// Postings per block written by the engine.
-    package static let targetCount = 128
+    package static let targetCount = 256
     /// Largest count the format can express (count − 1 is one byte).
     package static let maxCount = 256
     package static let flagZstd: UInt8 = 1
@@ -48,8 +48,9 @@ package enum PostingBlock {
         for w in weights { payload.u8(code(for: w, blockMax: blockMax)) }
         var flags: UInt8 = 0
         var stored = payload.bytes
-        // zstd's frame overhead makes tiny blocks bigger; keep whichever is smaller.
-        if payload.bytes.count > 48 {
+        // zstd's frame overhead makes tiny blocks bigger; keep whichever is smaller. Level 0
+        // means "store plain" (ingest's default: see `Database.Configuration.compressionLevel`).
+        if payload.bytes.count > 48 && codec.level != 0 {
             let compressed = try payload.bytes.withUnsafeBytes { (b) throws in try codec.compress(b) }
             if compressed.count < payload.bytes.count {
                 stored = compressed
