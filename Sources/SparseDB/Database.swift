@@ -38,7 +38,8 @@ public final class Database: Sendable {
         /// gaps and one impact byte a posting, close to random) for about a tenth of an ingest's
         /// CPU time, so ingest leaves it to compaction (``compactionCompressionLevel``).
         public var compressionLevel: Int32 = 0
-        /// zstd level for posting blocks rewritten by compaction (offline, so it may be slower).
+        /// zstd level for posting blocks rewritten by compaction (offline, so it may be slower);
+        /// 0 stores them without compression.
         public var compactionCompressionLevel: Int32 = 19
         /// Bytes of decoded posting data kept in memory between queries (0 disables the cache;
         /// every query then decodes the blocks it touches from the memory map).

@@ -164,10 +164,13 @@ package enum ForwardRows {
 
         var isEmpty: Bool { ends.isEmpty }
 
-        package mutating func add(document: UInt32, sealedRow row: UnsafeRawBufferPointer) {
+        package mutating func add(document: UInt32, sealedRow row: UnsafeRawBufferPointer) throws {
             if !ends.isEmpty {
                 let next = UInt64(first) + UInt64(ends.count)
-                let gap = UInt64(document) - next  // documents arrive in increasing order
+                guard UInt64(document) >= next else {
+                    throw SparseDBError(.corrupt, "forward row of document \(document) comes after document \(next - 1)'s")
+                }
+                let gap = UInt64(document) - next
                 let grown = 8 + 4 * (ends.count + Int(gap) + 1) + rows.count + row.count
                 if gap > UInt64(maxGap) || grown > groupBytes || ends.count + Int(gap) + 1 > maxSlots {
                     finish()
@@ -208,7 +211,7 @@ package enum ForwardRows {
             for (doc, row) in rows { try txn.putAppending(row, forKey: Keys.forwardRow(c, f, doc), in: table) }
         case .grouped:
             var builder = GroupBuilder(collection: c, field: f)
-            for (doc, row) in rows { row.withUnsafeBytes { builder.add(document: doc, sealedRow: $0) } }
+            for (doc, row) in rows { try row.withUnsafeBytes { try builder.add(document: doc, sealedRow: $0) } }
             builder.finish()
             for (key, value) in builder.done { try txn.putAppending(value, forKey: key, in: table) }
         }
@@ -228,6 +231,7 @@ package enum ForwardRows {
         let table = txn.table(.forwardRow)
         var builder = GroupBuilder(collection: c, field: f)
         var start: UInt32? = 0
+        var previousLast: UInt32? = nil
         while let from = start {
             var oldKeys: [[UInt8]] = []
             var rows: [(UInt32, [UInt8])] = []
@@ -245,6 +249,10 @@ package enum ForwardRows {
                     try take(first, k, v)
                 case .grouped:
                     let g = try group(key: k, v)
+                    if let p = previousLast, g.first <= p {
+                        throw SparseDBError(.corrupt, "forward row group at document \(g.first) overlaps the group before it")
+                    }
+                    previousLast = g.last
                     last = g.last
                     for i in 0..<g.slots {
                         guard let row = g.row(i) else { continue }
@@ -259,7 +267,7 @@ package enum ForwardRows {
             }
             if oldKeys.isEmpty { break }
             for key in oldKeys { try txn.delete(key, in: table) }
-            for (doc, row) in rows { row.withUnsafeBytes { builder.add(document: doc, sealedRow: $0) } }
+            for (doc, row) in rows { try row.withUnsafeBytes { try builder.add(document: doc, sealedRow: $0) } }
             // The group still being built may take rows from the next run; the finished ones go now.
             for (key, value) in builder.done { try txn.put(value, forKey: key, in: table) }
             builder.done.removeAll()

@@ -180,7 +180,7 @@ struct FuzzSeeds {
         // A group (format 4) of three real rows at documents 42, 43 and 46, under the harness's key.
         var group = ForwardRows.GroupBuilder(collection: 1, field: 2)
         for (doc, v) in zip([42, 43, 46] as [UInt32], try Self.vectors("scifact", limit: 3).map(\.vector)) {
-            Records.forwardRow(key: Keys.forwardRow(1, 2, doc), v, encoding: .packed).withUnsafeBytes { group.add(document: doc, sealedRow: $0) }
+            try Records.forwardRow(key: Keys.forwardRow(1, 2, doc), v, encoding: .packed).withUnsafeBytes { try group.add(document: doc, sealedRow: $0) }
         }
         group.finish()
         add("FuzzRecords", "forward-row-group", [5 << 2] + group.done[0].value)

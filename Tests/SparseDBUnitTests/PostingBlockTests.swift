@@ -22,6 +22,21 @@ import Testing
         }
     }
 
+    /// Level 0 (ingest's default) stores a block plain; a zstd level compresses the same
+    /// compressible block; both decode to the same postings.
+    @Test func levelZeroStoresBlocksPlain() throws {
+        let docs = (0..<UInt32(256)).map { $0 * 3 }
+        let weights = [Float](repeating: 1.5, count: 256)
+        let key = Keys.postingBlock(1, 1, 7, docs[0])
+        var decoded: [[UInt32]] = []
+        for (level, flags) in [(Int32(0), UInt8(0)), (19, PostingBlock.flagZstd)] {
+            let bytes = try PostingBlock.encode(key: key, documents: docs[...], weights: weights[...], codec: ZstdCodec(level: level))
+            #expect(bytes[0] == flags, "level \(level)")
+            decoded.append(try decode(key: key, bytes).0)
+        }
+        #expect(decoded == [docs, docs])
+    }
+
     @Test func emptyBlockIsRefused() {
         #expect(throws: SparseDBError.self) { try PostingBlock.encode(key: [], documents: [][...], weights: [][...], codec: codec) }
     }
