@@ -162,8 +162,6 @@ package enum ForwardRows {
             self.field = field
         }
 
-        var isEmpty: Bool { ends.isEmpty }
-
         package mutating func add(document: UInt32, sealedRow row: UnsafeRawBufferPointer) throws {
             if !ends.isEmpty {
                 let next = UInt64(first) + UInt64(ends.count)

@@ -178,8 +178,8 @@ extension QueryEngine {
     }
 
     /// The `k`-th largest of `values` (1 ≤ k ≤ values.count, no NaN): a min-heap of the `k`
-    /// largest seen, O(n log k) — the candidates are thousands and k is usually 10, where
-    /// sorting them all cost more than the rest of this step.
+    /// largest seen, O(n log k) instead of sorting all n (the candidates are thousands, k is
+    /// usually 10).
     package static func kthLargest(_ k: Int, of values: [Double]) -> Double {
         var heap = Array(values.prefix(k))  // a min-heap: heap[0] is the smallest kept
         func siftDown(_ start: Int) {
