@@ -54,6 +54,21 @@ package enum ForwardRows {
 
         /// The last document the group covers.
         package var last: UInt32 { first &+ UInt32(slots - 1) }
+
+        /// Calls `body` with each row's document (from `from` on), its own key (collection `c`,
+        /// field `f`) and its sealed bytes; `body` returns false to stop. Returns false when
+        /// stopped.
+        package func forEachRow(
+            collection c: UInt32, field f: UInt32, from: UInt32 = 0,
+            _ body: (_ document: UInt32, _ key: UnsafeRawBufferPointer, _ row: UnsafeRawBufferPointer) throws -> Bool
+        ) rethrows -> Bool {
+            for i in 0..<slots {
+                let doc = first &+ UInt32(i)
+                guard doc >= from, let row = row(i) else { continue }
+                if try !Keys.withForwardRow(c, f, doc, { try body(doc, $0, row) }) { return false }
+            }
+            return true
+        }
     }
 
     /// Checks a group's key, checksum and table (not its rows: each is checked when read).
@@ -108,13 +123,7 @@ package enum ForwardRows {
                         throw SparseDBError(.corrupt, "forward row group at document \(g.first) overlaps the group before it")
                     }
                     previousLast = g.last
-                    for i in 0..<g.slots {
-                        let doc = g.first &+ UInt32(i)
-                        guard doc >= first, let row = g.row(i) else { continue }
-                        let keepGoing = try Keys.withForwardRow(c, f, doc) { rowKey in try body(doc, rowKey, row) }
-                        if !keepGoing { return false }
-                    }
-                    return true
+                    return try g.forEachRow(collection: c, field: f, from: first, body)
                 }
             }
         }
@@ -252,10 +261,9 @@ package enum ForwardRows {
                     }
                     previousLast = g.last
                     last = g.last
-                    for i in 0..<g.slots {
-                        guard let row = g.row(i) else { continue }
-                        let doc = first &+ UInt32(i)
-                        try Keys.withForwardRow(c, f, doc) { try take(doc, $0, row) }
+                    _ = try g.forEachRow(collection: c, field: f) { doc, rowKey, row in
+                        try take(doc, rowKey, row)
+                        return true
                     }
                 }
                 oldKeys.append([UInt8](k))

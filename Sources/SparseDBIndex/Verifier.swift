@@ -149,10 +149,9 @@ package enum Verifier {
             }
             if let p = previousGroupLast, g.first <= p { problem("\(label): forward row group at document \(g.first) overlaps the group before it") }
             previousGroupLast = g.last
-            for i in 0..<g.slots {
-                guard let row = g.row(i) else { continue }
-                let doc = g.first &+ UInt32(i)
-                Keys.withForwardRow(c, field.id, doc) { checkRow(doc, key: $0, row) }
+            _ = g.forEachRow(collection: c, field: field.id) { doc, rowKey, row in
+                checkRow(doc, key: rowKey, row)
+                return true
             }
             return true
         }
